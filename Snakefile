@@ -1,0 +1,26 @@
+"""kerasgrid: one training job per combination of the config's grid, then a ranked leaderboard.
+
+Run `snakemake --cores N`; a user's own sweep: `snakemake --cores N --configfile my.yaml`.
+"""
+
+# A config given on the command line is the whole sweep: the demo config.yaml is read only when
+# none is given, so that its grid never merges into a user's.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/aggregate.smk"
+
+
+rule all:
+    input:
+        "results/leaderboard.tsv",
+        "results/best_params.yaml",
+    default_target: True
+
+
+onsuccess:
+    print_winner("results/best_params.yaml")

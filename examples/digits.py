@@ -1,0 +1,57 @@
+"""The default sweep: a small MLP on scikit-learn's bundled 8x8 digits (no download needed).
+
+`build_model` turns one combination of the grid into a compiled model; `train_data` and
+`val_data` are generators of (x, y) batches, the most common shape of a user's data.
+"""
+
+import keras
+import numpy as np
+from sklearn.datasets import load_digits
+
+VALIDATION_FRACTION = 0.2
+
+
+def _split():
+    digits = load_digits()
+    x = (digits.data / 16.0).astype("float32")
+    y = np.eye(10, dtype="float32")[digits.target]  # one-hot, so mean_squared_error also works
+    order = np.random.default_rng(0).permutation(len(x))
+    n_val = int(len(x) * VALIDATION_FRACTION)
+    val, train = order[:n_val], order[n_val:]
+    return (x[train], y[train]), (x[val], y[val])
+
+
+def build_model(params):
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(64,)),
+            keras.layers.Dense(params.get("units", 32), activation=params["act_in"]),
+            keras.layers.Dense(10, activation=params["act_out"]),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=params["lr"]),
+        loss=params["loss"],
+        metrics=["categorical_accuracy"],
+    )
+    return model
+
+
+def _batches(x, y, batch_size, shuffle_seed=None):
+    """One pass over the data; kerasgrid restarts the generator when it runs dry."""
+    order = np.arange(len(x))
+    if shuffle_seed is not None:
+        order = np.random.default_rng(shuffle_seed).permutation(len(x))
+    for start in range(0, len(x) - batch_size + 1, batch_size):
+        batch = order[start : start + batch_size]
+        yield x[batch], y[batch]
+
+
+def train_data(params):
+    (x, y), _ = _split()
+    return _batches(x, y, params.get("batch_size", 32), shuffle_seed=0)
+
+
+def val_data(params):
+    _, (x, y) = _split()
+    return _batches(x, y, params.get("batch_size", 32))

@@ -1,0 +1,203 @@
+"""One trial: build the model, train it on the fixed budget, and record what happened.
+
+`run_trial` is what the workflow's train rule calls and what a Python session can call directly.
+An exception from the user's code ends the trial as `failed`; a NaN or infinite loss ends it as
+`diverged`; both are recorded and the sweep goes on. Only mistakes in the sweep's own config
+(an objective the model does not log) stop the sweep.
+"""
+
+import math
+import os
+import platform
+import time
+import traceback
+from pathlib import Path
+
+from kerasgrid import records, refs
+from kerasgrid.errors import ConfigError, ModelError, Status
+
+
+def configure_tensorflow(threads: int, seed: int) -> None:
+    """Size TensorFlow's thread pools to the job's threads and seed every generator."""
+    import keras
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # TensorFlow already started in this process; its pools are fixed for its lifetime
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def build_model(build, params: dict):
+    """Call the user's model function and check that it gave a compiled Keras model."""
+    import keras
+
+    model = build(dict(params))
+    if not isinstance(model, keras.Model):
+        raise ModelError(f"the model function returned {type(model).__name__}, not a keras.Model")
+    if not model.compiled:
+        raise ModelError(
+            "the model function returned an uncompiled model; call model.compile(optimizer=..., "
+            "loss=...) inside it, using the params it receives"
+        )
+    return model
+
+
+def _objective_guard(metric: str, source: str):
+    import keras
+
+    class ObjectiveGuard(keras.callbacks.Callback):
+        """Stops the sweep after the first epoch if the objective is not among the logged metrics."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0 and metric not in (logs or {}):
+                logged = ", ".join(sorted(logs or {})) or "nothing"
+                raise ConfigError(
+                    f"{source}: objective.metric is '{metric}', but the model logs only: {logged}. "
+                    "Set objective.metric to one of these (and objective.direction to min for "
+                    "losses, max for accuracies), or add the metric in model.compile(metrics=...)."
+                )
+
+    return ObjectiveGuard()
+
+
+def summarise(history: dict) -> dict:
+    """Final, smallest and largest value (with its 1-based epoch) of every logged metric."""
+    summary = {}
+    for name, values in history.items():
+        values = [float(v) for v in values]
+        finite = [(v, epoch) for epoch, v in enumerate(values, 1) if math.isfinite(v)]
+        low = min(finite, default=(None, None))
+        high = max(finite, default=(None, None))
+        final = values[-1] if values and math.isfinite(values[-1]) else None
+        summary[name] = {
+            "final": final,
+            "min": low[0],
+            "min_epoch": low[1],
+            "max": high[0],
+            "max_epoch": high[1],
+        }
+    return summary
+
+
+def versions() -> dict:
+    import keras
+    import numpy
+    import tensorflow
+
+    import kerasgrid
+
+    return {
+        "kerasgrid": kerasgrid.__version__,
+        "python": platform.python_version(),
+        "tensorflow": tensorflow.__version__,
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def run_trial(
+    params: dict,
+    settings: dict,
+    out_dir,
+    *,
+    threads: int = 1,
+    objective: dict | None = None,
+) -> dict:
+    """Train one combination and write params.json, history.csv and metrics.json to `out_dir`.
+
+    `settings` is `Sweep.settings()`: the model and data references, budget and seed.
+    `objective` ({metric, direction, source}) is checked after the first epoch and recorded.
+    Returns the record written to metrics.json.
+    """
+    started = time.perf_counter()
+    from kerasgrid.data import as_dataset
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    budget = settings["budget"]
+    objective = dict(objective or {"metric": "val_loss" if settings["validation"] else "loss"})
+    source = objective.pop("source", "the config")
+    records.write_json(out_dir / "params.json", params)
+
+    configure_tensorflow(threads, settings["seed"])
+    import keras
+
+    record = {
+        "trial_id": out_dir.name,
+        "params": params,
+        "status": Status.OK.value,
+        "error": None,
+        "objective": {**objective, "value": None},
+        "epochs_run": 0,
+        "budget": budget,
+        "seed": settings["seed"],
+        "threads": threads,
+        "fit_seconds": 0.0,
+        "wall_seconds": None,
+        "versions": versions(),
+        "host": platform.node(),
+    }
+    history_tmp = out_dir / f".history.csv.{os.getpid()}.tmp"
+    history = {}
+    try:
+        model = build_model(refs.load(refs.Ref(settings["model"], "model", source)), params)
+        data = {}
+        for key in ("train", "validation"):
+            if settings[key]:
+                fn = refs.load(refs.Ref(settings[key], f"data.{key}", source))
+                data[key] = as_dataset(
+                    fn, params, batch_size=budget["batch_size"], seed=settings["seed"], name=f"data.{key}"
+                )
+        fit_started = time.perf_counter()
+        try:
+            fitted = model.fit(
+                data["train"],
+                epochs=budget["epochs"],
+                steps_per_epoch=budget["steps_per_epoch"],
+                validation_data=data.get("validation"),
+                validation_steps=budget["validation_steps"] if "validation" in data else None,
+                callbacks=[
+                    keras.callbacks.CSVLogger(str(history_tmp)),
+                    keras.callbacks.TerminateOnNaN(),
+                    _objective_guard(objective["metric"], source),
+                ],
+                verbose=2,
+            )
+            history = fitted.history
+        finally:
+            record["fit_seconds"] = round(time.perf_counter() - fit_started, 3)
+    except (ConfigError, MemoryError):
+        raise  # a wrong config stops the sweep; memory exhaustion is for Snakemake's retries
+    except Exception as exc:  # noqa: BLE001 - any error of the user's code fails this trial only
+        traceback.print_exc()
+        record["status"] = Status.FAILED.value
+        record["error"] = f"{type(exc).__name__}: {exc}".strip()
+        print(f"kerasgrid: trial failed: {record['error']}", flush=True)
+
+    metrics = summarise(history)
+    record["metrics"] = metrics
+    record["epochs_run"] = len(next(iter(history.values()), []))
+    if record["status"] == Status.OK.value:
+        broken = sorted(name for name, values in history.items() if not all(map(math.isfinite, values)))
+        if broken or record["epochs_run"] < budget["epochs"]:
+            record["status"] = Status.DIVERGED.value
+            record["error"] = (
+                f"{', '.join(broken) or 'loss'} became NaN or infinite in epoch {record['epochs_run']}; "
+                "training stopped there"
+            )
+            print(f"kerasgrid: trial diverged: {record['error']}", flush=True)
+        else:
+            record["objective"]["value"] = metrics[objective["metric"]]["final"]
+    if history_tmp.exists():
+        os.replace(history_tmp, out_dir / "history.csv")
+    else:
+        records.write_text(out_dir / "history.csv", "epoch\n")
+    record["wall_seconds"] = round(time.perf_counter() - started, 3)
+    # metrics.json is written last: its presence means the trial finished.
+    records.write_json(out_dir / "metrics.json", record)
+    return record

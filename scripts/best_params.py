@@ -1,0 +1,12 @@
+"""Rule `best_params`: the winner's params, trial id and objective in results/best_params.yaml."""
+
+from kerasgrid.logs import job_log
+from kerasgrid.results import write_best
+
+with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
+    write_best(
+        snakemake.input.metrics,  # noqa: F821
+        snakemake.params.objective,  # noqa: F821
+        snakemake.output.best,  # noqa: F821
+        source=snakemake.params.source,  # noqa: F821
+    )

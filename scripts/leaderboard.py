@@ -1,0 +1,13 @@
+"""Rule `leaderboard`: rank every trial of the current grid into results/leaderboard.tsv."""
+
+from kerasgrid.logs import job_log
+from kerasgrid.results import write_leaderboard
+
+with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
+    write_leaderboard(
+        snakemake.input.metrics,  # noqa: F821
+        snakemake.params.objective,  # noqa: F821
+        snakemake.params.grid_keys,  # noqa: F821
+        snakemake.output.leaderboard,  # noqa: F821
+        source=snakemake.params.source,  # noqa: F821
+    )

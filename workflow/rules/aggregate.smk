@@ -1,0 +1,32 @@
+# Ranking the trials of the current grid; trials of values since removed stay on disk, unranked.
+
+
+rule leaderboard:
+    input:
+        metrics=trial_metrics,
+    output:
+        leaderboard="results/leaderboard.tsv",
+    log:
+        "logs/leaderboard.log",
+    params:
+        objective=SWEEP.objective,
+        grid_keys=SWEEP.grid_keys,
+        source=CONFIG_SOURCE,
+    script:
+        "../../scripts/leaderboard.py"
+
+
+# A rule of its own, so that a sweep with no successful trial keeps its leaderboard.
+rule best_params:
+    input:
+        metrics=trial_metrics,
+        leaderboard="results/leaderboard.tsv",
+    output:
+        best="results/best_params.yaml",
+    log:
+        "logs/best_params.log",
+    params:
+        objective=SWEEP.objective,
+        source=CONFIG_SOURCE,
+    script:
+        "../../scripts/best_params.py"
