@@ -153,6 +153,7 @@ def run_trial(
                 data[key] = as_dataset(
                     fn, params, batch_size=budget["batch_size"], seed=settings["seed"], name=f"data.{key}"
                 )
+        csv_logger = keras.callbacks.CSVLogger(str(history_tmp))
         fit_started = time.perf_counter()
         try:
             fitted = model.fit(
@@ -162,16 +163,20 @@ def run_trial(
                 validation_data=data.get("validation"),
                 validation_steps=budget["validation_steps"] if "validation" in data else None,
                 callbacks=[
-                    keras.callbacks.CSVLogger(str(history_tmp)),
+                    csv_logger,
                     keras.callbacks.TerminateOnNaN(),
                     _objective_guard(objective["metric"], source),
                 ],
+                shuffle=False,  # the datasets come shuffled (or not) as the user made them
                 verbose=2,
             )
             history = fitted.history
         finally:
             record["fit_seconds"] = round(time.perf_counter() - fit_started, 3)
+            if getattr(csv_logger, "csv_file", None) and not csv_logger.csv_file.closed:
+                csv_logger.csv_file.close()  # Keras closes it only when training ends normally
     except (ConfigError, MemoryError):
+        history_tmp.unlink(missing_ok=True)
         raise  # a wrong config stops the sweep; memory exhaustion is for Snakemake's retries
     except Exception as exc:  # noqa: BLE001 - any error of the user's code fails this trial only
         traceback.print_exc()

@@ -1,0 +1,101 @@
+from pathlib import Path
+
+import pytest
+
+from kerasgrid.config import check, load_schema, sweep_from_config
+from kerasgrid.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+SCHEMA = load_schema(REPO / "workflow/schemas/config.schema.yaml")
+
+
+def full_config(**overrides):
+    """A valid config with the defaults filled in, as the workflow hands it on."""
+    config = {
+        "model": "examples/digits.py:build_model",
+        "data": {"train": "examples/digits.py:train_data", "validation": "examples/digits.py:val_data"},
+        "budget": {"epochs": 1, "steps_per_epoch": 2, "validation_steps": 1, "batch_size": 32},
+        "objective": {"metric": None, "direction": "min"},
+        "seed": 0,
+        "max_trials": 1000,
+        "grid": {"lr": [0.001], "act_in": ["relu"]},
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(autouse=True)
+def in_repo(monkeypatch):
+    monkeypatch.chdir(REPO)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c.pop("grid"), r"my\.yaml: the required key 'grid' is missing\. Add it: .*lr: \[0\.001"),
+        (lambda c: c["grid"].update(lr=0.001), r"my\.yaml: grid\.lr is 0\.001, but every grid value must be a non-empty list\. .*lr: \[0\.001\]"),
+        (lambda c: c["grid"].update(lr=[]), r"my\.yaml: grid\.lr is \[\], but every grid value must be a non-empty list"),
+        (lambda c: c.update(grid={}), r"my\.yaml: grid is empty\. Give at least one hyperparameter"),
+        (lambda c: c.update(grdi={"a": [1]}), r"my\.yaml: 'grdi' is not a key kerasgrid knows \(did you mean 'grid'\?\)\. Remove or rename it"),
+        (lambda c: c["budget"].update(epochs=0), r"my\.yaml: budget\.epochs is 0, which is wrong: .*Epochs per trial, a whole number of at least 1"),
+        (lambda c: c["budget"].update(steps_per_epoch=-3), r"my\.yaml: budget\.steps_per_epoch is -3"),
+        (lambda c: c["objective"].update(direction="down"), r"my\.yaml: objective\.direction is \"down\".*min when smaller is better"),
+    ],
+)
+def test_schema_errors_name_file_key_and_fix(change, message):
+    config = full_config()
+    change(config)
+    with pytest.raises(ConfigError, match=message):
+        check(config, SCHEMA, "my.yaml")
+
+
+def test_a_valid_config_passes_the_schema():
+    check(full_config(), SCHEMA, "my.yaml")
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ("examples/nope.py:build_model", r"model is 'examples/nope\.py:build_model', but the file examples/nope\.py does not exist"),
+        ("examples/digits.py:build_modle", r"examples/digits\.py defines no 'build_modle' at its top level \(it defines: .*build_model"),
+        ("no_such_package.models:build", r"no module 'no_such_package\.models' can be imported"),
+        ("json:no_such_function", r"json/__init__\.py defines no 'no_such_function'"),
+        ("build_model", r"that is not a reference to a callable\. Write it as 'path/to/file\.py:function'"),
+    ],
+)
+def test_model_references_are_checked_without_importing(model, message):
+    with pytest.raises(ConfigError, match=message):
+        sweep_from_config(full_config(model=model), "my.yaml")
+
+
+def test_module_references_resolve_to_their_file():
+    sweep = sweep_from_config(full_config(model="json:dumps"), "my.yaml")
+    assert sweep.code_files[0].endswith("json/__init__.py")
+
+
+def test_objective_defaults_to_val_loss_with_validation_and_loss_without():
+    assert sweep_from_config(full_config(), "my.yaml").objective["metric"] == "val_loss"
+    no_val = full_config(data={"train": "examples/digits.py:train_data", "validation": None})
+    assert sweep_from_config(no_val, "my.yaml").objective["metric"] == "loss"
+
+
+def test_a_validation_objective_without_validation_data_is_refused():
+    config = full_config(data={"train": "examples/digits.py:train_data", "validation": None})
+    config["objective"]["metric"] = "val_categorical_accuracy"
+    with pytest.raises(ConfigError, match=r"my\.yaml: objective\.metric is 'val_categorical_accuracy', a validation metric, but data\.validation is not set"):
+        sweep_from_config(config, "my.yaml")
+
+
+def test_a_grid_larger_than_max_trials_stops_before_expanding():
+    config = full_config(max_trials=1000, grid={f"k{i}": list(range(10)) for i in range(4)})
+    with pytest.raises(ConfigError, match=r"my\.yaml: grid expands to 10,000 trials \(10 k0 x 10 k1 x 10 k2 x 10 k3\), more than max_trials \(1,000\)"):
+        sweep_from_config(config, "my.yaml")
+
+
+def test_settings_hold_what_a_trial_depends_on_but_not_the_objective():
+    a = sweep_from_config(full_config(), "a.yaml")
+    b_config = full_config()
+    b_config["objective"] = {"metric": "val_categorical_accuracy", "direction": "max"}
+    b = sweep_from_config(b_config, "b.yaml")
+    assert a.settings() == b.settings()
+    assert sweep_from_config(full_config(seed=1), "a.yaml").settings() != a.settings()

@@ -1,0 +1,100 @@
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from kerasgrid.errors import ConfigError
+from kerasgrid.training import run_trial
+
+MODELS = Path(__file__).resolve().parent / "trial_models.py"
+
+
+def settings(model="sequential", train="data", validation="data", **budget):
+    return {
+        "model": f"{MODELS}:{model}",
+        "train": f"{MODELS}:{train}",
+        "validation": f"{MODELS}:{validation}" if validation else None,
+        "budget": {"epochs": 2, "steps_per_epoch": 4, "validation_steps": 2, "batch_size": 8, **budget},
+        "seed": 0,
+        "training_version": 1,
+    }
+
+
+def read(out_dir):
+    return json.loads((out_dir / "metrics.json").read_text())
+
+
+def test_a_trial_writes_params_history_and_metrics(tmp_path):
+    out = tmp_path / "abc123abc123"
+    record = run_trial({"lr": 0.01}, settings(), out)
+    assert read(out) == record
+    assert record["status"] == "ok" and record["error"] is None
+    assert record["trial_id"] == "abc123abc123" and record["epochs_run"] == 2
+    assert json.loads((out / "params.json").read_text()) == {"lr": 0.01}
+    assert record["objective"] == {"metric": "val_loss", "value": record["metrics"]["val_loss"]["final"]}
+    assert set(record["metrics"]) == {"loss", "mae", "val_loss", "val_mae"}
+    with (out / "history.csv").open() as handle:
+        history = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in history] == ["0", "1"]
+    assert float(history[-1]["val_loss"]) == pytest.approx(record["metrics"]["val_loss"]["final"])
+    assert record["fit_seconds"] > 0 and record["wall_seconds"] >= record["fit_seconds"]
+    assert record["versions"]["tensorflow"].startswith("2.21")
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
+
+
+def test_the_same_trial_trains_to_identical_losses(tmp_path):
+    one = run_trial({"lr": 0.01}, settings(), tmp_path / "one")
+    two = run_trial({"lr": 0.01}, settings(), tmp_path / "two")
+    assert one["metrics"] == two["metrics"]
+    assert (tmp_path / "one/history.csv").read_text() == (tmp_path / "two/history.csv").read_text()
+
+
+def test_objective_is_recorded_with_its_direction(tmp_path):
+    record = run_trial({}, settings(), tmp_path / "t", objective={"metric": "val_mae", "direction": "min"})
+    assert record["objective"] == {"metric": "val_mae", "direction": "min", "value": record["metrics"]["val_mae"]["final"]}
+
+
+@pytest.mark.parametrize("model", ["subclassed", "sequential"])
+def test_without_validation_the_objective_is_training_loss(tmp_path, model):
+    record = run_trial({}, settings(model=model, validation=None), tmp_path / "t")
+    assert record["status"] == "ok"
+    assert set(record["metrics"]) == {"loss", "mae"}
+    assert record["objective"]["metric"] == "loss" and record["objective"]["value"] == record["metrics"]["loss"]["final"]
+
+
+def test_multi_input_multi_output_model_with_dict_batches(tmp_path):
+    record = run_trial({}, settings(model="multi_io", train="multi_io_data", validation="multi_io_data"), tmp_path / "t")
+    assert record["status"] == "ok", record["error"]
+    assert {"loss", "val_loss", "sum_loss", "flag_loss"} <= set(record["metrics"])
+
+
+@pytest.mark.parametrize(
+    "model, train, message",
+    [
+        ("uncompiled", "data", r"ModelError: the model function returned an uncompiled model; call model\.compile"),
+        ("raises", "data", r"ValueError: cannot build with units=3"),
+        ("not_a_model", "data", r"ModelError: the model function returned str, not a keras\.Model"),
+        ("sequential", "failing_data", r"OSError: the data share is not mounted"),
+    ],
+)
+def test_errors_of_the_users_code_fail_the_trial_only(tmp_path, model, train, message):
+    record = run_trial({"units": 3}, settings(model=model, train=train), tmp_path / "t")
+    assert record["status"] == "failed"
+    assert record["objective"]["value"] is None
+    assert re.search(message, record["error"])
+    assert read(tmp_path / "t") == record
+
+
+def test_a_nan_loss_stops_the_trial_as_diverged(tmp_path):
+    record = run_trial({}, settings(train="nan_data", validation=None, epochs=3), tmp_path / "t")
+    assert record["status"] == "diverged"
+    assert record["epochs_run"] == 1 and "became NaN or infinite in epoch 1" in record["error"]
+    assert record["objective"]["value"] is None and record["metrics"]["loss"]["final"] is None
+
+
+def test_an_objective_the_model_does_not_log_stops_the_sweep(tmp_path):
+    with pytest.raises(ConfigError, match=r"my\.yaml: objective\.metric is 'val_accuracy', but the model logs only: loss, mae, val_loss, val_mae\. Set objective\.metric"):
+        run_trial({}, settings(), tmp_path / "t", objective={"metric": "val_accuracy", "direction": "max", "source": "my.yaml"})
+    assert not (tmp_path / "t/metrics.json").exists()

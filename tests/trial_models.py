@@ -1,0 +1,69 @@
+"""Models and data callables for the training tests, referenced as 'path/trial_models.py:name'."""
+
+import keras
+import numpy as np
+
+
+def _compile(model, params):
+    model.compile(optimizer=keras.optimizers.Adam(params.get("lr", 0.01)), loss="mse", metrics=["mae"])
+    return model
+
+
+def sequential(params):
+    return _compile(keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, "relu"), keras.layers.Dense(1)]), params)
+
+
+class TwoLayers(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(8, activation="relu")
+        self.out = keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def subclassed(params):
+    return _compile(TwoLayers(), params)
+
+
+def multi_io(params):
+    a, b = keras.Input((4,), name="a"), keras.Input((2,), name="b")
+    h = keras.layers.Dense(8, "relu")(keras.layers.Concatenate()([a, b]))
+    model = keras.Model({"a": a, "b": b}, {"sum": keras.layers.Dense(1, name="sum")(h), "flag": keras.layers.Dense(1, "sigmoid", name="flag")(h)})
+    model.compile(optimizer="adam", loss={"sum": "mse", "flag": "binary_crossentropy"})
+    return model
+
+
+def uncompiled(params):
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+
+
+def raises(params):
+    raise ValueError(f"cannot build with units={params.get('units')}")
+
+
+def not_a_model(params):
+    return "a string"
+
+
+def data(params):
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        x = rng.normal(size=(16, 4)).astype("float32")
+        yield x, x.sum(axis=1, keepdims=True)
+
+
+def nan_data(params):
+    yield np.ones((16, 4), dtype="float32"), np.full((16, 1), np.nan, dtype="float32")
+
+
+def multi_io_data():
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        a, b = rng.normal(size=(8, 4)).astype("float32"), rng.normal(size=(8, 2)).astype("float32")
+        yield {"a": a, "b": b}, {"sum": a.sum(1, keepdims=True), "flag": (b[:, :1] > 0).astype("float32")}
+
+
+def failing_data(params):
+    raise OSError("the data share is not mounted")
