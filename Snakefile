@@ -22,5 +22,13 @@ rule all:
     default_target: True
 
 
+onstart:
+    run_started()
+
+
 onsuccess:
-    print_winner("results/best_params.yaml")
+    run_ended("results/best_params.yaml")
+
+
+onerror:
+    run_ended()

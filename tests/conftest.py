@@ -1,6 +1,8 @@
 """Fixtures that run the real workflow in a scratch copy of the repository."""
 
+import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,6 +61,24 @@ class Workflow:
     def path(self, relative) -> Path:
         return self.root / relative
 
+    def plan(self, config: dict) -> dict[str, list[str]]:
+        """What `snakemake -n` would run: rule name -> sorted trial ids (or [''] per job)."""
+        output = self.sweep(config, "--dry-run").output
+        jobs: dict[str, list[str]] = {}
+        for block in re.split(r"^(?=(?:local)?rule \w+:)", output, flags=re.M):
+            match = re.match(r"(?:local)?rule (\w+):", block)
+            if match and match.group(1) != "all":
+                trial = re.search(r"wildcards: trial=(\w+)", block)
+                jobs.setdefault(match.group(1), []).append(trial.group(1) if trial else "")
+        return {rule: sorted(ids) for rule, ids in jobs.items()}
+
+    def snapshot(self) -> dict[str, tuple[int, str]]:
+        """Modification time and hash of every trial's files: to prove nothing was retrained."""
+        return {
+            str(path.relative_to(self.root)): (path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
+            for path in sorted(self.root.glob("results/trials/*/*"))
+        }
+
 
 @pytest.fixture
 def workflow(tmp_path) -> Workflow:
@@ -73,3 +93,60 @@ def workflow(tmp_path) -> Workflow:
         else:
             shutil.copy2(source, root / name)
     return Workflow(root)
+
+
+FAULTY_MODEL = """
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+
+def build_model(params):
+    print("RECEIVED " + json.dumps(params, sort_keys=True, ensure_ascii=False), flush=True)
+    fault = params.get("fault", "none")
+    if fault == "raise":
+        raise RuntimeError("build_model refuses fault=raise")
+    if fault == "kill_once" and not Path("killed.marker").exists():
+        Path("killed.marker").write_text("once")
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(params.get("sleep", 0))
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(params.get("units", 4), "relu"), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(params.get("lr", 0.01)), "mse")
+    return model
+
+
+def data(params):
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    if params.get("fault") == "nan":
+        y[:] = np.nan
+    for start in range(0, 64, 16):
+        yield x[start : start + 16], y[start : start + 16]
+
+
+def other_data(params):
+    return data(params)
+"""
+
+
+def faulty_config(grid: dict, **overrides) -> dict:
+    """A sweep of faulty.py (written by the `faulty` fixture): fast, with injectable faults."""
+    config = {
+        "model": "faulty.py:build_model",
+        "data": {"train": "faulty.py:data"},
+        "budget": {"epochs": 1, "steps_per_epoch": 3},
+        "grid": grid,
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def faulty(workflow) -> Workflow:
+    workflow.path("faulty.py").write_text(FAULTY_MODEL, encoding="utf-8")
+    return workflow

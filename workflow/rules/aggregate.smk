@@ -9,9 +9,9 @@ rule leaderboard:
     log:
         "logs/leaderboard.log",
     params:
-        objective=SWEEP.objective,
-        grid_keys=SWEEP.grid_keys,
-        source=CONFIG_SOURCE,
+        objective=ranking_objective,
+        grid_keys=grid_keys,
+        source=config_file,
     script:
         "../../scripts/leaderboard.py"
 
@@ -26,7 +26,7 @@ rule best_params:
     log:
         "logs/best_params.log",
     params:
-        objective=SWEEP.objective,
-        source=CONFIG_SOURCE,
+        objective=ranking_objective,
+        source=config_file,
     script:
         "../../scripts/best_params.py"

@@ -7,6 +7,12 @@ from snakemake.utils import validate
 from kerasgrid.config import check, config_source, load_schema, sweep_from_config
 from kerasgrid.grid import canonical
 from kerasgrid.results import winner_lines
+from kerasgrid import runlock
+
+if workflow.is_main_process:
+    stale = runlock.release_stale_lock()
+    if stale:
+        print(stale)
 
 SCHEMA_FILE = "../schemas/config.schema.yaml"
 SCHEMA = load_schema(workflow.source_path(SCHEMA_FILE))
@@ -32,9 +38,30 @@ def objective(wildcards, input):
 
 
 def trial_metrics(wildcards):
-    return expand("results/trials/{trial}/metrics.json", trial=SWEEP.trials)
+    # Sorted, so that reordering the grid changes nothing Snakemake compares.
+    return expand("results/trials/{trial}/metrics.json", trial=sorted(SWEEP.trials))
 
 
-def print_winner(best_params_path):
-    for line in winner_lines(best_params_path):
-        print(line)
+# The aggregation rules' params are functions too: Snakemake would format plain strings as
+# patterns, and a grid key such as "a{b}" must reach the script as it is.
+def ranking_objective(wildcards):
+    return SWEEP.objective
+
+
+def grid_keys(wildcards):
+    return sorted(SWEEP.grid_keys)
+
+
+def config_file(wildcards):
+    return CONFIG_SOURCE
+
+
+def run_started():
+    runlock.claim()
+
+
+def run_ended(best_params_path=None):
+    runlock.release()
+    if best_params_path:
+        for line in winner_lines(best_params_path):
+            print(line)

@@ -1,0 +1,143 @@
+"""Faults injected into real sweeps: finished trials are never lost, retrained or misranked."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import yaml
+
+from conftest import faulty_config
+from kerasgrid.grid import expand_grid
+from kerasgrid.results import read_leaderboard
+
+
+def test_diverged_and_failed_trials_are_ranked_last_and_the_sweep_succeeds(faulty):
+    result = faulty.sweep(faulty_config({"fault": ["raise", "nan", "none"]}))
+    rows = read_leaderboard(faulty.path("results/leaderboard.tsv"))
+    assert [(r["fault"], r["status"]) for r in rows] == [("none", "ok"), ("nan", "diverged"), ("raise", "failed")]
+    assert rows[2]["error"] == "RuntimeError: build_model refuses fault=raise"
+    failed = json.loads(faulty.path(f"results/trials/{rows[2]['trial_id']}/metrics.json").read_text())
+    assert failed["status"] == "failed" and failed["error"] == rows[2]["error"]
+    assert "RuntimeError: build_model refuses fault=raise" in faulty.path(f"logs/trials/{rows[2]['trial_id']}.log").read_text()
+    assert "Best params found: {'fault': 'none'}" in result.output
+
+
+def test_a_sweep_where_every_trial_failed_ends_with_an_error_and_keeps_its_leaderboard(faulty):
+    result = faulty.sweep(faulty_config({"fault": ["raise", "nan"]}), check=False)
+    assert result.returncode != 0
+    assert "All 2 trials failed or diverged, so there is no best model" in result.output
+    assert [r["status"] for r in read_leaderboard(faulty.path("results/leaderboard.tsv"))] == ["diverged", "failed"]
+    assert not faulty.path("results/best_params.yaml").exists()
+
+
+def start(workflow, config, *args):
+    """Start snakemake in the background, its output in run.log (a pipe could fill and block it)."""
+    workflow.write_config(config)
+    with open(workflow.path("run.log"), "w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "snakemake", "--configfile", "my.yaml", *args],
+            cwd=workflow.root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+
+def wait_for(condition, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_a_sweep_killed_with_sigkill_resumes_with_only_the_unfinished_trials(faulty):
+    config = faulty_config({"lr": [0.01, 0.02, 0.03, 0.04, 0.05]})
+    run = start(faulty, config, "--cores", "1")
+    wait_for(lambda: len(list(faulty.root.glob("results/trials/*/metrics.json"))) >= 2)
+    os.killpg(run.pid, signal.SIGKILL)  # snakemake and the trial it was running, as an OOM kill would
+    run.wait()
+    finished = faulty.snapshot()
+    done = {p.split("/")[2] for p in finished if p.endswith("metrics.json")}
+    assert 2 <= len(done) < 5
+
+    result = faulty.sweep(config)
+    trained = {chunk[:12] for chunk in result.output.split("wildcards: trial=")[1:]}
+    unfinished = set(expand_grid(config["grid"])) - done
+    # The one job running at the kill may have written its metrics.json before Snakemake marked
+    # it complete; Snakemake then (rightly) trains it again. Every other finished trial is kept.
+    assert unfinished <= trained and len(trained - unfinished) <= 1
+    kept = {k: v for k, v in finished.items() if k.split("/")[2] not in trained}
+    assert {k: v for k, v in faulty.snapshot().items() if k in kept} == kept and len(kept) >= 3
+    assert len(read_leaderboard(faulty.path("results/leaderboard.tsv"))) == 5
+    assert not list(faulty.root.glob("results/trials/*/.*.tmp"))
+
+
+def test_a_trial_process_killed_from_outside_is_retried(faulty):
+    # The first attempt of this trial SIGKILLs itself, as the OOM killer would; the default
+    # profile's retries run it again.
+    result = faulty.sweep(faulty_config({"fault": ["kill_once", "none"]}))
+    assert faulty.path("killed.marker").exists()
+    rows = read_leaderboard(faulty.path("results/leaderboard.tsv"))
+    assert {(r["fault"], r["status"]) for r in rows} == {("kill_once", "ok"), ("none", "ok")}
+    assert "Trying to restart job" in result.output or "attempt: 2" in result.output
+
+
+def test_a_second_run_in_the_same_folder_is_refused_while_the_first_finishes(faulty):
+    config = faulty_config({"sleep": [3], "lr": [0.01, 0.02]})
+    first = start(faulty, config, "--cores", "1")
+    wait_for(lambda: list(faulty.root.glob("logs/trials/*.log")))
+    second = faulty.run("--cores", "1", "--configfile", "my.yaml", check=False)
+    assert second.returncode != 0 and "Directory cannot be locked" in second.output
+    assert first.wait(timeout=300) == 0, faulty.path("run.log").read_text()
+    assert [r["status"] for r in read_leaderboard(faulty.path("results/leaderboard.tsv"))] == ["ok", "ok"]
+
+
+def test_a_grid_beyond_max_trials_stops_before_any_job(faulty):
+    grid = {f"k{i}": list(range(4)) for i in range(6)}
+    result = faulty.sweep(faulty_config(grid), check=False)
+    assert result.returncode != 0
+    assert "my.yaml: grid expands to 4,096 trials (4 k0 x 4 k1 x 4 k2 x 4 k3 x 4 k4 x 4 k5), more than max_trials (1,000)" in result.output
+    assert not faulty.path("results").exists()
+
+
+HOSTILE = """\
+model: faulty.py:build_model
+data: {train: "faulty.py:data"}
+budget: {epochs: 1, steps_per_epoch: 1}
+grid:
+  "odd key/{x} $HOME":
+    - "../../escape"
+    - "a/b c"
+    - "quo'te\\"s"
+    - "$(touch pwned); `touch pwned2`"
+    - "ünï©ødé ✓"
+    - "%(long)s"
+    - true
+    - null
+    - [1, [2, "three"]]
+    - 1
+    - 1.0
+    - 1e-3
+    - 0.001
+"""
+
+
+def test_hostile_values_get_safe_ids_stay_inside_results_and_reach_the_model_unchanged(faulty):
+    text = HOSTILE.replace("%(long)s", "x" * 3000)
+    (faulty.root / "my.yaml").write_text(text, encoding="utf-8")
+    before = set(os.listdir(faulty.root))
+    faulty.run("--cores", "2", "--configfile", "my.yaml")
+    assert set(os.listdir(faulty.root)) - before == {"results", "logs", ".snakemake"}
+    assert not list(faulty.root.rglob("pwned*")) and not list(faulty.root.parent.rglob("escape"))
+
+    values = yaml.safe_load(text)["grid"]["odd key/{x} $HOME"]
+    expected = [v for v in values[:-2]] + [0.001]  # 1e-3 and 0.001 are one trial
+    rows = read_leaderboard(faulty.path("results/leaderboard.tsv"))
+    assert len(rows) == len(expected) == 12
+    assert {r["status"] for r in rows} == {"ok"}
+    received = []
+    for row in rows:
+        log = faulty.path(f"logs/trials/{row['trial_id']}.log").read_text(encoding="utf-8")
+        received.append(json.loads(log.split("RECEIVED ", 1)[1].splitlines()[0])["odd key/{x} $HOME"])
+    assert sorted(map(json.dumps, received)) == sorted(map(json.dumps, expected))
+    assert [type(v) for v in received if v in (1, 1.0) and not isinstance(v, bool)].count(int) == 1

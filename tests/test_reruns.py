@@ -1,0 +1,87 @@
+"""The rerun table of the README, checked with the real snakemake: dry-run plans and real runs."""
+
+import subprocess
+import sys
+
+from conftest import faulty_config
+from kerasgrid.grid import trial_id
+from kerasgrid.results import read_leaderboard
+
+AGGREGATION = {"leaderboard": [""], "best_params": [""]}
+
+
+def ids(*lrs, units=4):
+    return sorted(trial_id({"lr": lr, "units": units}) for lr in lrs)
+
+
+def test_the_rerun_table(faulty):
+    config = faulty_config({"lr": [0.01, 0.02], "units": [4]})
+    faulty.sweep(config)
+    finished = faulty.snapshot()
+
+    # Nothing changed: nothing to do.
+    assert faulty.plan(config) == {}
+    assert "Nothing to be done" in faulty.sweep(config).output
+
+    # A value added: only the new combination trains, then aggregation.
+    config["grid"]["lr"].append(0.03)
+    assert faulty.plan(config) == {"train": ids(0.03), **AGGREGATION}
+    faulty.sweep(config)
+    assert {k: v for k, v in faulty.snapshot().items() if k in finished} == finished
+    finished = faulty.snapshot()
+
+    # A value removed: nothing trains, the leaderboard covers the current grid, the files stay.
+    config["grid"]["lr"] = [0.01, 0.03]
+    assert faulty.plan(config) == AGGREGATION
+    faulty.sweep(config)
+    assert sorted(r["trial_id"] for r in read_leaderboard(faulty.path("results/leaderboard.tsv"))) == ids(0.01, 0.03)
+    assert faulty.snapshot() == finished
+
+    # Added back: free.
+    config["grid"]["lr"] = [0.01, 0.02, 0.03]
+    assert faulty.plan(config) == AGGREGATION
+    faulty.sweep(config)
+
+    # Keys and values reordered: nothing.
+    reordered = faulty_config({"units": [4], "lr": [0.03, 0.01, 0.02]})
+    assert faulty.plan(reordered) == {}
+
+    # Objective-only change: only aggregation.
+    assert faulty.plan(dict(config, objective={"metric": "loss", "direction": "max"})) == AGGREGATION
+
+    # Budget, seed or data settings: every trial.
+    every = {"train": ids(0.01, 0.02, 0.03), **AGGREGATION}
+    assert faulty.plan(dict(config, budget={"epochs": 2, "steps_per_epoch": 3})) == every
+    assert faulty.plan(dict(config, seed=1)) == every
+    assert faulty.plan(dict(config, data={"train": "faulty.py:other_data"})) == every
+
+    # A comment in our own rule script: nothing retrains.
+    script = faulty.path("scripts/train.py")
+    script.write_text(script.read_text() + "# a comment\n")
+    assert faulty.plan(config) == {}
+
+    # An edit of the user's model file: every trial that uses it.
+    model = faulty.path("faulty.py")
+    model.write_text(model.read_text() + "# tuned\n")
+    assert faulty.plan(config) == every
+    assert faulty.snapshot() == finished
+
+
+def test_a_changed_value_retrains_only_its_trial(faulty):
+    faulty.sweep(faulty_config({"lr": [0.01, 0.02], "units": [4]}))
+    assert faulty.plan(faulty_config({"lr": [0.01, 0.05], "units": [4]})) == {"train": ids(0.05), **AGGREGATION}
+
+
+def test_planning_imports_no_tensorflow(faulty):
+    # A dry run loads the Snakefile (and kerasgrid's config, grid and results modules) only.
+    probe = faulty.path("probe.py")
+    probe.write_text(
+        "import sys, runpy\n"
+        "sys.argv = ['snakemake', '--dry-run', '--configfile', 'my.yaml', '--cores', '1']\n"
+        "try:\n    runpy.run_module('snakemake', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('TENSORFLOW_LOADED', 'tensorflow' in sys.modules)\n"
+    )
+    faulty.write_config(faulty_config({"lr": [0.01], "units": [4]}))
+    out = subprocess.run([sys.executable, str(probe)], cwd=faulty.root, capture_output=True, text=True, timeout=120)
+    assert "TENSORFLOW_LOADED False" in out.stdout, out.stdout + out.stderr
