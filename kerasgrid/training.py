@@ -141,6 +141,7 @@ def run_trial(
         "wall_seconds": None,
         "versions": versions(),
         "host": platform.node(),
+        "pid": os.getpid(),
     }
     history_tmp = out_dir / f".history.csv.{os.getpid()}.tmp"
     history = {}

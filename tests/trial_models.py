@@ -67,3 +67,10 @@ def multi_io_data():
 
 def failing_data(params):
     raise OSError("the data share is not mounted")
+
+
+def dies(params):
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -1,13 +1,14 @@
 # Config validation and the helpers the rules call. The logic lives in the kerasgrid package.
 
 import json
+import os
 
 from snakemake.utils import validate
 
 from kerasgrid.config import check, config_source, load_schema, sweep_from_config
 from kerasgrid.grid import canonical
 from kerasgrid.results import winner_lines
-from kerasgrid import runlock
+from kerasgrid import runlock, workers
 
 if workflow.is_main_process:
     stale = runlock.release_stale_lock()
@@ -56,11 +57,30 @@ def config_file(wildcards):
     return CONFIG_SOURCE
 
 
+WORKERS = workers.WorkerPool()
+
+
+def train(params, output, threads, log):
+    task = {
+        "params": json.loads(params.trial),
+        "settings": json.loads(params.settings),
+        "out_dir": os.path.dirname(output.metrics),
+        "threads": threads,
+        "objective": params.objective,
+        "log": log[0],
+    }
+    if workflow.is_main_process:
+        WORKERS.run(task)  # TensorFlow stays imported between trials
+    else:
+        workers.run_task(task)  # a cluster job, or a run without the default profile
+
+
 def run_started():
     runlock.claim()
 
 
 def run_ended(best_params_path=None):
+    WORKERS.close()
     runlock.release()
     if best_params_path:
         for line in winner_lines(best_params_path):

@@ -17,5 +17,7 @@ rule train:
     wildcard_constraints:
         trial="[0-9a-f]{12}",
     threads: 1
-    script:
-        "../../scripts/train.py"
+    # A run block, not a script: in the main snakemake process (the default profile's
+    # force-use-threads) it hands the trial to a warm worker process; see kerasgrid/workers.py.
+    run:
+        train(params, output, threads, log)

@@ -1,0 +1,155 @@
+"""Warm trial processes: TensorFlow is imported once per process, not once per trial.
+
+A tiny model trains in a second or two, while starting Python and importing TensorFlow takes
+about four; so when Snakemake runs jobs on this machine, each train job hands its trial to an
+idle worker process kept by the main `snakemake` process, starting one only when none is idle.
+A worker runs one trial at a time, resets Keras and every seed before each (as the in-process
+loop it replaces does), and writes the same files and log as a fresh process would. Trials stay
+isolated where it matters: a worker whose trial dies or raises is discarded, and the job fails
+as it would have (so Snakemake's retries apply); Snakemake still decides what runs, so every
+caching guarantee is the same.
+
+Protocol: one JSON task per line on the worker's stdin; one JSON reply per line on a pipe whose
+fd is given on the command line (stdout and stderr belong to the trial's log).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import traceback
+
+from kerasgrid.errors import KerasgridError
+
+# A worker is replaced after this many trials, which bounds whatever a user's code leaks.
+TRIALS_PER_WORKER = 50
+
+
+class TrialProcessError(KerasgridError):
+    """A trial's process died, or kerasgrid itself failed in it; the job fails and may be retried."""
+
+
+class Worker:
+    def __init__(self, threads: int):
+        self.threads = threads
+        self.trials = 0
+        read_fd, write_fd = os.pipe()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "kerasgrid.workers", str(threads), str(write_fd)],
+            stdin=subprocess.PIPE,
+            pass_fds=[write_fd],
+            text=True,
+        )
+        os.close(write_fd)
+        self.replies = os.fdopen(read_fd, "r", encoding="utf-8")
+
+    def run(self, task: dict) -> dict:
+        self.trials += 1
+        try:
+            self.process.stdin.write(json.dumps(task) + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            pass  # the worker died while idle: the empty reply below says so
+        line = self.replies.readline()
+        if not line:
+            code = self.process.wait()
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            raise TrialProcessError(f"the trial's process {how} (out of memory?); see {task['log']}")
+        return json.loads(line)
+
+    def close(self):
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        self.replies.close()
+        self.process.wait()
+
+    def kill(self):
+        self.process.kill()
+        self.close()
+
+
+class WorkerPool:
+    """Idle workers by thread count; at most as many as jobs that ran at once."""
+
+    def __init__(self):
+        self._idle: dict[int, list[Worker]] = {}
+        self._lock = threading.Lock()
+
+    def run(self, task: dict) -> None:
+        threads = task["threads"]
+        with self._lock:
+            idle = self._idle.setdefault(threads, [])
+            worker = idle.pop() if idle else None
+        worker = worker or Worker(threads)
+        try:
+            reply = worker.run(task)
+        except BaseException:
+            worker.kill()
+            raise
+        if not reply["ok"]:
+            worker.kill()
+            raise TrialProcessError(reply["error"])
+        if worker.trials >= TRIALS_PER_WORKER:
+            worker.close()
+        else:
+            with self._lock:
+                self._idle[threads].append(worker)
+
+    def close(self) -> None:
+        with self._lock:
+            workers = [w for idle in self._idle.values() for w in idle]
+            self._idle.clear()
+        for worker in workers:
+            worker.close()
+
+
+def run_task(task: dict) -> None:
+    """Run one trial task in this process, its output in its log (what a worker does per line)."""
+    from kerasgrid.logs import job_log
+    from kerasgrid.training import run_trial
+
+    with job_log(task["log"]):
+        run_trial(task["params"], task["settings"], task["out_dir"], threads=task["threads"], objective=task["objective"])
+
+
+def _die_with_parent():
+    # Linux: the worker goes when the snakemake that started it goes, even on SIGKILL.
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def serve(threads: int, reply_fd: int) -> None:
+    _die_with_parent()
+    from kerasgrid.training import configure_tensorflow
+
+    configure_tensorflow(threads, seed=0)  # imports TensorFlow and fixes its thread pools, once
+    replies = os.fdopen(reply_fd, "w", encoding="utf-8")
+    for line in sys.stdin:
+        task = json.loads(line)
+        try:
+            run_task(task)
+            reply = {"ok": True}
+        except SystemExit:  # a KerasgridError, already reported on the console and in the log
+            reply = {"ok": False, "error": _last_error(task["log"])}
+        except BaseException as exc:  # noqa: BLE001 - reported to the job, which fails
+            reply = {"ok": False, "error": "".join(traceback.format_exception(exc))}
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+
+
+def _last_error(log_path) -> str:
+    with open(log_path, encoding="utf-8", errors="replace") as log:
+        lines = [line for line in log if line.startswith("kerasgrid: ")]
+    return lines[-1][len("kerasgrid: "):].strip() if lines else f"the trial failed; see {log_path}"
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]), int(sys.argv[2]))

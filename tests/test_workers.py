@@ -1,0 +1,69 @@
+"""Warm worker processes: real subprocesses that import TensorFlow once and train many trials."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kerasgrid.workers import TrialProcessError, WorkerPool
+from test_training import settings
+
+
+def task(tmp_path, name, params, **settings_kwargs):
+    out = tmp_path / name
+    out.mkdir()
+    return {"params": params, "settings": settings(**settings_kwargs), "out_dir": str(out), "threads": 1,
+            "objective": {"metric": "val_loss", "direction": "min", "source": "my.yaml"}, "log": str(tmp_path / f"{name}.log")}
+
+
+def metrics(t):
+    return json.loads((Path(t["out_dir"]) / "metrics.json").read_text())
+
+
+@pytest.fixture
+def pool():
+    workers = WorkerPool()
+    yield workers
+    workers.close()
+
+
+def test_a_warm_worker_trains_like_a_fresh_process(tmp_path, pool):
+    first, again = task(tmp_path, "first", {"lr": 0.05}), task(tmp_path, "again", {"lr": 0.01})
+    pool.run(first)
+    pool.run(again)
+    assert metrics(first)["pid"] == metrics(again)["pid"]  # one process, TensorFlow imported once
+    assert "Epoch 2/2" in Path(again["log"]).read_text()
+
+    fresh = task(tmp_path, "fresh", {"lr": 0.01})
+    code = f"from kerasgrid.workers import run_task; run_task({fresh!r})"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    assert metrics(fresh)["pid"] != metrics(again)["pid"]
+    assert metrics(fresh)["metrics"] == metrics(again)["metrics"]  # the same losses, to the last bit
+
+
+def test_a_killed_worker_fails_its_job_and_is_replaced(tmp_path, pool):
+    pool.run(task(tmp_path, "before", {}))
+    with pytest.raises(TrialProcessError, match=r"the trial's process was killed by signal 9 \(out of memory\?\); see .*dies\.log"):
+        pool.run(task(tmp_path, "dies", {}, model="dies"))
+    after = task(tmp_path, "after", {})
+    pool.run(after)
+    assert metrics(after)["status"] == "ok"
+    assert metrics(after)["pid"] != json.loads((tmp_path / "before/metrics.json").read_text())["pid"]
+
+
+def test_a_config_error_in_a_worker_reaches_the_job_as_one_paragraph(tmp_path, pool):
+    bad = task(tmp_path, "bad", {})
+    bad["objective"] = {"metric": "val_auc", "direction": "max", "source": "my.yaml"}
+    with pytest.raises(TrialProcessError, match=r"^my\.yaml: objective\.metric is 'val_auc', but the model logs only: loss, mae, val_loss, val_mae\."):
+        pool.run(bad)
+    assert not (Path(bad["out_dir"]) / "metrics.json").exists()
+
+
+def test_a_failing_trial_is_recorded_and_the_worker_goes_on(tmp_path, pool):
+    failed, ok = task(tmp_path, "failed", {"units": 3}, model="raises"), task(tmp_path, "ok", {})
+    pool.run(failed)
+    pool.run(ok)
+    assert metrics(failed)["status"] == "failed" and metrics(ok)["status"] == "ok"
+    assert metrics(failed)["pid"] == metrics(ok)["pid"]
