@@ -10,7 +10,7 @@ import yaml
 
 from kerasgrid import refs
 from kerasgrid.errors import ConfigError
-from kerasgrid.grid import count_trials, expand_grid
+from kerasgrid.grid import canonical, count_trials, expand_grid
 
 # Bumped when a change to kerasgrid changes what a finished trial would compute, so that exactly
 # then every trial reruns; edits that change no result (comments, refactors) rerun nothing.
@@ -86,15 +86,18 @@ class Sweep:
     code_files: list[str] = field(default_factory=list)
 
     def settings(self) -> dict:
-        """Everything a trial's result depends on besides its params (the objective is not)."""
-        return {
+        """Everything a trial's result depends on besides its params (the objective is not).
+
+        Keys sorted at every level, so that its repr (what Snakemake compares) is canonical.
+        """
+        return json.loads(canonical({
             "model": self.model.text,
             "train": self.train.text,
             "validation": self.validation.text if self.validation else None,
             "budget": self.budget,
             "seed": self.seed,
             "training_version": TRAINING_VERSION,
-        }
+        }))
 
 
 def sweep_from_config(config: dict, source: str) -> Sweep:

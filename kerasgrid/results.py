@@ -82,30 +82,32 @@ def write_leaderboard(metrics_paths, objective: dict, grid_keys: list[str], path
     return ranked
 
 
-def best(metrics_paths, objective: dict, source="the config") -> dict:
-    """The winning trial's params, id and objective; NoSuccessfulTrial if none finished ok."""
-    ranked = rank([records.read_json(p) for p in metrics_paths], objective, source)
-    if not ranked or ranked[0]["status"] != Status.OK.value:
-        errors = sorted({r["error"] for r in ranked if r["error"]})
+def best(leaderboard_path, objective: dict, source="the config") -> dict:
+    """The winner of a written leaderboard: params, id and objective; NoSuccessfulTrial if none."""
+    rows = read_leaderboard(leaderboard_path)
+    if not rows or rows[0]["status"] != Status.OK.value:
+        errors = sorted({row["error"] for row in rows if row["error"]})
         raise NoSuccessfulTrial(
-            f"All {len(ranked)} trials failed or diverged, so there is no best model. "
-            f"results/leaderboard.tsv lists them and logs/trials/<id>.log holds each trial's output. "
+            f"All {len(rows)} trials failed or diverged, so there is no best model. "
+            f"{leaderboard_path} lists them and logs/trials/<id>.log holds each trial's output. "
             f"The errors: {'; '.join(errors)[:2000]}"
         )
-    winner = ranked[0]
+    winner_id = rows[0]["trial_id"]
+    # The exact values (types included) are in the trial's own record, not in the TSV.
+    record = records.read_json(Path(leaderboard_path).parent / "trials" / winner_id / "metrics.json")
     return {
-        "trial_id": winner["trial_id"],
+        "trial_id": winner_id,
         "objective": {
             "metric": objective["metric"],
             "direction": objective["direction"],
-            "value": winner["objective_value"],
+            "value": objective_value(record, objective, source),
         },
-        "params": winner["params"],
+        "params": record["params"],
     }
 
 
-def write_best(metrics_paths, objective: dict, path, source="the config") -> dict:
-    winner = best(metrics_paths, objective, source)
+def write_best(leaderboard_path, objective: dict, path, source="the config") -> dict:
+    winner = best(leaderboard_path, objective, source)
     records.write_text(path, yaml.safe_dump(winner, sort_keys=False, allow_unicode=True))
     return winner
 

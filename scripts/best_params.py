@@ -5,7 +5,7 @@ from kerasgrid.results import write_best
 
 with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     write_best(
-        snakemake.input.metrics,  # noqa: F821
+        snakemake.input.leaderboard,  # noqa: F821
         snakemake.params.objective,  # noqa: F821
         snakemake.output.best,  # noqa: F821
         source=snakemake.params.source,  # noqa: F821

@@ -55,9 +55,10 @@ def test_the_rerun_table(faulty):
     assert faulty.plan(dict(config, seed=1)) == every
     assert faulty.plan(dict(config, data={"train": "faulty.py:other_data"})) == every
 
-    # A comment in our own rule script: nothing retrains.
-    script = faulty.path("scripts/train.py")
-    script.write_text(script.read_text() + "# a comment\n")
+    # A comment in our own rules and rule scripts: nothing reruns.
+    for name in ("workflow/rules/train.smk", "workflow/rules/common.smk", "scripts/leaderboard.py"):
+        ours = faulty.path(name)
+        ours.write_text(ours.read_text() + "# a comment\n")
     assert faulty.plan(config) == {}
 
     # An edit of the user's model file: every trial that uses it.

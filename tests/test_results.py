@@ -60,8 +60,9 @@ def test_a_grid_key_named_like_a_column_gets_a_prefix(tmp_path):
 
 def test_best_params_name_the_winner_and_the_console_line_reads_them(tmp_path):
     paths = write(tmp_path, [record("b", val_loss=0.5), record("d", val_loss=0.25, params={"lr": 0.01, "act": "ünï"})])
+    write_leaderboard(paths, MIN, ["lr", "act"], tmp_path / "leaderboard.tsv")
     out = tmp_path / "best_params.yaml"
-    write_best(paths, MIN, out)
+    write_best(tmp_path / "leaderboard.tsv", MIN, out)
     assert yaml.safe_load(out.read_text()) == {
         "trial_id": "d", "objective": {"metric": "val_loss", "direction": "min", "value": 0.25}, "params": {"lr": 0.01, "act": "ünï"}}
     assert winner_lines(out) == ["Best trial: d with val_loss = 0.25 (min)", "Best params found: {'lr': 0.01, 'act': 'ünï'}"]
@@ -69,6 +70,7 @@ def test_best_params_name_the_winner_and_the_console_line_reads_them(tmp_path):
 
 def test_no_winner_when_every_trial_failed_or_diverged(tmp_path):
     paths = write(tmp_path, [record("a", "failed", error="ValueError: boom"), record("c", "diverged", error="loss became NaN")])
+    write_leaderboard(paths, MIN, ["lr", "act"], tmp_path / "leaderboard.tsv")
     with pytest.raises(NoSuccessfulTrial, match=r"All 2 trials failed or diverged.*ValueError: boom; loss became NaN"):
-        write_best(paths, MIN, tmp_path / "best_params.yaml")
+        write_best(tmp_path / "leaderboard.tsv", MIN, tmp_path / "best_params.yaml")
     assert not (tmp_path / "best_params.yaml").exists()

@@ -1,12 +1,10 @@
 # Config validation and the helpers the rules call. The logic lives in the kerasgrid package.
 
-import json
 import os
 
 from snakemake.utils import validate
 
 from kerasgrid.config import check, config_source, load_schema, sweep_from_config
-from kerasgrid.grid import canonical
 from kerasgrid.results import winner_lines
 from kerasgrid import runlock, workers
 
@@ -22,20 +20,6 @@ CONFIG_SOURCE = config_source(workflow.overwrite_configfiles)
 check(config, SCHEMA, CONFIG_SOURCE)  # one-paragraph errors naming file, key and fix
 validate(config, SCHEMA_FILE)  # fills in the schema's defaults
 SWEEP = sweep_from_config(config, CONFIG_SOURCE)
-
-
-def trial_params(wildcards):
-    return canonical(SWEEP.trials[wildcards.trial])
-
-
-def trial_settings(wildcards):
-    return canonical(SWEEP.settings())
-
-
-def objective(wildcards, input):
-    # A function of `input`, so that Snakemake does not count it among the params that trigger a
-    # rerun: the objective ranks trials but does not change what a trial computes.
-    return {**SWEEP.objective, "source": CONFIG_SOURCE}
 
 
 def trial_metrics(wildcards):
@@ -60,13 +44,13 @@ def config_file(wildcards):
 WORKERS = workers.WorkerPool()
 
 
-def train(params, output, threads, log):
+def train(wildcards, params, output, threads, log):
     task = {
-        "params": json.loads(params.trial),
-        "settings": json.loads(params.settings),
+        "params": SWEEP.trials[wildcards.trial],
+        "settings": params.settings,
         "out_dir": os.path.dirname(output.metrics),
         "threads": threads,
-        "objective": params.objective,
+        "objective": {**SWEEP.objective, "source": CONFIG_SOURCE},
         "log": log[0],
     }
     if workflow.is_main_process:

@@ -4,20 +4,21 @@
 rule train:
     input:
         SWEEP.code_files,
+    # The trial also writes params.json and history.csv beside metrics.json; only metrics.json,
+    # written last and atomically, is declared: it marks the trial finished, and every further
+    # declared file costs Snakemake time per job on 10k+ grids.
     output:
         metrics="results/trials/{trial}/metrics.json",
-        params="results/trials/{trial}/params.json",
-        history="results/trials/{trial}/history.csv",
     log:
         "logs/trials/{trial}.log",
     params:
-        trial=trial_params,
-        settings=trial_settings,
-        objective=objective,
+        # What the trial's result depends on besides its params (which its id already names):
+        # a change here retrains every trial. The objective is not here: it only ranks.
+        settings=SWEEP.settings(),
     wildcard_constraints:
         trial="[0-9a-f]{12}",
     threads: 1
     # A run block, not a script: in the main snakemake process (the default profile's
     # force-use-threads) it hands the trial to a warm worker process; see kerasgrid/workers.py.
     run:
-        train(params, output, threads, log)
+        train(wildcards, params, output, threads, log)
