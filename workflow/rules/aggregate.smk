@@ -1,5 +1,8 @@
 # Ranking the trials of the current grid; trials of values since removed stay on disk, unranked.
 
+# Seconds of work on files already here: on a cluster they run where snakemake runs, not as jobs.
+localrules: leaderboard, best_params
+
 
 rule leaderboard:
     input:
@@ -19,7 +22,6 @@ rule leaderboard:
 # A rule of its own, so that a sweep with no successful trial keeps its leaderboard.
 rule best_params:
     input:
-        metrics=trial_metrics,
         leaderboard="results/leaderboard.tsv",
     output:
         best="results/best_params.yaml",
