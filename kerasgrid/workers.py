@@ -32,16 +32,22 @@ class TrialProcessError(KerasgridError):
 
 
 class Worker:
-    def __init__(self, threads: int):
+    def __init__(self, threads: int, log_path: str):
         self.threads = threads
         self.trials = 0
         read_fd, write_fd = os.pipe()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "kerasgrid.workers", str(threads), str(write_fd)],
-            stdin=subprocess.PIPE,
-            pass_fds=[write_fd],
-            text=True,
-        )
+        os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+        # Between trials (TensorFlow's start-up chatter) a worker writes to its own log, not to
+        # the console; during a trial, to the trial's log.
+        with open(log_path, "a", encoding="utf-8") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "kerasgrid.workers", str(threads), str(write_fd)],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=log,
+                pass_fds=[write_fd],
+                text=True,
+            )
         os.close(write_fd)
         self.replies = os.fdopen(read_fd, "r", encoding="utf-8")
 
@@ -75,7 +81,8 @@ class Worker:
 class WorkerPool:
     """Idle workers by thread count; at most as many as jobs that ran at once."""
 
-    def __init__(self):
+    def __init__(self, log_path: str = "logs/workers.log"):
+        self.log_path = log_path
         self._idle: dict[int, list[Worker]] = {}
         self._lock = threading.Lock()
 
@@ -84,7 +91,7 @@ class WorkerPool:
         with self._lock:
             idle = self._idle.setdefault(threads, [])
             worker = idle.pop() if idle else None
-        worker = worker or Worker(threads)
+        worker = worker or Worker(threads, self.log_path)
         try:
             reply = worker.run(task)
         except BaseException:
@@ -108,12 +115,26 @@ class WorkerPool:
 
 
 def run_task(task: dict) -> None:
-    """Run one trial task in this process, its output in its log (what a worker does per line)."""
+    """Run one task in this process, its output in its log (what a worker does per line).
+
+    A task trains a trial, or with "best_params" writes the winner's model (kerasgrid.best_model).
+    """
     from kerasgrid.logs import job_log
-    from kerasgrid.training import run_trial
 
     with job_log(task["log"]):
-        run_trial(task["params"], task["settings"], task["out_dir"], threads=task["threads"], objective=task["objective"])
+        if "best_params" in task:
+            from kerasgrid.best_model import save_best_model
+
+            save_best_model(
+                task["best_params"], task["settings"], task["model_path"], trials_dir=task["trials_dir"],
+                scratch_dir=task["scratch_dir"], threads=task["threads"], source=task["source"],
+            )
+        else:
+            from kerasgrid.training import TRIAL_MODEL, run_trial
+
+            model_path = os.path.join(task["out_dir"], TRIAL_MODEL) if task.get("keep_model") else None
+            run_trial(task["params"], task["settings"], task["out_dir"], threads=task["threads"],
+                      objective=task["objective"], model_path=model_path)
 
 
 def _die_with_parent():
