@@ -1,0 +1,171 @@
+"""The sweep on a real SLURM cluster: submitted through Snakemake's SLURM executor plugin with
+workflow/profiles/slurm, to the single-node cluster of tests/slurm/start.sh, checked with sacct."""
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, Workflow, faulty_config, tiny_config
+from kerasgrid.grid import expand_grid
+from kerasgrid.results import read_leaderboard
+
+SLURM_SCRIPTS = REPO / "tests" / "slurm"
+PROFILE = "workflow/profiles/slurm"
+# The plugin's defaults wait 40 s before the first status check and back off from there: a
+# 4-trial sweep would take minutes instead of seconds.
+FAST_STATUS_CHECKS = ["--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1"]
+# Target of the fault test: the trials and their ranking, without what follows the ranking.
+RANKING = "results/leaderboard.tsv"
+SACCT_FIELDS = ["JobID", "JobName", "State", "Account", "Partition", "AllocCPUS", "ReqMem", "Timelimit", "WorkDir", "Comment", "SubmitLine"]
+ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE", "PREEMPTED"}
+SESSION_START = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 120))
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A running cluster; started here (and stopped at the end) unless it was already running."""
+    start = subprocess.run(["bash", str(SLURM_SCRIPTS / "start.sh")], capture_output=True, text=True, timeout=900)
+    if start.returncode != 0:
+        pytest.fail(f"tests/slurm/start.sh exited {start.returncode}:\n{start.stdout}{start.stderr}")
+    started_here = "already running" not in start.stdout
+    yield
+    if started_here:
+        subprocess.run(["bash", str(SLURM_SCRIPTS / "stop.sh")], check=True, capture_output=True, timeout=300)
+
+
+@pytest.fixture
+def cluster(slurm, workflow) -> Workflow:
+    """The scratch copy with the two edits the README asks of a cluster user, for our cluster."""
+    path = workflow.path(PROFILE) / "config.yaml"
+    text = path.read_text(encoding="utf-8")
+    for key, value in {"slurm_account": "research", "slurm_partition": "debug"}.items():
+        placeholder = yaml.safe_load(text)["default-resources"][key]
+        assert text.count(f"{key}: {placeholder}") == 1
+        text = text.replace(f"{key}: {placeholder}", f"{key}: {value}")
+    path.write_text(text, encoding="utf-8")
+    yield workflow
+    # A failed test must not leave jobs queued that would hold the node for the next one.
+    queued = subprocess.run(["squeue", "--noheader", "--format=%i %Z"], capture_output=True, text=True).stdout
+    ours = [line.split()[0] for line in queued.splitlines() if line.split()[1:] == [os.path.realpath(workflow.root)]]
+    if ours:
+        subprocess.run(["scancel", *ours], check=False)
+
+
+def submit(workflow: Workflow, config: dict, *args, **kwargs) -> subprocess.CompletedProcess:
+    """What a cluster user runs: `snakemake --profile workflow/profiles/slurm` (plus a config)."""
+    workflow.write_config(config)
+    return workflow.run("--profile", PROFILE, "--configfile", "my.yaml", *FAST_STATUS_CHECKS, *args, timeout=300, **kwargs)
+
+
+def cluster_jobs(workflow: Workflow) -> list[dict]:
+    """sacct's record of every SLURM job submitted from this scratch copy, in submission order.
+
+    `comment` is the plugin's `rule_<rule>_wildcards_<values>`. The cluster keeps it out of the
+    accounting database (no AccountingStoreFlags=job_comment), so it is read from the job's
+    submit line when sacct's Comment column is empty.
+    """
+    out = subprocess.run(
+        ["sacct", "--allocations", "--noheader", "--parsable2", f"--starttime={SESSION_START}", f"--format={','.join(SACCT_FIELDS)}"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    jobs = []
+    for line in out.splitlines():
+        job = dict(zip(SACCT_FIELDS, line.split("|", len(SACCT_FIELDS) - 1)))
+        if os.path.realpath(job["WorkDir"]) == os.path.realpath(workflow.root):
+            job["comment"] = job["Comment"] or re.search(r"--comment (\S+)", job["SubmitLine"]).group(1)
+            jobs.append(job)
+    return sorted(jobs, key=lambda job: [int(part) for part in job["JobID"].split("_")])
+
+
+def ended_jobs(workflow: Workflow, timeout=30) -> list[dict]:
+    """cluster_jobs once sacct records all of them as ended (it may lag a few seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = cluster_jobs(workflow)
+        if all(job["State"].split()[0] in ENDED for job in jobs):  # "CANCELLED by 0"
+            return jobs
+        assert time.monotonic() < deadline, f"sacct still shows unfinished jobs: {jobs}"
+        time.sleep(0.5)
+
+
+def trial_jobs(jobs: list[dict]) -> list[dict]:
+    return [job for job in jobs if job["comment"].startswith("rule_train_")]
+
+
+def rules_of(jobs: list[dict]) -> set[str]:
+    return {re.match(r"rule_(\w+?)(_wildcards_|$)", job["comment"]).group(1) for job in jobs}
+
+
+def without_timing(rows: list[dict]) -> list[dict]:
+    return [{key: value for key, value in row.items() if not key.endswith("_seconds")} for row in rows]
+
+
+def test_each_trial_is_a_slurm_job_and_the_results_equal_a_local_run(cluster, tmp_path):
+    config = tiny_config()
+    trials = expand_grid(config["grid"])
+    local = Workflow(Path(shutil.copytree(cluster.root, tmp_path / "local", symlinks=True)))
+
+    # The local run goes alongside: the cluster's jobs leave the CPUs idle between status checks.
+    with ThreadPoolExecutor(1) as pool:
+        local_run = pool.submit(local.sweep, config)
+        result = submit(cluster, config)
+        local_result = local_run.result()
+    jobs = ended_jobs(cluster)
+    # One SLURM job per trial, all of one run; the ranking ran on this machine, not as jobs.
+    trained = trial_jobs(jobs)
+    assert sorted(job["comment"] for job in trained) == sorted(f"rule_train_wildcards_{tid}" for tid in trials)
+    assert {job["State"] for job in jobs} == {"COMPLETED"}
+    assert len({job["JobName"] for job in jobs}) == 1
+    assert not rules_of(jobs) & {"leaderboard", "best_params"}
+    assert "localrule leaderboard:" in result.output and "localrule best_params:" in result.output
+    # With the account, partition and per-trial resources of the profile.
+    train = yaml.safe_load(cluster.path(PROFILE + "/config.yaml").read_text())["set-resources"]["train"]
+    assert {(j["Account"], j["Partition"], j["AllocCPUS"], j["ReqMem"], j["Timelimit"]) for j in trained} == {
+        ("research", "debug", "1", f"{train['mem_mb']}M", time.strftime("%H:%M:%S", time.gmtime(train["runtime"] * 60)))
+    }
+
+    rows = read_leaderboard(cluster.path("results/leaderboard.tsv"))
+    assert without_timing(rows) == without_timing(read_leaderboard(local.path("results/leaderboard.tsv")))
+    assert sorted(row["trial_id"] for row in rows) == sorted(trials) and {row["status"] for row in rows} == {"ok"}
+    assert cluster.path("results/best_params.yaml").read_text() == local.path("results/best_params.yaml").read_text()
+    winner = [line for line in result.output.splitlines() if line.startswith("Best ")]
+    assert len(winner) == 2 and winner == [line for line in local_result.output.splitlines() if line.startswith("Best ")]
+
+    again = submit(cluster, config)
+    assert "Nothing to be done" in again.output and "submitted with SLURM jobid" not in again.output
+    time.sleep(3)
+    assert cluster_jobs(cluster) == jobs
+
+
+def test_a_trial_killed_on_the_cluster_is_resubmitted_and_finished_trials_are_kept(cluster, faulty):
+    # The first attempt of the kill_once trial SIGKILLs itself on the compute node, as the OOM
+    # killer would: its SLURM job fails, and the profile's `retries: 1` submits it again.
+    config = faulty_config({"fault": ["kill_once", "none"]})
+    ids = {params["fault"]: tid for tid, params in expand_grid(config["grid"]).items()}
+    result = submit(cluster, config, RANKING)
+    assert faulty.path("killed.marker").exists() and "Trying to restart job" in result.output
+    jobs = trial_jobs(ended_jobs(cluster))
+    states = {fault: [j["State"] for j in jobs if j["comment"] == f"rule_train_wildcards_{tid}"] for fault, tid in ids.items()}
+    assert states == {"kill_once": ["FAILED", "COMPLETED"], "none": ["COMPLETED"]}
+    rows = read_leaderboard(faulty.path("results/leaderboard.tsv"))
+    assert {(row["fault"], row["status"]) for row in rows} == {("kill_once", "ok"), ("none", "ok")}
+    finished = faulty.snapshot()
+
+    # Growing the grid submits the new trial alone (a trial that raises is recorded as failed,
+    # not retried); the two finished trials keep their files untouched.
+    grown = faulty_config({"fault": ["kill_once", "none", "raise"]})
+    before = cluster_jobs(cluster)
+    submit(cluster, grown, RANKING)
+    new = trial_jobs(ended_jobs(cluster)[len(before):])
+    raised = next(tid for tid, params in expand_grid(grown["grid"]).items() if params["fault"] == "raise")
+    assert [(j["comment"], j["State"]) for j in new] == [(f"rule_train_wildcards_{raised}", "COMPLETED")]
+    assert {k: v for k, v in faulty.snapshot().items() if k in finished} == finished
+    rows = read_leaderboard(faulty.path("results/leaderboard.tsv"))
+    assert [row["status"] for row in rows] == ["ok", "ok", "failed"]
