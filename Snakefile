@@ -13,12 +13,20 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/report.smk"
+
+
+# The description heading `snakemake --report results/report.html`.
+report: "workflow/report/workflow.rst"
 
 
 rule all:
     input:
         "results/leaderboard.tsv",
         "results/best_params.yaml",
+        "results/best_model.keras",
+        "results/leaderboard.html",
+        rules.plots.output,
     default_target: True
 
 
@@ -27,7 +35,7 @@ onstart:
 
 
 onsuccess:
-    run_ended("results/best_params.yaml")
+    run_ended("results/leaderboard.tsv", "results/best_params.yaml")
 
 
 onerror:

@@ -80,6 +80,8 @@ def run_tool(tool: str, config: dict, scratch: Path) -> dict:
                 os.symlink(os.readlink(source), scratch / name)
             elif source.is_dir():
                 shutil.copytree(source, scratch / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, scratch / name)
         config_path.write_text(yaml.safe_dump(config))
         result = measure([str(REPO / ".venv/bin/snakemake"), "--cores", "2", "--configfile", "bench.yaml"], scratch)
         best = yaml.safe_load((scratch / "results/best_params.yaml").read_text())

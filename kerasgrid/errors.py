@@ -23,6 +23,10 @@ class NoSuccessfulTrial(KerasgridError):
     """Every trial of the sweep failed or diverged, so there is no winner."""
 
 
+class NotReproducible(KerasgridError):
+    """Training a trial again did not reproduce the objective recorded for it."""
+
+
 class Status(str, Enum):
     """How a trial ended. Ranked in this order: ok trials first, failed ones last."""
 

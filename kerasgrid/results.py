@@ -117,7 +117,11 @@ def winner_lines(best_params_path) -> list[str]:
     path = Path(best_params_path)
     if not path.exists():
         return []
-    winner = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return format_winner(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def format_winner(winner: dict) -> list[str]:
+    """The two lines naming a winner ({trial_id, objective, params}, as in best_params.yaml)."""
     objective = winner["objective"]
     return [
         f"Best trial: {winner['trial_id']} with {objective['metric']} = {objective['value']:.6g} "

@@ -16,6 +16,9 @@ from pathlib import Path
 from kerasgrid import records, refs
 from kerasgrid.errors import ConfigError, ModelError, Status
 
+# The file in a trial's folder that holds its trained model when the sweep keeps models.
+TRIAL_MODEL = "model.keras"
+
 
 def configure_tensorflow(threads: int, seed: int) -> None:
     """Size TensorFlow's thread pools to the job's threads and seed every generator."""
@@ -84,6 +87,25 @@ def summarise(history: dict) -> dict:
     return summary
 
 
+def save_model(model, path) -> dict:
+    """Save a fitted model to `path` (a .keras file) atomically; the record of what was saved."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Keras insists on the .keras suffix, so the temporary name keeps it.
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(
+            f"could not save the trained model to {path}: {type(exc).__name__}: {exc}. A model with "
+            "custom layers or a subclassed model must be serialisable: give each custom class a "
+            "get_config() and register it with @keras.saving.register_keras_serializable()"
+        ) from exc
+    return {"path": str(path), "sha256": records.sha256(path)}
+
+
 def versions() -> dict:
     import keras
     import numpy
@@ -107,11 +129,14 @@ def run_trial(
     *,
     threads: int = 1,
     objective: dict | None = None,
+    model_path=None,
 ) -> dict:
     """Train one combination and write params.json, history.csv and metrics.json to `out_dir`.
 
     `settings` is `Sweep.settings()`: the model and data references, budget and seed.
     `objective` ({metric, direction, source}) is checked after the first epoch and recorded.
+    `model_path` (a .keras file): where to save the fitted model if the trial ends ok; the
+    record's `saved_model` then names it with its SHA-256.
     Returns the record written to metrics.json.
     """
     started = time.perf_counter()
@@ -123,6 +148,8 @@ def run_trial(
     objective = dict(objective or {"metric": "val_loss" if settings["validation"] else "loss"})
     source = objective.pop("source", "the config")
     records.write_json(out_dir / "params.json", params)
+    # A model kept by an earlier run of this trial is not this run's model.
+    (out_dir / TRIAL_MODEL).unlink(missing_ok=True)
 
     configure_tensorflow(threads, settings["seed"])
     import keras
@@ -142,9 +169,11 @@ def run_trial(
         "versions": versions(),
         "host": platform.node(),
         "pid": os.getpid(),
+        "saved_model": None,
     }
     history_tmp = out_dir / f".history.csv.{os.getpid()}.tmp"
     history = {}
+    model = None
     try:
         model = build_model(refs.load(refs.Ref(settings["model"], "model", source)), params)
         data = {}
@@ -203,6 +232,8 @@ def run_trial(
         os.replace(history_tmp, out_dir / "history.csv")
     else:
         records.write_text(out_dir / "history.csv", "epoch\n")
+    if model_path is not None and record["status"] == Status.OK.value:
+        record["saved_model"] = save_model(model, model_path)
     record["wall_seconds"] = round(time.perf_counter() - started, 3)
     # metrics.json is written last: its presence means the trial finished.
     records.write_json(out_dir / "metrics.json", record)

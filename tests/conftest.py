@@ -82,17 +82,7 @@ class Workflow:
 
 @pytest.fixture
 def workflow(tmp_path) -> Workflow:
-    root = tmp_path / "sweep"
-    root.mkdir()
-    for name in WORKFLOW_FILES:
-        source = REPO / name
-        if source.is_symlink():
-            os.symlink(os.readlink(source), root / name)
-        elif source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, root / name)
-    return Workflow(root)
+    return copy_of_workflow(tmp_path / "sweep")
 
 
 FAULTY_MODEL = """
@@ -149,4 +139,40 @@ def faulty_config(grid: dict, **overrides) -> dict:
 @pytest.fixture
 def faulty(workflow) -> Workflow:
     workflow.path("faulty.py").write_text(FAULTY_MODEL, encoding="utf-8")
+    return workflow
+
+
+def copy_of_workflow(root: Path) -> Workflow:
+    """What the `workflow` fixture makes, in a folder of the caller's choosing (for wider scopes)."""
+    root.mkdir(parents=True)
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_symlink():
+            os.symlink(os.readlink(source), root / name)
+        elif source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, root / name)
+    return Workflow(root)
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory) -> Workflow:
+    """One finished `tiny_config()` sweep, shared by the tests that only look at its results.
+
+    `tiny_sweep.result` is the run's CompletedProcess. Tests that change files work on copies.
+    """
+    workflow = copy_of_workflow(tmp_path_factory.mktemp("tiny") / "sweep")
+    workflow.result = workflow.sweep(tiny_config())
+    return workflow
+
+
+@pytest.fixture(scope="session")
+def faulty_sweep(tmp_path_factory) -> Workflow:
+    """One finished sweep of faulty.py that keeps every trial's model: 2 trials ok, 2 diverged,
+    2 failed, and a grid key whose values are a list and a string."""
+    workflow = copy_of_workflow(tmp_path_factory.mktemp("faulty") / "sweep")
+    workflow.path("faulty.py").write_text(FAULTY_MODEL, encoding="utf-8")
+    config = faulty_config({"fault": ["raise", "nan", "none"], "shape": [[1, 2], "flat"]}, keep_models=True)
+    workflow.result = workflow.sweep(config)
     return workflow

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kerasgrid.errors import ConfigError
+from kerasgrid.errors import ConfigError, ModelError
 from kerasgrid.training import run_trial
 
 MODELS = Path(__file__).resolve().parent / "trial_models.py"
@@ -98,3 +98,27 @@ def test_an_objective_the_model_does_not_log_stops_the_sweep(tmp_path):
     with pytest.raises(ConfigError, match=r"my\.yaml: objective\.metric is 'val_accuracy', but the model logs only: loss, mae, val_loss, val_mae\. Set objective\.metric"):
         run_trial({}, settings(), tmp_path / "t", objective={"metric": "val_accuracy", "direction": "max", "source": "my.yaml"})
     assert not (tmp_path / "t/metrics.json").exists()
+
+
+def test_the_fitted_model_is_saved_when_asked(tmp_path):
+    import keras
+    import numpy as np
+
+    record = run_trial({"lr": 0.01}, settings(), tmp_path / "t", model_path=tmp_path / "t" / "model.keras")
+    assert record["saved_model"]["path"] == str(tmp_path / "t" / "model.keras")
+    assert len(record["saved_model"]["sha256"]) == 64 and read(tmp_path / "t") == record
+    model = keras.models.load_model(tmp_path / "t" / "model.keras")
+    assert model.predict(np.ones((2, 4), "float32"), verbose=0).shape == (2, 1)
+    assert not list((tmp_path / "t").glob(".*"))
+
+    # A later run of the same trial that keeps no model leaves none behind, nor does a failed one.
+    assert run_trial({"lr": 0.01}, settings(), tmp_path / "t")["saved_model"] is None
+    assert not (tmp_path / "t" / "model.keras").exists()
+    failed = run_trial({}, settings(model="raises"), tmp_path / "f", model_path=tmp_path / "f" / "model.keras")
+    assert failed["saved_model"] is None and not (tmp_path / "f" / "model.keras").exists()
+
+
+def test_a_model_keras_cannot_save_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match=r"could not save the trained model to .*model\.keras: TypeError: .*register it with @keras\.saving\.register_keras_serializable\(\)"):
+        run_trial({}, settings(model="unsaveable"), tmp_path / "t", model_path=tmp_path / "t" / "model.keras")
+    assert not (tmp_path / "t" / "metrics.json").exists() and not list((tmp_path / "t").glob(".*"))

@@ -74,3 +74,15 @@ def dies(params):
     import signal
 
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Unsaveable(keras.layers.Layer):
+    def call(self, x):
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "handle": object()}  # not JSON: Keras cannot save it
+
+
+def unsaveable(params):
+    return _compile(keras.Sequential([keras.Input((4,)), Unsaveable(), keras.layers.Dense(1)]), params)

@@ -8,7 +8,11 @@ rule leaderboard:
     input:
         metrics=trial_metrics,
     output:
-        leaderboard="results/leaderboard.tsv",
+        leaderboard=report(
+            "results/leaderboard.tsv",
+            caption="../report/leaderboard.rst",
+            category="Leaderboard",
+        ),
     log:
         "logs/leaderboard.log",
     params:

@@ -6,6 +6,7 @@ from snakemake.utils import validate
 
 from kerasgrid.config import check, config_source, load_schema, sweep_from_config
 from kerasgrid.results import winner_lines
+from kerasgrid.tables import leaderboard_lines
 from kerasgrid import runlock, workers
 
 if workflow.is_main_process:
@@ -51,8 +52,27 @@ def train(wildcards, params, output, threads, log):
         "out_dir": os.path.dirname(output.metrics),
         "threads": threads,
         "objective": {**SWEEP.objective, "source": CONFIG_SOURCE},
+        # Not a param of the rule: keeping a model changes no result, so flipping it retrains nothing.
+        "keep_model": SWEEP.keep_models,
         "log": log[0],
     }
+    run_task(task)
+
+
+def best_model(input, output, params, threads, log):
+    run_task({
+        "best_params": input.best,
+        "settings": params.settings,
+        "model_path": output.model,
+        "trials_dir": os.path.join(os.path.dirname(input.best), "trials"),
+        "scratch_dir": os.path.splitext(output.model)[0],  # results/best_model/<id>: the retrain
+        "threads": threads,
+        "source": CONFIG_SOURCE,
+        "log": log[0],
+    })
+
+
+def run_task(task):
     if workflow.is_main_process:
         WORKERS.run(task)  # TensorFlow stays imported between trials
     else:
@@ -63,9 +83,11 @@ def run_started():
     runlock.claim()
 
 
-def run_ended(best_params_path=None):
+def run_ended(leaderboard=None, best_params=None):
     WORKERS.close()
     runlock.release()
-    if best_params_path:
-        for line in winner_lines(best_params_path):
-            print(line)
+    lines = leaderboard_lines(leaderboard, SWEEP.objective) if leaderboard else []
+    if best_params:
+        lines += [""] * bool(lines) + winner_lines(best_params)
+    for line in lines:
+        print(line)

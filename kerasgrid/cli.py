@@ -1,0 +1,125 @@
+"""The `kerasgrid` command: look at a sweep's results in a terminal, without running anything.
+
+`kerasgrid summary` ranks whatever trials have finished on disk, so it works during a sweep, after
+one, and after one that was stopped. It reads plain files only: no TensorFlow, no Snakemake.
+"""
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from kerasgrid import records
+from kerasgrid.errors import Direction, KerasgridError, Status
+from kerasgrid.results import format_winner, leaderboard_rows, rank
+from kerasgrid.tables import console_lines
+
+
+def recorded_objective(finished: list[dict]) -> tuple[dict, str]:
+    """The objective most trials recorded, and a note if they disagree."""
+    seen = Counter(
+        (record["objective"]["metric"], record["objective"].get("direction", Direction.MIN.value))
+        for record in finished
+        if record.get("objective", {}).get("metric")
+    )
+    if not seen:
+        return {"metric": "loss", "direction": Direction.MIN.value}, "no trial recorded an objective"
+    (metric, direction), _ = seen.most_common(1)[0]
+    note = "as recorded in the trials"
+    if len(seen) > 1:
+        others = ", ".join(f"{m} ({d})" for (m, d) in seen if (m, d) != (metric, direction))
+        note = f"as most trials recorded (others recorded {others}; --metric and --direction choose)"
+    return {"metric": metric, "direction": direction}, note
+
+
+def summary(results="results", top: int = 10, metric: str | None = None, direction: str | None = None) -> list[str]:
+    """The lines `kerasgrid summary` prints: progress, the ranked top trials, the winner."""
+    trials_dir = Path(results) / "trials"
+    if not trials_dir.is_dir():
+        raise KerasgridError(
+            f"{trials_dir} does not exist. Run a sweep first, or point --results at the folder "
+            "a sweep wrote (the one that holds trials/)."
+        )
+    finished, unfinished = [], 0
+    for folder in sorted(path for path in trials_dir.iterdir() if path.is_dir()):
+        if (folder / "metrics.json").exists():
+            finished.append(records.read_json(folder / "metrics.json"))
+        elif (folder / "params.json").exists():
+            unfinished += 1  # running now, or stopped before it ended
+
+    objective, note = recorded_objective(finished)
+    if metric:
+        recorded = objective if objective["metric"] == metric else {}
+        objective, note = {"metric": metric, "direction": recorded.get("direction", Direction.MIN.value)}, "as asked"
+    if direction:
+        objective["direction"] = Direction(direction).value
+    for record in finished:
+        if record["status"] == Status.OK.value and objective["metric"] not in record["metrics"]:
+            logged = ", ".join(sorted(record["metrics"]))
+            raise KerasgridError(
+                f"trial {record['trial_id']} did not log {objective['metric']}; it logged: {logged}. "
+                "Give --metric one of these."
+            )
+
+    ranked = rank(finished, objective)
+    counts = Counter(record["status"] for record in finished)
+    statuses = ", ".join(f"{counts[s.value]} {s.value}" for s in Status if counts[s.value])
+    lines = [
+        f"{trials_dir}: {len(finished)} trials finished" + (f" ({statuses})" if finished else "")
+        + f", {unfinished} started but not finished."
+    ]
+    if not finished:
+        return lines
+    header, rows = leaderboard_rows(ranked, sorted({key for record in finished for key in record["params"]}))
+    table = console_lines([dict(zip(header, row)) for row in rows], objective, top)
+    lines += [f"{table[0]}, {note}:", *table[1:]]
+    if top < len(rows):
+        lines.append(f"... {len(rows) - top} more (--top {len(rows)} shows them all)")
+    winner = ranked[0]
+    if winner["status"] == Status.OK.value:
+        lines.append("")
+        lines += format_winner({
+            "trial_id": winner["trial_id"],
+            "objective": {**objective, "value": winner["objective_value"]},
+            "params": winner["params"],
+        })
+    return lines
+
+
+def _at_least_one(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number of at least 1")
+    return number
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="kerasgrid", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    show = commands.add_parser(
+        "summary",
+        help="print the leaderboard of a finished or unfinished sweep",
+        description=(
+            "Rank every trial that has finished on disk (results/trials/*/metrics.json), "
+            "including any whose grid value has since been removed, and say how many have not "
+            "finished yet. Runs nothing. results/leaderboard.tsv, by contrast, covers the "
+            "current grid of the last finished run."
+        ),
+    )
+    show.add_argument("--results", default="results", help="the folder the sweep wrote (default: %(default)s)")
+    show.add_argument("--top", type=_at_least_one, default=10, help="how many trials to list (default: %(default)s)")
+    show.add_argument("--metric", help="rank on this logged metric instead of the trials' recorded objective")
+    show.add_argument("--direction", choices=[d.value for d in Direction],
+                      help="min if smaller is better, max if larger is (default: as recorded, else min)")
+    args = parser.parse_args(argv)
+    try:
+        lines = summary(args.results, args.top, args.metric, args.direction)
+    except KerasgridError as exc:
+        print(f"kerasgrid: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""Three PNG figures of a finished sweep: learning curves, each hyperparameter's effect, the ranking.
+
+They read what the sweep left on disk (the leaderboard, and each trial's params.json and
+history.csv), mark diverged and failed trials instead of dropping them, and work for one trial as
+for thousands. Matplotlib is imported only when a figure is drawn (with the Agg backend: no
+display needed), TensorFlow never.
+"""
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kerasgrid import records
+from kerasgrid.errors import Status
+from kerasgrid.grid import canonical
+from kerasgrid.results import read_leaderboard
+from kerasgrid.tables import better
+
+TOP = 5  # trials highlighted and named in the learning curves
+MAX_BARS = 30  # ok trials in the ranking chart; diverged and failed ones are added after them
+MAX_MARKED = 10  # diverged or failed trials named in the ranking chart
+LABEL = 22  # characters of a grid value shown on an axis
+COLOURS = ["#1b5e20", "#1f77b4", "#ff7f0e", "#9467bd", "#17becf"]  # the winner first, in green
+GREY = "#9e9e9e"
+STATUS_COLOURS = {Status.DIVERGED.value: "#e65100", Status.FAILED.value: "#c62828"}
+DPI = 100
+
+
+@dataclass(eq=False)
+class Trial:
+    """One leaderboard row with what the figures need: exact params and the objective per epoch."""
+
+    rank: int
+    trial_id: str
+    status: str
+    value: float | None
+    params: dict
+    curve: list[float] = field(default_factory=list)
+
+
+def load_trials(leaderboard_path, objective: dict, trials_dir=None) -> list[Trial]:
+    """The leaderboard's trials, best first, with their params.json and objective history."""
+    leaderboard_path = Path(leaderboard_path)
+    trials_dir = Path(trials_dir) if trials_dir else leaderboard_path.parent / "trials"
+    trials = []
+    for row in read_leaderboard(leaderboard_path):
+        folder = trials_dir / row["trial_id"]
+        trials.append(
+            Trial(
+                rank=int(row["rank"]),
+                trial_id=row["trial_id"],
+                status=row["status"],
+                value=float(row["objective"]) if row["objective"] else None,
+                params=records.read_json(folder / "params.json"),
+                curve=_curve(folder / "history.csv", objective["metric"]),
+            )
+        )
+    return trials
+
+
+def _curve(history_path: Path, metric: str) -> list[float]:
+    """The metric per epoch from Keras' CSVLogger file; NaN where it was not finite."""
+    try:
+        with open(history_path, encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except FileNotFoundError:
+        return []
+    values = []
+    for row in rows:
+        try:
+            value = float(row.get(metric) or "nan")
+        except ValueError:
+            value = math.nan
+        values.append(value if math.isfinite(value) else math.nan)
+    return values
+
+
+def text(value) -> str:
+    """Text for a figure: matplotlib would read a pair of `$` in a user's value as maths."""
+    return str(value).replace("$", r"\$")
+
+
+def value_label(value, width: int = LABEL) -> str:
+    """A grid value as a category label: strings as they are, lists and the rest as JSON."""
+    label = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    label = " ".join(label.split())
+    return text(label if len(label) <= width else label[: width - 1] + "…")
+
+
+def _sort_key(value):
+    # Numbers in numeric order first (1 and 1.0 are distinct trials: the int comes first), then
+    # everything else in the order of its canonical JSON.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, value, isinstance(value, float), "")
+    return (1, 0, False, canonical({"v": value}))
+
+
+def categories(trials: list[Trial], key: str) -> list:
+    """The distinct values of a grid key among the trials, in a stable, readable order."""
+    distinct = {}
+    for trial in trials:
+        if key in trial.params:
+            distinct.setdefault(canonical({"v": trial.params[key]}), trial.params[key])
+    return sorted(distinct.values(), key=_sort_key)
+
+
+def varying_keys(trials: list[Trial], grid_keys: list[str]) -> list[str]:
+    """The grid keys whose value differs between trials (all of them for a single trial)."""
+    varying = [key for key in grid_keys if len(categories(trials, key)) > 1]
+    return varying or list(grid_keys)
+
+
+def trial_label(trial: Trial, keys: list[str], width: int = 48) -> str:
+    """`#rank id: key=value, ...`, short enough for a legend or an axis."""
+    settings = ", ".join(f"{key}={value_label(trial.params.get(key), 12)}" for key in keys)
+    if len(settings) > width:
+        settings = settings[: width - 1] + "…"
+    return f"#{trial.rank} {trial.trial_id[:8]}: {text(settings)}" if settings else f"#{trial.rank} {trial.trial_id}"
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _counts(trials: list[Trial]) -> str:
+    counts = {status.value: sum(t.status == status.value for t in trials) for status in Status}
+    return ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+
+
+def learning_curves(trials: list[Trial], objective: dict, grid_keys: list[str]):
+    """The objective per epoch of every trial: the top few in colour and named, the rest grey."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    metric = text(objective["metric"])
+    figure = _figure(10, 6)
+    ax = figure.subplots()
+    keys = varying_keys(trials, grid_keys)
+    ok = [t for t in trials if t.status == Status.OK.value and t.curve]
+    top = {t.trial_id: i for i, t in enumerate(ok[:TOP])}
+    epochs_run = max((len(t.curve) for t in trials), default=0)
+    marker = "o" if epochs_run <= 20 else None
+    finite, named = [], {}
+    for trial in reversed(trials):  # worst first, so that the best are drawn on top
+        if not trial.curve:
+            continue
+        epochs = range(1, len(trial.curve) + 1)
+        finite += [v for v in trial.curve if not math.isnan(v)]
+        if trial.trial_id in top:
+            i = top[trial.trial_id]
+            (named[i],) = ax.plot(epochs, trial.curve, color=COLOURS[i], lw=3 if i == 0 else 1.8, marker=marker,
+                                  ms=5, zorder=10 - i, label=trial_label(trial, keys))
+        elif trial.status == Status.DIVERGED.value:
+            ax.plot(epochs, trial.curve, color=STATUS_COLOURS[trial.status], lw=1.2, ls=":", marker=marker, ms=3, zorder=3)
+            last = max((i for i, v in enumerate(trial.curve) if not math.isnan(v)), default=None)
+            if last is not None:
+                ax.plot([last + 1], [trial.curve[last]], "X", color=STATUS_COLOURS[trial.status], ms=10, zorder=4)
+        else:
+            ax.plot(epochs, trial.curve, color=GREY, lw=1, alpha=0.6, marker=marker, ms=3, zorder=2)
+    handles = [named[i] for i in sorted(named)]
+    labels = [handle.get_label() for handle in handles]
+    rest = len([t for t in ok if t.trial_id not in top])
+    if rest:
+        handles.append(Line2D([], [], color=GREY, lw=1))
+        labels.append(f"{rest} other ok trials")
+    diverged = [t for t in trials if t.status == Status.DIVERGED.value]
+    if diverged:
+        drawn = sum(any(not math.isnan(v) for v in t.curve) for t in diverged)
+        handles.append(Line2D([], [], color=STATUS_COLOURS[Status.DIVERGED.value], ls=":", marker="X"))
+        labels.append(f"{len(diverged)} diverged (X: last finite value)" if drawn else
+                      f"{len(diverged)} diverged in epoch 1 (no finite value to draw)")
+    failed = sum(t.status == Status.FAILED.value for t in trials)
+    if handles:
+        ax.legend(handles, labels, fontsize=9, loc="best", title="rank, trial, params" if top else None)
+    if not finite:
+        ax.text(0.5, 0.5, "no trial logged a finite value", ha="center", va="center", transform=ax.transAxes)
+    elif min(finite) > 0 and max(finite) / min(finite) > 100:
+        ax.set_yscale("log")
+    if epochs_run <= 20:
+        ax.set_xticks(range(1, epochs_run + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0.5, max(epochs_run, 1) + 0.5)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{metric} ({better(objective['direction'])})")
+    ax.grid(alpha=0.3)
+    note = f"; {failed} failed, so no curve" if failed else ""
+    ax.set_title(f"Learning curves: {metric} per epoch\n{len(trials)} trials ({_counts(trials)}){note}")
+    return figure
+
+
+def param_effects(trials: list[Trial], objective: dict, grid_keys: list[str]):
+    """One panel per grid key: each trial's objective over the key's values; the winner starred."""
+    import numpy as np
+
+    metric = text(objective["metric"])
+    keys = varying_keys(trials, grid_keys)
+    fixed = [key for key in grid_keys if key not in keys]
+    columns = max(1, min(3, len(keys)))
+    rows = max(1, math.ceil(len(keys) / columns))
+    widest = max((len(categories(trials, key)) for key in keys), default=1)
+    figure = _figure(max(8.0, max(4.8, 0.5 * widest) * columns), 3.9 * rows + 1.0)
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
+    winner = trials[0] if trials and trials[0].status == Status.OK.value else None
+    jitter = np.random.default_rng(0)
+    for ax, key in zip(axes, keys):
+        values = categories(trials, key)
+        labels = []
+        for x, value in enumerate(values):
+            same = [t for t in trials if key in t.params and canonical({"v": t.params[key]}) == canonical({"v": value})]
+            scores = [t.value for t in same if t.status == Status.OK.value and t.value is not None]
+            if len(scores) > 1:
+                ax.boxplot([scores], positions=[x], widths=0.5, showfliers=False, manage_ticks=False,
+                           medianprops={"color": "#1f77b4"}, boxprops={"color": GREY}, whiskerprops={"color": GREY},
+                           capprops={"color": GREY})
+            if scores:
+                ax.scatter(x + jitter.uniform(-0.12, 0.12, len(scores)), scores, s=22, color="#1f77b4", alpha=0.7, zorder=3)
+            bad = {status: sum(t.status == status for t in same) for status in STATUS_COLOURS}
+            marks = ", ".join(f"{n} {status}" for status, n in bad.items() if n)
+            labels.append(value_label(value) + (f"\n({marks})" if marks else ""))
+            if winner and key in winner.params and canonical({"v": winner.params[key]}) == canonical({"v": value}):
+                ax.scatter([x], [winner.value], marker="*", s=220, color=COLOURS[0], edgecolor="white", zorder=4)
+        ax.set_xticks(range(len(values)))
+        ax.set_xticklabels(labels, rotation=30 if len(values) > 4 else 0, ha="right" if len(values) > 4 else "center",
+                           fontsize=9)
+        for tick, label in zip(ax.get_xticklabels(), labels):
+            if "\n(" in label:
+                tick.set_color(STATUS_COLOURS[Status.FAILED.value])
+        ax.set_xlim(-0.6, max(len(values), 1) - 0.4)
+        ax.set_title(value_label(key, 40), fontsize=11)
+        ax.set_ylabel(metric)
+        ax.grid(axis="y", alpha=0.3)
+        if not any(t.status == Status.OK.value for t in trials):
+            ax.text(0.5, 0.5, "no trial finished ok", ha="center", va="center", transform=ax.transAxes)
+    for ax in axes[len(keys):]:
+        ax.set_visible(False)
+    constant = ", ".join(f"{value_label(key, 30)}={value_label(trials[0].params.get(key))}" for key in fixed)
+    figure.suptitle(
+        f"Effect of each hyperparameter on {metric} ({better(objective['direction'])})\n"
+        "dots: ok trials; boxes: their spread; star: the winner\n"
+        "diverged and failed trials are counted under their value"
+        + (f"\nthe same in every trial: {constant}" if constant else ""),
+        fontsize=11,
+    )
+    return figure
+
+
+def ranking(trials: list[Trial], objective: dict, grid_keys: list[str]):
+    """The objective of every trial as a ranked bar chart; diverged and failed ones marked."""
+    metric = text(objective["metric"])
+    keys = varying_keys(trials, grid_keys)
+    ok = [t for t in trials if t.status == Status.OK.value and t.value is not None]
+    bad = [t for t in trials if t not in ok]
+    shown = ok[:MAX_BARS] + bad[:MAX_MARKED]
+    figure = _figure(10, max(3.0, 0.34 * len(shown) + 1.8))
+    ax = figure.subplots()
+    values = [t.value for t in ok[:MAX_BARS]]
+    span = max([abs(v) for v in values] or [1.0]) or 1.0
+    for y, trial in enumerate(shown):
+        if trial in ok:
+            colour = COLOURS[0] if trial is trials[0] else "#1f77b4"
+            ax.barh(y, trial.value, color=colour, height=0.7)
+            ax.text(trial.value + 0.01 * span * (1 if trial.value >= 0 else -1), y, f" {trial.value:.4g}", va="center",
+                    ha="left" if trial.value >= 0 else "right", fontsize=9)
+        else:
+            colour = STATUS_COLOURS.get(trial.status, GREY)
+            ax.barh(y, 0.02 * span, color=colour, height=0.7)
+            ax.text(0.03 * span, y, f" {trial.status}: no {metric}", va="center", ha="left", color=colour,
+                    fontsize=9, fontweight="bold")
+    ax.set_yticks(range(len(shown)))
+    ax.set_yticklabels([trial_label(t, keys) for t in shown], fontsize=9)
+    for tick, trial in zip(ax.get_yticklabels(), shown):
+        if trial not in ok:
+            tick.set_color(STATUS_COLOURS.get(trial.status, GREY))
+    ax.invert_yaxis()  # the winner on top
+    if values:
+        low, high = min(values + [0.0]), max(values + [0.0])
+        ax.set_xlim(low - 0.2 * span * (low < 0), high + 0.25 * span)
+    else:
+        ax.set_xlim(0, 1)
+    ax.set_xlabel(f"{metric} after the last epoch ({better(objective['direction'])})")
+    ax.grid(axis="x", alpha=0.3)
+    left_out = len(trials) - len(shown)
+    note = f"; the best {len(shown)} shown, {left_out} more in results/leaderboard.tsv" if left_out else ""
+    ax.set_title(f"Trials ranked by {metric}: {len(trials)} trials ({_counts(trials)}){note}")
+    return figure
+
+
+def save(figure, path) -> None:
+    """Write the figure as a PNG, atomically."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    records.write_bytes(path, buffer.getvalue())
+
+
+def write_plots(leaderboard_path, objective: dict, grid_keys: list[str], *, learning_curves_png, param_effects_png,
+                ranking_png, trials_dir=None) -> None:
+    """The three figures of the sweep whose leaderboard is given, as PNG files."""
+    trials = load_trials(leaderboard_path, objective, trials_dir)
+    for draw, path in ((learning_curves, learning_curves_png), (param_effects, param_effects_png), (ranking, ranking_png)):
+        save(draw(trials, objective, grid_keys), path)

@@ -1,0 +1,135 @@
+"""The leaderboard as people read it: an aligned console table and a web page for the report.
+
+Both take the leaderboard's rows as dicts of strings (`results.read_leaderboard`), so the console,
+`kerasgrid summary` and the report show the same thing.
+"""
+
+import html
+
+from kerasgrid import records
+from kerasgrid.errors import Direction, Status
+from kerasgrid.results import read_leaderboard
+
+# A grid value longer than this is cut in the console (the TSV and the web page keep it whole).
+MAX_CELL = 24
+# The web page lists this many trials at most; the TSV has them all.
+MAX_PAGE_ROWS = 1000
+
+
+def better(direction: str) -> str:
+    return "lower is better" if Direction(direction) is Direction.MIN else "higher is better"
+
+
+def _short(text: str, width: int = MAX_CELL) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _number(cell: str) -> str:
+    return f"{float(cell):.6g}" if cell else "-"
+
+
+def param_columns(rows: list[dict]) -> list[str]:
+    """The grid-key columns of a leaderboard: those between trial_id and objective."""
+    header = list(rows[0]) if rows else ["rank", "trial_id", "objective"]
+    return header[2 : header.index("objective")]
+
+
+def console_lines(rows: list[dict], objective: dict, top: int = 10) -> list[str]:
+    """A title and the top rows as an aligned table: rank, trial id, grid keys, objective, status."""
+    params = param_columns(rows)
+    columns = ["rank", "trial_id", *params, objective["metric"], "status"]
+    shown = rows[:top]
+    table = [columns] + [
+        [row["rank"], row["trial_id"]]
+        + [_short(row[key]) for key in params]
+        + [_number(row["objective"]), row["status"]]
+        for row in shown
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    right = {0, len(columns) - 2}  # rank and objective are numbers
+    lines = [
+        "  ".join(
+            cell.rjust(width) if i in right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(line, widths))
+        ).rstrip()
+        for line in table
+    ]
+    what = f"top {len(shown)} of {len(rows)}" if len(shown) < len(rows) else f"{len(rows)}"
+    title = f"Leaderboard: {what} trials by {objective['metric']} ({better(objective['direction'])})"
+    return [title, *lines]
+
+
+def leaderboard_lines(leaderboard_path, objective: dict, top: int = 10) -> list[str]:
+    """`console_lines` of a written leaderboard; nothing if there is none."""
+    try:
+        rows = read_leaderboard(leaderboard_path)
+    except FileNotFoundError:
+        return []
+    return console_lines(rows, objective, top)
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+.winner { background: #eef6ee; border-left: 4px solid #2e7d32; padding: .6em 1em; margin-bottom: 1em; }
+table { border-collapse: collapse; font-size: 14px; }
+th, td { padding: 3px 10px; border-bottom: 1px solid #ddd; text-align: left; white-space: nowrap; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.error { white-space: normal; max-width: 40em; color: #555; }
+tr.rank1.ok { background: #eef6ee; font-weight: bold; }
+tr.diverged td.status { color: #b26a00; font-weight: bold; }
+tr.failed td.status { color: #c62828; font-weight: bold; }
+"""
+
+
+def _td(text: str, css: str = "", width: int = 60) -> str:
+    title = f' title="{html.escape(text)}"' if len(text) > width else ""
+    klass = f' class="{css}"' if css else ""
+    return f"<td{klass}{title}>{html.escape(_short(text, width))}</td>"
+
+
+def page(rows: list[dict], objective: dict, title: str = "kerasgrid leaderboard") -> str:
+    """A self-contained HTML page: the winner, then every trial best first, failures marked."""
+    params = param_columns(rows)
+    metric = html.escape(objective["metric"])
+    counts = {status: sum(row["status"] == status.value for row in rows) for status in Status}
+    parts = [
+        "<!DOCTYPE html>",
+        f'<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>',
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    if rows and rows[0]["status"] == Status.OK.value:
+        best = rows[0]
+        settings = ", ".join(f"{html.escape(k)} = {html.escape(_short(best[k], 80))}" for k in params)
+        parts.append(
+            f'<div class="winner">Winner: trial <code>{html.escape(best["trial_id"])}</code> with '
+            f"{metric} = <b>{_number(best['objective'])}</b> ({better(objective['direction'])})"
+            f"<br>{settings}</div>"
+        )
+    else:
+        parts.append('<div class="winner">No trial finished ok, so there is no winner.</div>')
+    summary = ", ".join(f"{counts[s]} {s.value}" for s in Status if counts[s])
+    parts.append(f"<p>{len(rows)} trials ({summary}), ranked by {metric} ({better(objective['direction'])}); "
+                 "diverged and failed trials come last.</p>")
+    columns = ["rank", "trial_id", *params, objective["metric"], "status", "fit_seconds", "error"]
+    parts.append("<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr></thead><tbody>")
+    for row in rows[:MAX_PAGE_ROWS]:
+        status = row["status"]
+        css = f"rank{row['rank']} {status}"
+        cells = (
+            [_td(row["rank"], "num"), _td(row["trial_id"])]
+            + [_td(row[key]) for key in params]
+            + [_td(_number(row["objective"]), "num"), _td(status, "status"),
+               _td(row["fit_seconds"], "num"), _td(row["error"], "error", 300)]
+        )
+        parts.append(f'<tr class="{html.escape(css)}">' + "".join(cells) + "</tr>")
+    parts.append("</tbody></table>")
+    if len(rows) > MAX_PAGE_ROWS:
+        parts.append(f"<p>The first {MAX_PAGE_ROWS} of {len(rows)} trials; results/leaderboard.tsv lists them all.</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_page(leaderboard_path, objective: dict, path) -> None:
+    """The leaderboard's web page (`page`) for results/leaderboard.html."""
+    records.write_text(path, page(read_leaderboard(leaderboard_path), objective))

@@ -1,0 +1,40 @@
+from kerasgrid.tables import console_lines, page
+
+MIN = {"metric": "val_loss", "direction": "min"}
+
+
+def row(rank, trial_id, objective, status="ok", error="", **params):
+    return {"rank": str(rank), "trial_id": trial_id, **params, "objective": objective, "status": status,
+            "fit_seconds": "1.50", "error": error}
+
+
+ROWS = [
+    row(1, "aaaaaaaaaaaa", "0.0314844123", lr="0.001", act="relu"),
+    row(2, "bbbbbbbbbbbb", "0.25", lr="0.01", act="x" * 40),
+    row(3, "cccccccccccc", "", "diverged", "loss became NaN or infinite in epoch 1", lr="1.0", act="relu"),
+    row(4, "dddddddddddd", "", "failed", "ValueError: <b>bad</b>", lr="0.1", act="tanh"),
+]
+
+
+def test_the_console_table_is_aligned_and_cut_to_the_top_rows():
+    lines = console_lines(ROWS, MIN, top=3)
+    assert lines[0] == "Leaderboard: top 3 of 4 trials by val_loss (lower is better)"
+    assert lines[1].split() == ["rank", "trial_id", "lr", "act", "val_loss", "status"]
+    assert lines[2].split() == ["1", "aaaaaaaaaaaa", "0.001", "relu", "0.0314844", "ok"]
+    assert "x" * 23 + "…" in lines[3] and "x" * 25 not in lines[3]
+    assert lines[4].split()[-2:] == ["-", "diverged"] and len(lines) == 5
+    # Every column starts where its header does.
+    for name in ("trial_id", "lr", "act", "status"):
+        start = lines[1].index(name)
+        assert all(line[start - 2 : start] == "  " for line in lines[2:])
+    assert console_lines(ROWS[:1], {"metric": "acc", "direction": "max"})[0] == "Leaderboard: 1 trials by acc (higher is better)"
+
+
+def test_the_page_names_the_winner_marks_failures_and_escapes_values():
+    html = page(ROWS, MIN)
+    assert "Winner: trial <code>aaaaaaaaaaaa</code> with val_loss = <b>0.0314844</b>" in html
+    assert "4 trials (2 ok, 1 diverged, 1 failed)" in html
+    assert '<tr class="rank3 diverged">' in html and '<tr class="rank4 failed">' in html
+    assert "ValueError: &lt;b&gt;bad&lt;/b&gt;" in html and "<b>bad</b>" not in html
+    failed_first = page([ROWS[3]], MIN)
+    assert "No trial finished ok, so there is no winner." in failed_first
