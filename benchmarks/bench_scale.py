@@ -84,7 +84,7 @@ def kerasgrid_copy(root: Path, n: int) -> Path:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000])
-    parser.add_argument("--finished", type=int, default=1000)
+    parser.add_argument("--finished", type=int, default=1000, help="0 to skip the finished sweep")
     args = parser.parse_args()
     print(f"# {platform.node()}: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}")
     print("| what | trials | kerasgrid s | peak MiB | trivial-rule baseline s | ratio |")
@@ -100,6 +100,8 @@ def main():
             print(f"| dry-run, empty results/ | {n:,} | {seconds:.1f} | {peak:.0f} | {base:.1f} | {seconds / base:.2f}x |", flush=True)
 
         n = args.finished
+        if not n:
+            return
         ours = kerasgrid_copy(Path(tmp) / f"finished{n}", n)
         trivial = Path(tmp) / f"trivial-finished{n}"
         trivial.mkdir()

@@ -122,6 +122,40 @@ def versions() -> dict:
     }
 
 
+def new_record(params: dict, settings: dict, out_dir: Path, threads: int, objective: dict) -> dict:
+    """A trial's record before training: status ok until something says otherwise."""
+    return {
+        "trial_id": out_dir.name,
+        "params": params,
+        "status": Status.OK.value,
+        "error": None,
+        "objective": {**objective, "value": None},
+        "epochs_run": 0,
+        "budget": settings["budget"],
+        "seed": settings["seed"],
+        "threads": threads,
+        "fit_seconds": 0.0,
+        "wall_seconds": None,
+        "versions": None,
+        "host": platform.node(),
+        "pid": os.getpid(),
+        "saved_model": None,
+        "metrics": {},
+    }
+
+
+def record_killed(params: dict, settings: dict, out_dir, threads: int, objective: dict, error: str) -> dict:
+    """Record as failed a trial whose process kept dying (out of memory), so the sweep goes on."""
+    out_dir = Path(out_dir)
+    objective = {k: v for k, v in objective.items() if k != "source"}
+    record = {**new_record(params, settings, out_dir, threads, objective), "pid": None}
+    record.update(status=Status.FAILED.value, error=error)
+    records.write_json(out_dir / "params.json", params)
+    records.write_text(out_dir / "history.csv", "epoch\n")
+    records.write_json(out_dir / "metrics.json", record)
+    return record
+
+
 def run_trial(
     params: dict,
     settings: dict,
@@ -154,23 +188,8 @@ def run_trial(
     configure_tensorflow(threads, settings["seed"])
     import keras
 
-    record = {
-        "trial_id": out_dir.name,
-        "params": params,
-        "status": Status.OK.value,
-        "error": None,
-        "objective": {**objective, "value": None},
-        "epochs_run": 0,
-        "budget": budget,
-        "seed": settings["seed"],
-        "threads": threads,
-        "fit_seconds": 0.0,
-        "wall_seconds": None,
-        "versions": versions(),
-        "host": platform.node(),
-        "pid": os.getpid(),
-        "saved_model": None,
-    }
+    record = new_record(params, settings, out_dir, threads, objective)
+    record["versions"] = versions()
     history_tmp = out_dir / f".history.csv.{os.getpid()}.tmp"
     history = {}
     model = None

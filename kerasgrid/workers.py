@@ -27,8 +27,18 @@ from kerasgrid.errors import KerasgridError
 TRIALS_PER_WORKER = 50
 
 
+# A trial whose process dies this many times in one run (the OOM killer, SIGKILL) is recorded as
+# failed, so that one such trial does not stop the sweep; before that, its job fails and
+# Snakemake's retries (1 in the default profile) run it again.
+DEATHS_BEFORE_FAILED = 2
+
+
 class TrialProcessError(KerasgridError):
     """A trial's process died, or kerasgrid itself failed in it; the job fails and may be retried."""
+
+
+class TrialKilled(TrialProcessError):
+    """The trial's process died without a word: a signal, most often the out-of-memory killer."""
 
 
 class Worker:
@@ -62,7 +72,7 @@ class Worker:
         if not line:
             code = self.process.wait()
             how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-            raise TrialProcessError(f"the trial's process {how} (out of memory?); see {task['log']}")
+            raise TrialKilled(f"the trial's process {how} (out of memory?); see {task['log']}")
         return json.loads(line)
 
     def close(self):
@@ -84,6 +94,7 @@ class WorkerPool:
     def __init__(self, log_path: str = "logs/workers.log"):
         self.log_path = log_path
         self._idle: dict[int, list[Worker]] = {}
+        self._deaths: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def run(self, task: dict) -> None:
@@ -94,6 +105,15 @@ class WorkerPool:
         worker = worker or Worker(threads, self.log_path)
         try:
             reply = worker.run(task)
+        except TrialKilled as exc:
+            worker.kill()
+            if "out_dir" not in task or self._died(task["out_dir"]) < DEATHS_BEFORE_FAILED:
+                raise
+            from kerasgrid.training import record_killed
+
+            record_killed(task["params"], task["settings"], task["out_dir"], task["threads"], task["objective"],
+                          f"TrialKilled: {exc}, {DEATHS_BEFORE_FAILED} times")
+            return
         except BaseException:
             worker.kill()
             raise
@@ -105,6 +125,11 @@ class WorkerPool:
         else:
             with self._lock:
                 self._idle[threads].append(worker)
+
+    def _died(self, out_dir: str) -> int:
+        with self._lock:
+            self._deaths[out_dir] = self._deaths.get(out_dir, 0) + 1
+            return self._deaths[out_dir]
 
     def close(self) -> None:
         with self._lock:

@@ -104,6 +104,8 @@ def build_model(params):
     if fault == "kill_once" and not Path("killed.marker").exists():
         Path("killed.marker").write_text("once")
         os.kill(os.getpid(), signal.SIGKILL)
+    if fault == "kill_always":
+        os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(params.get("sleep", 0))
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(params.get("units", 4), "relu"), keras.layers.Dense(1)])
     model.compile(keras.optimizers.SGD(params.get("lr", 0.01)), "mse")

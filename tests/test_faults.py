@@ -82,6 +82,15 @@ def test_a_trial_process_killed_from_outside_is_retried(faulty):
     assert "Trying to restart job" in result.output or "attempt: 2" in result.output
 
 
+def test_a_trial_killed_on_every_attempt_is_recorded_as_failed_and_the_sweep_goes_on(faulty):
+    result = faulty.sweep(faulty_config({"fault": ["kill_always", "none"]}), "--until", "best_params")
+    rows = read_leaderboard(faulty.path("results/leaderboard.tsv"))
+    assert [(r["fault"], r["status"]) for r in rows] == [("none", "ok"), ("kill_always", "failed")]
+    assert rows[1]["error"].startswith("TrialKilled: the trial's process was killed by signal 9 (out of memory?)")
+    assert rows[1]["error"].endswith(", 2 times")
+    assert "Best params found: {'fault': 'none'}" in result.output
+
+
 def test_a_second_run_in_the_same_folder_is_refused_while_the_first_finishes(faulty):
     config = faulty_config({"sleep": [3], "lr": [0.01, 0.02]})
     first = start(faulty, config, "--cores", "1")
