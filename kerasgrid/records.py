@@ -1,5 +1,6 @@
 """Reading and writing the plain files a sweep leaves behind, atomically."""
 
+import contextlib
 import hashlib
 import json
 import os
@@ -13,20 +14,27 @@ def write_text(path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def write_bytes(path, data: bytes) -> None:
-    """Write `data` to `path` atomically, as `write_text` writes text."""
+@contextlib.contextmanager
+def _replacing(path):
+    """A temporary file beside `path`, moved onto it when the block ends, removed if it fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
     try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def write_bytes(path, data: bytes) -> None:
+    """Write `data` to `path` atomically, as `write_text` writes text."""
+    with _replacing(path) as tmp, open(tmp, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def write_json(path, data) -> None:
@@ -41,16 +49,8 @@ def read_json(path):
 
 def copy_file(source, path) -> None:
     """Copy `source` to `path` atomically, as `write_text` writes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with _replacing(path) as tmp:
         shutil.copyfile(source, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def sha256(path) -> str:
