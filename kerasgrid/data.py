@@ -82,7 +82,10 @@ def as_dataset(fn, params: dict, *, batch_size: int, seed: int, name: str = "dat
             first = next(source)
         except StopIteration:
             raise DataError(f"{name} returned a generator that yielded nothing") from None
-        signature = infer_signature(first)
+        try:
+            signature = infer_signature(first)
+        except DataError as exc:
+            raise DataError(f"{name}: {exc}") from None
 
         def restart():
             return call_data_fn(fn, params)

@@ -99,3 +99,21 @@ def test_settings_hold_what_a_trial_depends_on_but_not_the_objective():
     b = sweep_from_config(b_config, "b.yaml")
     assert a.settings() == b.settings()
     assert sweep_from_config(full_config(seed=1), "a.yaml").settings() != a.settings()
+
+
+def test_a_model_file_with_a_syntax_error_is_named_with_its_line(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("def build_model(params):\n    return (\n")
+    with pytest.raises(ConfigError, match=rf"my\.yaml: model is '{broken}:build_model', but {broken} has a syntax error at line \d+: .*\. Fix the file\."):
+        sweep_from_config(full_config(model=f"{broken}:build_model"), "my.yaml")
+
+
+def test_a_reference_to_something_not_callable_is_refused_when_loaded(tmp_path):
+    from kerasgrid import refs
+
+    module = tmp_path / "values.py"
+    module.write_text("build_model = 3\n")
+    ref = refs.parse_ref(f"{module}:build_model", "model", "my.yaml")
+    assert refs.source_file(ref) == module  # the name exists, so planning accepts it
+    with pytest.raises(ConfigError, match=r"my\.yaml: model is '.*values\.py:build_model', but 'build_model' in it is 3, not a callable\. Point it to a function\."):
+        refs.load(ref)

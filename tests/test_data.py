@@ -88,3 +88,11 @@ def test_a_generator_that_yields_nothing_is_an_error():
 def test_an_unusable_return_value_is_an_error():
     with pytest.raises(DataError, match="data.train returned int; return a generator of"):
         as_dataset(lambda: 3, {}, batch_size=8, seed=0, name="data.train")
+
+
+def test_batches_of_python_objects_are_an_error():
+    def data():
+        yield np.array([{"a": 1}, None], dtype=object), np.zeros(2)
+
+    with pytest.raises(DataError, match=r"^data\.train: a batch holds a numpy array of Python objects \(shape \(2,\)\); yield numeric or string arrays"):
+        as_dataset(data, {}, batch_size=8, seed=0, name="data.train")
