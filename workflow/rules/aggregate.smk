@@ -18,6 +18,7 @@ rule leaderboard:
     params:
         objective=ranking_objective,
         grid_keys=grid_keys,
+        rungs=rungs,
         source=config_file,
     script:
         "../../scripts/leaderboard.py"
@@ -33,6 +34,7 @@ rule best_params:
         "logs/best_params.log",
     params:
         objective=ranking_objective,
+        rungs=rungs,
         source=config_file,
     script:
         "../../scripts/best_params.py"

@@ -46,6 +46,7 @@ rule plots:
     params:
         objective=ranking_objective,
         grid_keys=grid_keys,
+        rungs=rungs,
     script:
         "../../scripts/plots.py"
 
