@@ -57,15 +57,17 @@ def load_state(directory) -> dict | None:
     return meta
 
 
-def restore_callback(state: dict):
-    """A Keras callback that assigns `state`'s variables when `fit` starts (model and optimizer built)."""
+def restore_callback(state: dict, element_spec):
+    """A Keras callback that assigns `state`'s variables when `fit` starts.
+
+    `element_spec`: the training dataset's, to build what Keras would otherwise build at the first
+    step (a subclassed model's layers, the optimizer's slots) symbolically, reading no data.
+    """
     import keras
 
     class RestoreState(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            # Keras builds the optimizer's slots at the first step; the saved ones need them now.
-            if not self.model.optimizer.built:
-                self.model.optimizer.build(self.model.trainable_variables)
+            self.model._symbolic_build(data_batch=element_spec)  # builds only what is not built yet
             variables = _variables(self.model)
             shapes = [list(v.shape) for v in variables]
             if shapes != state["shapes"]:

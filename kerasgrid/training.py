@@ -227,7 +227,7 @@ def run_trial(
         data["train"] = data["train"].skip(first_epoch * budget["steps_per_epoch"])
         for _ in range(first_epoch if "validation" in data else 0):
             iter(data["validation"])
-        callbacks = [resume.restore_callback(state)] if state else []
+        callbacks = [resume.restore_callback(state, data["train"].element_spec)] if state else []
         csv_logger = keras.callbacks.CSVLogger(str(history_tmp), append=bool(state))
         fit_started = time.perf_counter()
         try:

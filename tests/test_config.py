@@ -18,7 +18,7 @@ def full_config(**overrides):
         "objective": {"metric": None, "direction": "min"},
         "seed": 0,
         "max_trials": 1000,
-        "search": {"strategy": "grid", "trials": None, "halving": None},
+        "search": {"strategy": "grid", "trials": None},
         "grid": {"lr": [0.001], "act_in": ["relu"]},
     }
     config.update(overrides)
