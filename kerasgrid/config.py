@@ -97,6 +97,13 @@ class Sweep:
     def halving(self) -> bool:
         return len(self.rungs) > 1
 
+    def plan(self) -> dict:
+        """How the candidates are found and trained: results/search.json."""
+        plan = {"strategy": self.strategy, "rungs": self.rungs}
+        if self.halving:
+            plan["halving"] = {"eta": self.schedule.eta, "min_epochs": self.schedule.min_epochs}
+        return plan
+
     def settings(self) -> dict:
         """Everything a trial's result depends on besides its params (the objective is not).
 

@@ -147,3 +147,17 @@ def test_a_halving_sweep_killed_mid_rung_resumes_losing_only_unfinished_jobs(kno
     assert not retrained & kept  # no finished rung trained again
     assert {path: stamp for path, stamp in known.snapshot().items() if path in finished} == finished
     assert [r["q"] for r in read_leaderboard(known.path("results/leaderboard.tsv"))][:2] == ["0.1", "0.2"]
+
+
+def test_turning_halving_on_keeps_the_plain_sweeps_finished_trials(known):
+    plain = halving_config([0.1, 0.2, 0.3, 0.4, 0.5])
+    plain["grid"]["fault"] = ["none"]
+    del plain["search"]
+    rank_only(known, plain)
+    before = known.snapshot()
+    halving = {**plain, "search": {"halving": {"eta": 3, "min_epochs": 1}}}
+    result = rank_only(known, halving)
+    rows = read_leaderboard(known.path("results/leaderboard.tsv"))
+    # The finalist's last rung is its plain trial, identical and already there: not trained again.
+    assert set(trained(result.output)) == {1, 3} and [r["rung"] for r in rows] == ["2", "1", "0", "0", "0"]
+    assert {path: stamp for path, stamp in known.snapshot().items() if path in before} == before

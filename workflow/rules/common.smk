@@ -47,6 +47,10 @@ def rungs(wildcards):
     return SWEEP.rungs
 
 
+def search_plan(wildcards):
+    return SWEEP.plan()
+
+
 def config_file(wildcards):
     return CONFIG_SOURCE
 
