@@ -7,6 +7,7 @@ import signal
 import pytest
 import yaml
 
+from kerasgrid.cli import summary
 from kerasgrid.results import read_leaderboard
 from test_faults import start, wait_for
 
@@ -105,6 +106,12 @@ def test_halving_promotes_the_best_third_and_names_the_winner_without_retraining
     # Every state was carried on or dropped once the next rung's promotions were decided.
     assert list(known.root.glob("results/trials/**/state.npz")) == []
     assert by_q[(0.3, "nan")]["status"] == "diverged" and by_q[(0.3, "raise")]["error"] == "RuntimeError: no data for fault=raise"
+
+    # `kerasgrid summary` finds each trial's furthest rung on disk, as the leaderboard does.
+    lines = summary(known.path("results"), top=15)
+    assert lines[0].endswith("15 trials finished (5 ok, 5 diverged, 5 failed), 0 started but not finished.")
+    table = [line.split() for line in lines[3:18]]  # after the count, the title and the header
+    assert [(row[1], row[-2], row[-1]) for row in table[:5]] == [(r["trial_id"], r["rung"], r["epochs"]) for r in rows[:5]]
 
     again = known.sweep(halving_config([0.1, 0.2, 0.3, 0.4, 0.5]))
     assert "Nothing to be done" in again.output
