@@ -24,7 +24,7 @@ rule all:
     input:
         "results/leaderboard.tsv",
         "results/best_params.yaml",
-        "results/best_model.keras",
+        "results/best_model.yaml",  # and best_model.keras (or .weights.h5): see rule best_model
         "results/leaderboard.html",
         rules.plots.output,
     default_target: True
@@ -35,7 +35,7 @@ onstart:
 
 
 onsuccess:
-    run_ended("results/leaderboard.tsv", "results/best_params.yaml")
+    run_ended("results/leaderboard.tsv", "results/best_params.yaml", "results/best_model.yaml")
 
 
 onerror:

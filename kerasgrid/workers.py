@@ -151,8 +151,9 @@ def run_task(task: dict) -> None:
             from kerasgrid.best_model import save_best_model
 
             save_best_model(
-                task["best_params"], task["settings"], task["model_path"], trials_dir=task["trials_dir"],
-                scratch_dir=task["scratch_dir"], threads=task["threads"], source=task["source"],
+                task["best_params"], task["settings"], task["model_path"], manifest_path=task["manifest_path"],
+                trials_dir=task["trials_dir"], scratch_dir=task["scratch_dir"], threads=task["threads"],
+                source=task["source"],
             )
         else:
             from kerasgrid.training import TRIAL_MODEL, run_trial

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kerasgrid.errors import ConfigError, ModelError
+from kerasgrid.errors import ConfigError
 from kerasgrid.training import run_trial
 
 MODELS = Path(__file__).resolve().parent / "trial_models.py"
@@ -100,6 +100,12 @@ def test_an_objective_the_model_does_not_log_stops_the_sweep(tmp_path):
     assert not (tmp_path / "t/metrics.json").exists()
 
 
+def test_a_model_of_an_unregistered_class_is_saved_whole_if_it_loads_back(tmp_path):
+    record = run_trial({"units": 3}, settings(model="configured"), tmp_path / "t", model_path=tmp_path / "t" / "model.keras")
+    assert record["saved_model"]["format"] == "keras" and record["saved_model"]["error"] is None
+    assert not (tmp_path / "t" / "model.weights.h5").exists()
+
+
 def test_the_fitted_model_is_saved_when_asked(tmp_path):
     import keras
     import numpy as np
@@ -118,7 +124,44 @@ def test_the_fitted_model_is_saved_when_asked(tmp_path):
     assert failed["saved_model"] is None and not (tmp_path / "f" / "model.keras").exists()
 
 
-def test_a_model_keras_cannot_save_is_a_clear_error(tmp_path):
-    with pytest.raises(ModelError, match=r"could not save the trained model to .*model\.keras: TypeError: .*register it with @keras\.saving\.register_keras_serializable\(\)"):
-        run_trial({}, settings(model="unsaveable"), tmp_path / "t", model_path=tmp_path / "t" / "model.keras")
-    assert not (tmp_path / "t" / "metrics.json").exists() and not list((tmp_path / "t").glob(".*"))
+@pytest.mark.parametrize("model, culprit", [
+    # Keras cannot save it: a subclassed model whose __init__ takes arguments, without get_config().
+    ("subclassed_with_args", r"NotImplementedError: Object Net was created by passing non-serializable argument values"),
+    # Keras saves it but cannot load it back: its __init__ takes no **kwargs.
+    ("subclassed", r"Keras saved it but cannot load it back: TypeError: Error encountered during deserialization: "
+                   r"TwoLayers.__init__\(\) got an unexpected keyword argument 'trainable'$"),
+    ("unsaveable", r"TypeError: "),
+])
+def test_a_model_keras_cannot_save_whole_keeps_its_weights_and_the_trial_ok(tmp_path, model, culprit):
+    import numpy as np
+
+    from kerasgrid import refs
+    from kerasgrid.data import as_dataset
+    from kerasgrid.records import sha256
+
+    out = tmp_path / "t"
+    record = run_trial({"units": 3}, settings(model=model), out, model_path=out / "model.keras")
+    assert record["status"] == "ok" and read(out) == record
+    saved = record["saved_model"]
+    assert saved["path"] == str(out / "model.weights.h5") and saved["format"] == "weights"
+    assert saved["sha256"] == sha256(out / "model.weights.h5")
+    assert re.match(culprit, saved["error"]) and "\n" not in saved["error"]
+    assert "register_keras_serializable()" in saved["fix"]
+    if model == "subclassed_with_args":
+        assert saved["fix"].startswith("give Net (and any custom layer in it) a get_config() that returns its "
+                                       "__init__ arguments and an __init__ that passes **kwargs on to super().__init__()")
+    assert not (out / "model.keras").exists() and not list(out.glob(".*"))
+
+    # build_model(params), one batch to create the variables, load_weights: the trained model,
+    # whose loss on the validation batches is the one the trial recorded.
+    rebuilt = refs.load(refs.Ref(f"{MODELS}:{model}", "model", "test"))({"units": 3})
+    rebuilt(np.zeros((1, 4), "float32"))
+    rebuilt.optimizer.build(rebuilt.trainable_variables)  # the file holds the optimizer's state too
+    rebuilt.load_weights(out / "model.weights.h5")
+    validation = as_dataset(refs.load(refs.Ref(f"{MODELS}:data", "data", "test")), {}, batch_size=8, seed=0)
+    loss = rebuilt.evaluate(validation, steps=2, return_dict=True, verbose=0)["loss"]
+    assert loss == pytest.approx(record["metrics"]["val_loss"]["final"], rel=1e-6, abs=0)
+
+    # Rerun keeping nothing: the weights of the earlier run go too.
+    assert run_trial({"units": 3}, settings(model=model), out)["saved_model"] is None
+    assert not (out / "model.weights.h5").exists()

@@ -4,6 +4,7 @@ import os
 
 from snakemake.utils import validate
 
+from kerasgrid.best_model import saved_model_lines
 from kerasgrid.config import check, config_source, load_schema, sweep_from_config
 from kerasgrid.results import winner_lines
 from kerasgrid.tables import leaderboard_lines
@@ -60,12 +61,14 @@ def train(wildcards, params, output, threads, log):
 
 
 def best_model(input, output, params, threads, log):
+    stem = os.path.splitext(output.manifest)[0]  # results/best_model
     run_task({
         "best_params": input.best,
         "settings": params.settings,
-        "model_path": output.model,
+        "model_path": f"{stem}.keras",  # or, for a model that cannot be saved whole, .weights.h5
+        "manifest_path": output.manifest,
         "trials_dir": os.path.join(os.path.dirname(input.best), "trials"),
-        "scratch_dir": os.path.splitext(output.model)[0],  # results/best_model/<id>: the retrain
+        "scratch_dir": stem,  # results/best_model/<id>: the retrain
         "threads": threads,
         "source": CONFIG_SOURCE,
         "log": log[0],
@@ -83,11 +86,13 @@ def run_started():
     runlock.claim()
 
 
-def run_ended(leaderboard=None, best_params=None):
+def run_ended(leaderboard=None, best_params=None, best_model=None):
     WORKERS.close()
     runlock.release()
     lines = leaderboard_lines(leaderboard, SWEEP.objective) if leaderboard else []
     if best_params:
-        lines += [""] * bool(lines) + winner_lines(best_params)
+        # A winner kept as weights only is said last but for the winner, which ends the run.
+        note = saved_model_lines(best_model) if best_model else []
+        lines += [""] * bool(lines) + note + winner_lines(best_params)
     for line in lines:
         print(line)
