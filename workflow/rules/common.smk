@@ -8,7 +8,7 @@ from kerasgrid.best_model import saved_model_lines
 from kerasgrid.config import check, config_source, load_schema, sweep_from_config
 from kerasgrid.results import winner_lines
 from kerasgrid.tables import leaderboard_lines
-from kerasgrid import runlock, workers
+from kerasgrid import attempts, runlock, workers
 
 if workflow.is_main_process:
     stale = runlock.release_stale_lock()
@@ -84,6 +84,7 @@ def run_task(task):
 
 def run_started():
     runlock.claim()
+    attempts.forget()  # errors of earlier runs: the user may have fixed their cause
 
 
 def run_ended(leaderboard=None, best_params=None, best_model=None):

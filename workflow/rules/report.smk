@@ -47,6 +47,8 @@ rule plots:
         ),
     log:
         "logs/plots.log",
+    # Drawing from files already here: a failure would only happen again.
+    retries: 0
     params:
         objective=ranking_objective,
         grid_keys=grid_keys,
@@ -66,6 +68,7 @@ rule leaderboard_page:
         ),
     log:
         "logs/leaderboard_page.log",
+    retries: 0  # as plots
     params:
         objective=ranking_objective,
     script:
