@@ -9,7 +9,7 @@ import time
 
 import yaml
 
-from conftest import faulty_config
+from conftest import faulty_config, trained_trials
 from kerasgrid.grid import expand_grid
 from kerasgrid.results import read_leaderboard
 
@@ -62,7 +62,7 @@ def test_a_sweep_killed_with_sigkill_resumes_with_only_the_unfinished_trials(fau
     assert 2 <= len(done) < 5
 
     result = faulty.sweep(config)
-    trained = {chunk[:12] for chunk in result.output.split("wildcards: trial=")[1:]}
+    trained = set(trained_trials(result.output))
     unfinished = set(expand_grid(config["grid"])) - done
     # The one job running at the kill may have written its metrics.json before Snakemake marked
     # it complete; Snakemake then (rightly) trains it again. Every other finished trial is kept.

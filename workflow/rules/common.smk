@@ -7,7 +7,7 @@ from snakemake.utils import validate
 from kerasgrid.best_model import saved_model_lines
 from kerasgrid.config import check, config_source, load_schema, sweep_from_config
 from kerasgrid.results import winner_lines
-from kerasgrid.tables import leaderboard_lines
+from kerasgrid.tables import leaderboard_lines, trial_message
 from kerasgrid import attempts, runlock, workers
 
 if workflow.is_main_process:
@@ -41,6 +41,27 @@ def grid_keys(wildcards):
 
 def config_file(wildcards):
     return CONFIG_SOURCE
+
+
+class TrainMessages:
+    """Each train job's console entry (the rule's `message`, shown by `snakemake -n` too):
+    "Model 5 of 16: act=relu, lr=0.01, units=128 (trial 307daa763fbd)".
+
+    Snakemake formats a message with the workflow's globals and the job's wildcards, but cannot
+    look a global up by a wildcard; a format spec can carry one: "{TRAIN_MESSAGES:{wildcards.trial}}"
+    formats this object with the trial id as its spec. Not a param, since params are a rerun
+    trigger and the numbering changes whenever the grid grows; the message is not one.
+    """
+
+    def __init__(self, trials):
+        self.numbers = {trial: number for number, trial in enumerate(trials, 1)}  # the grid's order
+        self.trials = trials
+
+    def __format__(self, trial):
+        return trial_message(self.numbers[trial], len(self.trials), self.trials[trial], trial)
+
+
+TRAIN_MESSAGES = TrainMessages(SWEEP.trials)
 
 
 WORKERS = workers.WorkerPool()
