@@ -147,6 +147,16 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
     )
 
 
+def missing_config(folder, snakefile) -> ConfigError:
+    """The error for a run given no --configfile in a folder without a config.yaml."""
+    return ConfigError(
+        f"no sweep to run: snakemake was given no --configfile, and {Path(folder) / 'config.yaml'} (the "
+        "default) does not exist. Name your sweep's config: snakemake -s "
+        f"{snakefile} --cores 4 --configfile sweep.yaml, run from the folder its paths are relative to "
+        f"(a commented example: {Path(snakefile).parent / 'config.yaml'}); or name it config.yaml."
+    )
+
+
 def config_source(configfiles) -> str:
     """How to name the user's config in messages: the file(s) given, or the default config.yaml."""
     names = [str(Path(f)) for f in configfiles] or ["config.yaml"]
