@@ -84,8 +84,9 @@ class Sweep:
     grid_keys: list[str]
     trials: dict[str, dict] = field(repr=False)
     code_files: list[str] = field(default_factory=list)
-    # What to keep, not what to compute: not among the settings, so flipping it retrains nothing.
+    # What to keep, not what to compute: not among the settings, so flipping them retrains nothing.
     keep_models: bool = False
+    tensorboard: bool = False
 
     def settings(self) -> dict:
         """Everything a trial's result depends on besides its params (the objective is not).
@@ -144,6 +145,7 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         trials=expand_grid(config["grid"]),
         code_files=code_files,
         keep_models=config.get("keep_models", False),
+        tensorboard=config.get("tensorboard", False),
     )
 
 

@@ -9,6 +9,7 @@ An exception from the user's code ends the trial as `failed`; a NaN or infinite 
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 import traceback
@@ -237,6 +238,7 @@ def run_trial(
     threads: int = 1,
     objective: dict | None = None,
     model_path=None,
+    tensorboard_dir=None,
 ) -> dict:
     """Train one combination and write params.json, history.csv and metrics.json to `out_dir`.
 
@@ -245,6 +247,7 @@ def run_trial(
     `model_path` (a .keras file): where to save the fitted model if the trial ends ok; the
     record's `saved_model` then names the file (the weights, if Keras cannot save the model
     whole; see `save_model`) with its SHA-256.
+    `tensorboard_dir`: where to write the trial's TensorBoard logs (kerasgrid.tensorboard_logs).
     Returns the record written to metrics.json.
     """
     started = time.perf_counter()
@@ -256,9 +259,11 @@ def run_trial(
     objective = dict(objective or {"metric": "val_loss" if settings["validation"] else "loss"})
     source = objective.pop("source", "the config")
     records.write_json(out_dir / "params.json", params)
-    # A model kept by an earlier run of this trial is not this run's model.
+    # A model kept by an earlier run of this trial is not this run's model, nor are its logs.
     (out_dir / TRIAL_MODEL).unlink(missing_ok=True)
     (out_dir / TRIAL_WEIGHTS).unlink(missing_ok=True)
+    if tensorboard_dir is not None:
+        shutil.rmtree(tensorboard_dir, ignore_errors=True)
 
     configure_tensorflow(threads, settings["seed"])
     import keras
@@ -279,6 +284,11 @@ def run_trial(
                     fn, params, batch_size=budget["batch_size"], seed=settings["seed"], name=f"data.{key}"
                 )
         csv_logger = keras.callbacks.CSVLogger(str(history_tmp))
+        callbacks = [csv_logger, keras.callbacks.TerminateOnNaN(), _objective_guard(objective["metric"], source)]
+        if tensorboard_dir is not None:  # imported only when asked for: off costs nothing
+            from kerasgrid.tensorboard_logs import tensorboard_callback
+
+            callbacks.append(tensorboard_callback(tensorboard_dir, params, out_dir.name))
         fit_started = time.perf_counter()
         try:
             fitted = model.fit(
@@ -287,11 +297,7 @@ def run_trial(
                 steps_per_epoch=budget["steps_per_epoch"],
                 validation_data=data.get("validation"),
                 validation_steps=budget["validation_steps"] if "validation" in data else None,
-                callbacks=[
-                    csv_logger,
-                    keras.callbacks.TerminateOnNaN(),
-                    _objective_guard(objective["metric"], source),
-                ],
+                callbacks=callbacks,
                 shuffle=False,  # the datasets come shuffled (or not) as the user made them
                 verbose=2,
             )

@@ -178,7 +178,7 @@ def _run(task: dict) -> None:
 
         model_path = os.path.join(task["out_dir"], TRIAL_MODEL) if task.get("keep_model") else None
         run_trial(task["params"], task["settings"], task["out_dir"], threads=task["threads"],
-                  objective=task["objective"], model_path=model_path)
+                  objective=task["objective"], model_path=model_path, tensorboard_dir=task.get("tensorboard_dir"))
 
 
 def _die_with_parent():

@@ -48,8 +48,8 @@ def test_the_rerun_table(faulty):
     reordered = faulty_config({"units": [4], "lr": [0.03, 0.01, 0.02]})
     assert faulty.plan(reordered) == {}
 
-    # What is kept, not what is computed: nothing.
-    assert faulty.plan(dict(config, keep_models=True)) == {}
+    # What is kept or logged, not what is computed: nothing.
+    assert faulty.plan(dict(config, keep_models=True, tensorboard=True)) == {}
 
     # Objective-only change: only aggregation.
     assert faulty.plan(dict(config, objective={"metric": "loss", "direction": "max"})) == AGGREGATION

@@ -1,6 +1,8 @@
 import csv
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -165,3 +167,50 @@ def test_a_model_keras_cannot_save_whole_keeps_its_weights_and_the_trial_ok(tmp_
     # Rerun keeping nothing: the weights of the earlier run go too.
     assert run_trial({"units": 3}, settings(model=model), out)["saved_model"] is None
     assert not (out / "model.weights.h5").exists()
+
+
+def test_tensorboard_logs_hold_the_trials_hparams_and_every_epochs_metrics(tmp_path):
+    import tensorflow as tf
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    params = {"lr": 0.01, "units": 3, "act": "relu", "deep": True, "shape": [1, 2], "none": None}
+    logs = tmp_path / "tensorboard" / "abcdefabcdef"
+    logs.mkdir(parents=True)
+    (logs / "stale.v2").write_text("an earlier training's logs")
+    record = run_trial(params, settings(epochs=3), tmp_path / "abcdefabcdef", tensorboard_dir=logs)
+    assert record["status"] == "ok" and not (logs / "stale.v2").exists()
+
+    def accumulated(folder):
+        events = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+        events.Reload()
+        return events
+
+    session = accumulated(logs)
+    content = session.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+    start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    assert start.group_name == "abcdefabcdef"
+    hparams = {name: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind")) for name, value in start.hparams.items()}
+    assert hparams == {"lr": 0.01, "units": 3.0, "act": "relu", "deep": True, "shape": "[1, 2]", "none": "null"}
+
+    with (tmp_path / "abcdefabcdef" / "history.csv").open() as handle:
+        history = list(csv.DictReader(handle))
+    for run, prefix in (("train", ""), ("validation", "val_")):
+        events = accumulated(logs / run)
+        for metric in ("loss", "mae"):
+            scalars = [(e.step, tf.make_ndarray(e.tensor_proto).item()) for e in events.Tensors(f"epoch_{metric}")]
+            assert [step for step, _ in scalars] == [0, 1, 2]
+            assert [value for _, value in scalars] == pytest.approx([float(row[prefix + metric]) for row in history], rel=1e-6)
+
+
+def test_tensorboard_off_writes_nothing_and_imports_nothing(tmp_path):
+    code = (
+        "import sys, json; from kerasgrid.training import run_trial; from test_training import settings; "
+        f"record = run_trial({{}}, settings(), {str(tmp_path / 't')!r}); "
+        "print(json.dumps([record['status'], sorted(m for m in sys.modules if m.split('.')[0] == 'tensorboard' "
+        "or m == 'kerasgrid.tensorboard_logs')]))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=MODELS.parent, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == ["ok", []]
+    assert sorted(path.name for path in (tmp_path / "t").iterdir()) == ["history.csv", "metrics.json", "params.json"]

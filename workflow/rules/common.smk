@@ -1,6 +1,7 @@
 # Config validation and the helpers the rules call. The logic lives in the kerasgrid package.
 
 import os
+import shutil
 
 from snakemake.utils import validate
 
@@ -68,6 +69,8 @@ WORKERS = workers.WorkerPool()
 
 
 def train(wildcards, params, output, threads, log):
+    results = os.path.dirname(os.path.dirname(os.path.dirname(output.metrics)))  # results/trials/<id>/..
+    tensorboard_dir = os.path.join(results, "tensorboard", wildcards.trial)
     task = {
         "params": SWEEP.trials[wildcards.trial],
         "settings": params.settings,
@@ -76,8 +79,12 @@ def train(wildcards, params, output, threads, log):
         "objective": {**SWEEP.objective, "source": CONFIG_SOURCE},
         # Not a param of the rule: keeping a model changes no result, so flipping it retrains nothing.
         "keep_model": SWEEP.keep_models,
+        # Nor is writing TensorBoard logs; with it off, logs of an earlier training of this trial go.
+        "tensorboard_dir": tensorboard_dir if SWEEP.tensorboard else None,
         "log": log[0],
     }
+    if not SWEEP.tensorboard:
+        shutil.rmtree(tensorboard_dir, ignore_errors=True)
     run_task(task)
 
 
