@@ -180,6 +180,8 @@ def test_tensorboard_logs_hold_the_trials_hparams_and_every_epochs_metrics(tmp_p
     (logs / "stale.v2").write_text("an earlier training's logs")
     record = run_trial(params, settings(epochs=3), tmp_path / "abcdefabcdef", tensorboard_dir=logs)
     assert record["status"] == "ok" and not (logs / "stale.v2").exists()
+    # Logging changes no result (which is why it is no param of the train rule).
+    assert run_trial(params, settings(epochs=3), tmp_path / "without")["metrics"] == record["metrics"]
 
     def accumulated(folder):
         events = EventAccumulator(str(folder), size_guidance={"tensors": 0})
