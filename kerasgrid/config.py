@@ -86,7 +86,7 @@ class Sweep:
     grid_keys: list[str]
     trials: dict[str, dict] = field(repr=False)
     code_files: list[str] = field(default_factory=list)
-    # What to keep, not what to compute: not among the settings, so flipping it retrains nothing.
+    # What to keep, not what to compute: not among the settings, so flipping them retrains nothing.
     keep_models: bool = False
     strategy: str = "grid"
     # The epochs at which each rung ends: [budget.epochs] without halving.
@@ -103,6 +103,7 @@ class Sweep:
         if self.halving:
             plan["halving"] = {"eta": self.schedule.eta, "min_epochs": self.schedule.min_epochs}
         return plan
+    tensorboard: bool = False
 
     def settings(self) -> dict:
         """Everything a trial's result depends on besides its params (the objective is not).
@@ -166,6 +167,17 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         strategy=sampler.name,
         rungs=schedule.rungs(config["budget"]["epochs"]),
         schedule=schedule,
+        tensorboard=config.get("tensorboard", False),
+    )
+
+
+def missing_config(folder, snakefile) -> ConfigError:
+    """The error for a run given no --configfile in a folder without a config.yaml."""
+    return ConfigError(
+        f"no sweep to run: snakemake was given no --configfile, and {Path(folder) / 'config.yaml'} (the "
+        "default) does not exist. Name your sweep's config: snakemake -s "
+        f"{snakefile} --cores 4 --configfile sweep.yaml, run from the folder its paths are relative to "
+        f"(a commented example: {Path(snakefile).parent / 'config.yaml'}); or name it config.yaml."
     )
 
 

@@ -5,6 +5,7 @@ Both take the leaderboard's rows as dicts of strings (`results.read_leaderboard`
 """
 
 import html
+import json
 
 from kerasgrid import records
 from kerasgrid.errors import Direction, Status
@@ -26,6 +27,21 @@ def _short(text: str, width: int = MAX_CELL) -> str:
 
 def _number(cell: str) -> str:
     return f"{float(cell):.6g}" if cell else "-"
+
+
+def _value_text(value) -> str:
+    # As the leaderboard shows values: strings as they are, anything else as JSON, on one line.
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return " ".join(text.split())
+
+
+def trial_message(number: int, total: int, params: dict, trial: str) -> str:
+    """A train job's console line: "Model 5 of 16: act=relu, lr=0.01, units=128 (trial 307daa763fbd)".
+
+    Keys sorted, values cut to MAX_CELL characters (the leaderboard and params.json keep them whole).
+    """
+    shown = ", ".join(f"{_short(str(key))}={_short(_value_text(params[key]))}" for key in sorted(params))
+    return f"Model {number} of {total}: {shown} (trial {trial})"
 
 
 def param_columns(rows: list[dict]) -> list[str]:

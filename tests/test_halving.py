@@ -57,24 +57,12 @@ def rank_only(workflow, config):
     return workflow.run("results/leaderboard.tsv", "--cores", "2", "--configfile", str(workflow.write_config(config)))
 
 
-def jobs_run(output) -> set[tuple]:
-    """(rule, wildcards) of every job a snakemake run started."""
-    jobs = set()
-    for block in re.split(r"^(?=\[)", output, flags=re.M):
-        rule = re.search(r"^(?:local)?(?:rule|checkpoint|localcheckpoint) (\w+):", block, flags=re.M)
-        if rule:
-            wildcards = re.search(r"wildcards: (.*)", block)
-            jobs.add((rule.group(1), wildcards.group(1) if wildcards else ""))
-    return jobs
-
-
-def trained(output) -> dict[str, set[str]]:
-    """Trial ids trained per rung (by epochs) in a run's output."""
+def trained(output) -> dict[int, set[str]]:
+    """Trial ids trained per rung (by the epochs it ends at) in a run's output, read from the jobs'
+    messages: "Model 3 of 15: ... (trial <id>), until epoch 3" (a rung), or without "until" (the last)."""
     rungs = {}
-    for rule, wildcards in jobs_run(output):
-        if rule in ("rung", "train"):
-            fields = dict(part.split("=") for part in wildcards.split(", "))
-            rungs.setdefault(int(fields.get("epochs", 9)), set()).add(fields["trial"])
+    for trial, epochs in re.findall(r"^Job \d+: Model \d+ of \d+: .*\(trial (\w{12})\)(?:, until epoch (\d+))?$", output, flags=re.M):
+        rungs.setdefault(int(epochs or 9), set()).add(trial)
     return rungs
 
 

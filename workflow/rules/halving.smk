@@ -48,6 +48,9 @@ rule rung:
     wildcard_constraints:
         trial="[0-9a-f]{12}",
         epochs="[0-9]+",
+    # "Model 5 of 16: act=relu, lr=0.01 (trial 307daa763fbd), until epoch 3", as train says it.
+    message:
+        "{TRAIN_MESSAGES:{wildcards.trial}}, until epoch {wildcards.epochs}"
     threads: 1
     run:
         train(wildcards, params, output, threads, log)
