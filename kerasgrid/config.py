@@ -86,20 +86,26 @@ class Sweep:
     code_files: list[str] = field(default_factory=list)
     # What to keep, not what to compute: not among the settings, so flipping it retrains nothing.
     keep_models: bool = False
+    # {strategy, cpu_devices}, or None to train on one device (what every config did before).
+    distribute: dict | None = None
 
     def settings(self) -> dict:
         """Everything a trial's result depends on besides its params (the objective is not).
 
         Keys sorted at every level, so that its repr (what Snakemake compares) is canonical.
         """
-        return json.loads(canonical({
+        settings = {
             "model": self.model.text,
             "train": self.train.text,
             "validation": self.validation.text if self.validation else None,
             "budget": self.budget,
             "seed": self.seed,
             "training_version": TRAINING_VERSION,
-        }))
+        }
+        # Only when set, so that configs without it keep their trials (settings are a rerun trigger).
+        if self.distribute:
+            settings["distribute"] = self.distribute
+        return json.loads(canonical(settings))
 
 
 def sweep_from_config(config: dict, source: str) -> Sweep:
@@ -144,7 +150,15 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         trials=expand_grid(config["grid"]),
         code_files=code_files,
         keep_models=config.get("keep_models", False),
+        distribute=_distribute(config.get("distribute") or {}),
     )
+
+
+def _distribute(distribute: dict) -> dict | None:
+    # strategy none trains on one device, as a config without the key does: the same settings.
+    if distribute.get("strategy", "none") == "none":
+        return None
+    return {"strategy": distribute["strategy"], "cpu_devices": distribute.get("cpu_devices", 1)}
 
 
 def config_source(configfiles) -> str:

@@ -6,6 +6,7 @@ An exception from the user's code ends the trial as `failed`; a NaN or infinite 
 (an objective the model does not log) stop the sweep.
 """
 
+import contextlib
 import math
 import os
 import platform
@@ -13,15 +14,16 @@ import time
 import traceback
 from pathlib import Path
 
-from kerasgrid import records, refs
+from kerasgrid import devices, records, refs
 from kerasgrid.errors import ConfigError, ModelError, Status
 
 # The file in a trial's folder that holds its trained model when the sweep keeps models.
 TRIAL_MODEL = "model.keras"
 
 
-def configure_tensorflow(threads: int, seed: int) -> None:
-    """Size TensorFlow's thread pools to the job's threads and seed every generator."""
+def configure_tensorflow(threads: int, seed: int, cpu_devices: int = 1) -> None:
+    """Size TensorFlow's thread pools to the job's threads, set up its devices (GPU memory growth,
+    `cpu_devices` logical CPU devices) and seed every generator."""
     import keras
     import tensorflow as tf
 
@@ -30,6 +32,7 @@ def configure_tensorflow(threads: int, seed: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:
         pass  # TensorFlow already started in this process; its pools are fixed for its lifetime
+    devices.configure(cpu_devices)
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
@@ -139,6 +142,9 @@ def new_record(params: dict, settings: dict, out_dir: Path, threads: int, object
         "versions": None,
         "host": platform.node(),
         "pid": os.getpid(),
+        # What the trial trained on: TensorFlow's device names, and which GPUs those were.
+        "devices": None,
+        "cuda_visible_devices": None,
         "saved_model": None,
         "metrics": {},
     }
@@ -185,16 +191,22 @@ def run_trial(
     # A model kept by an earlier run of this trial is not this run's model.
     (out_dir / TRIAL_MODEL).unlink(missing_ok=True)
 
-    configure_tensorflow(threads, settings["seed"])
+    configure_tensorflow(threads, settings["seed"], cpu_devices=devices.cpu_devices(settings))
     import keras
 
+    strategy, trains_on = devices.strategy(settings, source)
     record = new_record(params, settings, out_dir, threads, objective)
     record["versions"] = versions()
+    record["devices"] = trains_on
+    record["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
     history_tmp = out_dir / f".history.csv.{os.getpid()}.tmp"
     history = {}
     model = None
     try:
-        model = build_model(refs.load(refs.Ref(settings["model"], "model", source)), params)
+        # Under a strategy, the model is built and compiled in its scope; Keras' fit then splits
+        # each global batch across the replicas.
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model = build_model(refs.load(refs.Ref(settings["model"], "model", source)), params)
         data = {}
         for key in ("train", "validation"):
             if settings[key]:
@@ -202,6 +214,8 @@ def run_trial(
                 data[key] = as_dataset(
                     fn, params, batch_size=budget["batch_size"], seed=settings["seed"], name=f"data.{key}"
                 )
+                if strategy:
+                    data[key] = devices.split_evenly(data[key], len(trains_on), f"data.{key}")
         csv_logger = keras.callbacks.CSVLogger(str(history_tmp))
         fit_started = time.perf_counter()
         try:
@@ -230,7 +244,7 @@ def run_trial(
     except Exception as exc:  # noqa: BLE001 - any error of the user's code fails this trial only
         traceback.print_exc()
         record["status"] = Status.FAILED.value
-        record["error"] = f"{type(exc).__name__}: {exc}".strip()
+        record["error"] = devices.uneven_batch_error(exc) or f"{type(exc).__name__}: {exc}".strip()
         print(f"kerasgrid: trial failed: {record['error']}", flush=True)
 
     metrics = summarise(history)

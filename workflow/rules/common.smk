@@ -7,7 +7,7 @@ from snakemake.utils import validate
 from kerasgrid.config import check, config_source, load_schema, sweep_from_config
 from kerasgrid.results import winner_lines
 from kerasgrid.tables import leaderboard_lines
-from kerasgrid import runlock, workers
+from kerasgrid import devices, runlock, workers
 
 if workflow.is_main_process:
     stale = runlock.release_stale_lock()
@@ -42,15 +42,32 @@ def config_file(wildcards):
     return CONFIG_SOURCE
 
 
-WORKERS = workers.WorkerPool()
+# GPUs are kerasgrid's to share out only where this process trains the trials: in a local run
+# (a cluster executor sets `nodes`, through --jobs). On a cluster the profile's gpu or gres asks
+# the scheduler, which gives each job its devices; kerasgrid then neither asks nor assigns.
+TRAINS_HERE = workflow.is_main_process and workflow.nodes is None
+GPUS = devices.visible_gpus() if TRAINS_HERE else devices.Gpus((), "not shared out here")
+if TRAINS_HERE:
+    devices.check_gpu_limit(workflow.global_resources.get("gpu").value, GPUS)
+    devices.check_mirrored(SWEEP.distribute, GPUS, CONFIG_SOURCE)
+WORKERS = workers.WorkerPool(gpus=GPUS)
 
 
-def train(wildcards, params, output, threads, log):
+def trial_gpus(wildcards):
+    # The `gpu` resource of train and best_model, unless a profile sets it: one GPU per trial
+    # (a mirrored trial: every GPU) on a machine with GPUs, none without or on a cluster.
+    if not GPUS.ids:
+        return 0
+    return len(GPUS.ids) if SWEEP.distribute else 1
+
+
+def train(wildcards, params, output, threads, resources, log):
     task = {
         "params": SWEEP.trials[wildcards.trial],
         "settings": params.settings,
         "out_dir": os.path.dirname(output.metrics),
         "threads": threads,
+        "gpus": resources.get("gpu", 0),
         "objective": {**SWEEP.objective, "source": CONFIG_SOURCE},
         # Not a param of the rule: keeping a model changes no result, so flipping it retrains nothing.
         "keep_model": SWEEP.keep_models,
@@ -59,7 +76,7 @@ def train(wildcards, params, output, threads, log):
     run_task(task)
 
 
-def best_model(input, output, params, threads, log):
+def best_model(input, output, params, threads, resources, log):
     run_task({
         "best_params": input.best,
         "settings": params.settings,
@@ -67,6 +84,7 @@ def best_model(input, output, params, threads, log):
         "trials_dir": os.path.join(os.path.dirname(input.best), "trials"),
         "scratch_dir": os.path.splitext(output.model)[0],  # results/best_model/<id>: the retrain
         "threads": threads,
+        "gpus": resources.get("gpu", 0),
         "source": CONFIG_SOURCE,
         "log": log[0],
     })
