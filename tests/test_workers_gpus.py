@@ -1,13 +1,16 @@
 """GPUs shared out among warm workers, tested without GPUs: CUDA_VISIBLE_DEVICES as each worker
 process sees it, read from /proc while the trials run."""
 
+import json
 import os
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from conftest import tiny_config
 from kerasgrid.workers import TrialKilled, WorkerPool
 from test_workers import metrics, task
 
@@ -129,3 +132,42 @@ def test_what_each_worker_sees(tmp_path, monkeypatch):
         assert metrics(inherited)["cuda_visible_devices"] == "7"
     finally:
         plain.close()
+
+
+def plan_resources(output: str) -> dict[str, set[str]]:
+    """The `resources:` line of each job of a dry run, by rule."""
+    found = {}
+    for block in re.split(r"^(?=(?:local)?rule \w+:)", output, flags=re.M):
+        rule, resources = re.match(r"(?:local)?rule (\w+):", block), re.search(r"^\s+resources: (.*)$", block, flags=re.M)
+        if rule and resources:
+            found.setdefault(rule.group(1), set()).add(resources.group(1))
+    return found
+
+
+def test_a_workstation_sweep_trains_each_trial_on_a_gpu_of_its_own(workflow, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # two "GPUs": TensorFlow finds none and uses the CPU
+    config = tiny_config()
+    planned = plan_resources(workflow.sweep(config, "--dry-run").output)
+    assert planned["train"] == planned["best_model"] == {"tmpdir=/tmp, gpu=1"}
+
+    too_many = workflow.sweep(config, "--resources", "gpu=3", check=False)
+    assert too_many.returncode != 0 and not workflow.path("results").exists()
+    assert ("--resources gpu=3 (on the command line or under `resources:` in a profile) lets Snakemake train on 3 GPUs "
+            "at once, but kerasgrid sees 2 on this machine (CUDA_VISIBLE_DEVICES='0,1'). Set gpu=2 or less") in too_many.output
+
+    workflow.sweep(config, "--resources", "gpu=2")
+    records = [json.loads(p.read_text()) for p in workflow.root.glob("results/trials/*/metrics.json")]
+    assert len(records) == 4 and {r["status"] for r in records} == {"ok"}
+    assert {r["cuda_visible_devices"] for r in records} == {"0", "1"}  # two at a time, one GPU each
+    retrain = json.loads(next(workflow.root.glob("results/best_model/*/metrics.json")).read_text())
+    assert retrain["cuda_visible_devices"] in {"0", "1"}
+
+
+def test_without_gpus_a_trial_asks_for_none_and_asking_for_one_is_an_error(workflow, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    config = tiny_config(grid={"lr": [0.01], "act_in": ["relu"], "act_out": ["sigmoid"], "loss": ["mean_squared_error"]})
+    assert plan_resources(workflow.sweep(config, "--dry-run").output)["train"] == {"tmpdir=/tmp, gpu=0"}
+    asked = workflow.sweep(config, "--set-resources", "train:gpu=1", check=False)
+    assert asked.returncode != 0 and not list(workflow.root.glob("results/trials/*/metrics.json"))
+    assert ("each train job asks for 1 GPU (its `gpu` resource: `set-resources` in a profile or on the command line), "
+            "but kerasgrid sees 0 on this machine (CUDA_VISIBLE_DEVICES='')") in asked.output
