@@ -12,6 +12,13 @@ if not workflow.overwrite_configfiles:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
+
+
+if SWEEP.halving:
+
+    include: "workflow/rules/halving.smk"
+
+
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 

@@ -10,11 +10,12 @@ import contextlib
 import math
 import os
 import platform
+import shutil
 import time
 import traceback
 from pathlib import Path
 
-from kerasgrid import devices, records, refs
+from kerasgrid import devices, records, refs, resume
 from kerasgrid.errors import ConfigError, ModelError, Status
 
 # The file in a trial's folder that holds its trained model when the sweep keeps models.
@@ -53,14 +54,14 @@ def build_model(build, params: dict):
     return model
 
 
-def _objective_guard(metric: str, source: str):
+def _objective_guard(metric: str, source: str, first_epoch: int = 0):
     import keras
 
     class ObjectiveGuard(keras.callbacks.Callback):
         """Stops the sweep after the first epoch if the objective is not among the logged metrics."""
 
         def on_epoch_end(self, epoch, logs=None):
-            if epoch == 0 and metric not in (logs or {}):
+            if epoch == first_epoch and metric not in (logs or {}):
                 logged = ", ".join(sorted(logs or {})) or "nothing"
                 raise ConfigError(
                     f"{source}: objective.metric is '{metric}', but the model logs only: {logged}. "
@@ -125,10 +126,10 @@ def versions() -> dict:
     }
 
 
-def new_record(params: dict, settings: dict, out_dir: Path, threads: int, objective: dict) -> dict:
+def new_record(params: dict, settings: dict, out_dir: Path, threads: int, objective: dict, trial_id=None) -> dict:
     """A trial's record before training: status ok until something says otherwise."""
     return {
-        "trial_id": out_dir.name,
+        "trial_id": trial_id or out_dir.name,
         "params": params,
         "status": Status.OK.value,
         "error": None,
@@ -170,6 +171,10 @@ def run_trial(
     threads: int = 1,
     objective: dict | None = None,
     model_path=None,
+    epochs: int | None = None,
+    resume_from=None,
+    save_state_to=None,
+    trial_id: str | None = None,
 ) -> dict:
     """Train one combination and write params.json, history.csv and metrics.json to `out_dir`.
 
@@ -177,6 +182,11 @@ def run_trial(
     `objective` ({metric, direction, source}) is checked after the first epoch and recorded.
     `model_path` (a .keras file): where to save the fitted model if the trial ends ok; the
     record's `saved_model` then names it with its SHA-256.
+    `epochs`: train to this many epochs in all instead of the budget's (a rung of halving).
+    `resume_from`: a folder where an earlier, shorter run of this trial saved its state
+    (`save_state_to`); training continues from there and ends exactly where training straight
+    through would have. Without a state there, the trial trains from the start.
+    `trial_id`: the id to record (default: the name of `out_dir`).
     Returns the record written to metrics.json.
     """
     started = time.perf_counter()
@@ -185,6 +195,9 @@ def run_trial(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     budget = settings["budget"]
+    target_epochs = epochs or budget["epochs"]
+    state = resume.load_state(resume_from) if resume_from is not None else None
+    first_epoch = state["epochs"] if state else 0
     objective = dict(objective or {"metric": "val_loss" if settings["validation"] else "loss"})
     source = objective.pop("source", "the config")
     records.write_json(out_dir / "params.json", params)
@@ -195,12 +208,17 @@ def run_trial(
     import keras
 
     strategy, trains_on = devices.strategy(settings, source)
-    record = new_record(params, settings, out_dir, threads, objective)
+    record = new_record(params, settings, out_dir, threads, objective, trial_id)
     record["versions"] = versions()
+    record["epochs_target"] = target_epochs
+    record["resumed_from_epoch"] = first_epoch
     record["devices"] = trains_on
     record["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
     history_tmp = out_dir / f".history.csv.{os.getpid()}.tmp"
     history = {}
+    if state:
+        # The earlier epochs' rows first; CSVLogger appends this run's.
+        shutil.copyfile(Path(resume_from) / "history.csv", history_tmp)
     model = None
     try:
         # Under a strategy, the model is built and compiled in its scope; Keras' fit then splits
@@ -216,24 +234,34 @@ def run_trial(
                 )
                 if strategy:
                     data[key] = devices.split_evenly(data[key], len(trains_on), f"data.{key}")
-        csv_logger = keras.callbacks.CSVLogger(str(history_tmp))
+        # Resumed: the data must continue where the earlier epochs left it. Keras' training
+        # iterator carries on across epochs: skip the batches trained on. Validation starts a new
+        # iterator each epoch, and a seeded reshuffling pipeline draws its order from how many came
+        # before: start (and drop) as many as the earlier epochs did.
+        data["train"] = data["train"].skip(first_epoch * budget["steps_per_epoch"])
+        for _ in range(first_epoch if "validation" in data else 0):
+            iter(data["validation"])
+        callbacks = [resume.restore_callback(state, data["train"].element_spec)] if state else []
+        csv_logger = keras.callbacks.CSVLogger(str(history_tmp), append=bool(state))
         fit_started = time.perf_counter()
         try:
             fitted = model.fit(
                 data["train"],
-                epochs=budget["epochs"],
+                epochs=target_epochs,
+                initial_epoch=first_epoch,
                 steps_per_epoch=budget["steps_per_epoch"],
                 validation_data=data.get("validation"),
                 validation_steps=budget["validation_steps"] if "validation" in data else None,
-                callbacks=[
+                callbacks=callbacks + [
                     csv_logger,
                     keras.callbacks.TerminateOnNaN(),
-                    _objective_guard(objective["metric"], source),
+                    _objective_guard(objective["metric"], source, first_epoch),
                 ],
                 shuffle=False,  # the datasets come shuffled (or not) as the user made them
                 verbose=2,
             )
-            history = fitted.history
+            earlier = state["history"] if state else {}
+            history = {name: earlier.get(name, []) + values for name, values in fitted.history.items()}
         finally:
             record["fit_seconds"] = round(time.perf_counter() - fit_started, 3)
             if getattr(csv_logger, "csv_file", None) and not csv_logger.csv_file.closed:
@@ -252,7 +280,7 @@ def run_trial(
     record["epochs_run"] = len(next(iter(history.values()), []))
     if record["status"] == Status.OK.value:
         broken = sorted(name for name, values in history.items() if not all(map(math.isfinite, values)))
-        if broken or record["epochs_run"] < budget["epochs"]:
+        if broken or record["epochs_run"] < target_epochs:
             record["status"] = Status.DIVERGED.value
             record["error"] = (
                 f"{', '.join(broken) or 'loss'} became NaN or infinite in epoch {record['epochs_run']}; "
@@ -267,6 +295,8 @@ def run_trial(
         records.write_text(out_dir / "history.csv", "epoch\n")
     if model_path is not None and record["status"] == Status.OK.value:
         record["saved_model"] = save_model(model, model_path)
+    if save_state_to is not None and record["status"] == Status.OK.value:
+        resume.save_state(model, save_state_to, epochs=record["epochs_run"], history=history)
     record["wall_seconds"] = round(time.perf_counter() - started, 3)
     # metrics.json is written last: its presence means the trial finished.
     records.write_json(out_dir / "metrics.json", record)

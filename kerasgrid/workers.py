@@ -229,7 +229,13 @@ def run_task(task: dict) -> None:
 
             model_path = os.path.join(task["out_dir"], TRIAL_MODEL) if task.get("keep_model") else None
             run_trial(task["params"], task["settings"], task["out_dir"], threads=task["threads"],
-                      objective=task["objective"], model_path=model_path)
+                      objective=task["objective"], model_path=model_path, epochs=task.get("epochs"),
+                      resume_from=task.get("resume_from"), save_state_to=task.get("save_state_to"),
+                      trial_id=task.get("trial_id"))
+            if task.get("resume_from") and not task.get("keep_states"):
+                from kerasgrid.resume import remove_state
+
+                remove_state(task["resume_from"])  # a halving rung's state, now carried on
 
 
 def _die_with_parent():

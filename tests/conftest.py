@@ -76,7 +76,8 @@ class Workflow:
         """Modification time and hash of every trial's files: to prove nothing was retrained."""
         return {
             str(path.relative_to(self.root)): (path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
-            for path in sorted(self.root.glob("results/trials/*/*"))
+            for path in sorted(self.root.glob("results/trials/**/*"))
+            if path.is_file()
         }
 
 

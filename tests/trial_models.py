@@ -88,6 +88,40 @@ def unsaveable(params):
     return _compile(keras.Sequential([keras.Input((4,)), Unsaveable(), keras.layers.Dense(1)]), params)
 
 
+class Net(keras.Model):
+    """Written as Keras tutorials write them: __init__ takes arguments, no get_config."""
+
+    def __init__(self, units, rate):
+        super().__init__()
+        self.hidden = keras.layers.Dense(units, activation="relu")
+        self.dropout = keras.layers.Dropout(rate)
+        self.out = keras.layers.Dense(1)
+
+    def call(self, x, training=False):
+        return self.out(self.dropout(self.hidden(x), training=training))
+
+
+def subclassed_dropout(params):
+    return _compile(Net(8, 0.3), params)
+
+
+def dropout_mlp(params):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, "relu"), keras.layers.Dropout(0.3), keras.layers.Dense(1)])
+    return _compile(model, params)
+
+
+def arrays():
+    x = np.random.default_rng(2).normal(size=(96, 4)).astype("float32")
+    return x, x.sum(axis=1, keepdims=True)
+
+
+def dataset(params):
+    import tensorflow as tf
+
+    x, y = arrays()
+    return tf.data.Dataset.from_tensor_slices((x, y)).shuffle(96, seed=1).batch(16)
+
+
 def odd_data(params):
     rng = np.random.default_rng(0)
     for size in (8, 8, 7):

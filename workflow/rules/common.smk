@@ -5,7 +5,9 @@ import os
 from snakemake.utils import validate
 
 from kerasgrid.config import check, config_source, load_schema, sweep_from_config
-from kerasgrid.results import winner_lines
+from kerasgrid.records import read_json
+from kerasgrid.results import record_dir, winner_lines
+from kerasgrid.search import halving
 from kerasgrid.tables import leaderboard_lines
 from kerasgrid import devices, runlock, workers
 
@@ -24,6 +26,9 @@ SWEEP = sweep_from_config(config, CONFIG_SOURCE)
 
 
 def trial_metrics(wildcards):
+    """Each candidate's record: its trial's metrics.json, or with halving, the rung's where it stopped."""
+    if SWEEP.halving:
+        return furthest_records()  # workflow/rules/halving.smk
     # Sorted, so that reordering the grid changes nothing Snakemake compares.
     return expand("results/trials/{trial}/metrics.json", trial=sorted(SWEEP.trials))
 
@@ -36,6 +41,14 @@ def ranking_objective(wildcards):
 
 def grid_keys(wildcards):
     return sorted(SWEEP.grid_keys)
+
+
+def rungs(wildcards):
+    return SWEEP.rungs
+
+
+def search_plan(wildcards):
+    return SWEEP.plan()
 
 
 def config_file(wildcards):
@@ -54,15 +67,21 @@ WORKERS = workers.WorkerPool(gpus=GPUS)
 
 
 def trial_gpus(wildcards):
-    # The `gpu` resource of train and best_model, unless a profile sets it: one GPU per trial
-    # (a mirrored trial: every GPU) on a machine with GPUs, none without or on a cluster.
+    # The `gpu` resource of train, rung and best_model, unless a profile sets it: one GPU per
+    # trial (a mirrored trial: every GPU) on a machine with GPUs, none without or on a cluster.
     if not GPUS.ids:
         return 0
     return len(GPUS.ids) if SWEEP.distribute else 1
 
 
 def train(wildcards, params, output, threads, resources, log):
-    task = {
+    """A train job (with halving, a trial's last rung) or a rung job: one trial to its epochs."""
+    epochs = int(wildcards.get("epochs", SWEEP.rungs[-1]))
+    last = epochs == SWEEP.rungs[-1]
+    before = halving.previous_rung(epochs, SWEEP.rungs)
+    trial_dir = os.path.join("results", "trials", wildcards.trial)
+    run_task({
+        "trial_id": wildcards.trial,
         "params": SWEEP.trials[wildcards.trial],
         "settings": params.settings,
         "out_dir": os.path.dirname(output.metrics),
@@ -70,10 +89,15 @@ def train(wildcards, params, output, threads, resources, log):
         "gpus": resources.get("gpu", 0),
         "objective": {**SWEEP.objective, "source": CONFIG_SOURCE},
         # Not a param of the rule: keeping a model changes no result, so flipping it retrains nothing.
-        "keep_model": SWEEP.keep_models,
+        # With halving the last rung keeps it, so that the winner's model is its own, not a retrain.
+        "keep_model": SWEEP.keep_models or (SWEEP.halving and last),
+        "epochs": epochs,
+        # Halving: continue from the rung before, and leave a state for the rung after.
+        "resume_from": str(record_dir(trial_dir, before, SWEEP.rungs)) if before else None,
+        "save_state_to": None if last else os.path.dirname(output.metrics),
+        "keep_states": SWEEP.keep_models,
         "log": log[0],
-    }
-    run_task(task)
+    })
 
 
 def best_model(input, output, params, threads, resources, log):

@@ -48,6 +48,7 @@ rule plots:
     params:
         objective=ranking_objective,
         grid_keys=grid_keys,
+        rungs=rungs,
     script:
         "../../scripts/plots.py"
 
