@@ -88,6 +88,8 @@ class Sweep:
     code_files: list[str] = field(default_factory=list)
     # What to keep, not what to compute: not among the settings, so flipping them retrains nothing.
     keep_models: bool = False
+    # {strategy, cpu_devices}, or None to train on one device (what every config did before).
+    distribute: dict | None = None
     strategy: str = "grid"
     # The epochs at which each rung ends: [budget.epochs] without halving.
     rungs: list[int] = field(default_factory=list)
@@ -110,14 +112,18 @@ class Sweep:
 
         Keys sorted at every level, so that its repr (what Snakemake compares) is canonical.
         """
-        return json.loads(canonical({
+        settings = {
             "model": self.model.text,
             "train": self.train.text,
             "validation": self.validation.text if self.validation else None,
             "budget": self.budget,
             "seed": self.seed,
             "training_version": TRAINING_VERSION,
-        }))
+        }
+        # Only when set, so that configs without it keep their trials (settings are a rerun trigger).
+        if self.distribute:
+            settings["distribute"] = self.distribute
+        return json.loads(canonical(settings))
 
 
 def sweep_from_config(config: dict, source: str) -> Sweep:
@@ -164,6 +170,7 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         trials=trials,
         code_files=code_files,
         keep_models=config.get("keep_models", False),
+        distribute=_distribute(config.get("distribute") or {}),
         strategy=sampler.name,
         rungs=schedule.rungs(config["budget"]["epochs"]),
         schedule=schedule,
@@ -233,6 +240,13 @@ def _schedule(settings: dict, budget: dict, source: str):
             "search.halving.min_epochs (1 is usual), raise budget.epochs, or remove search.halving."
         )
     return schedule
+
+
+def _distribute(distribute: dict) -> dict | None:
+    # strategy none trains on one device, as a config without the key does: the same settings.
+    if distribute.get("strategy", "none") == "none":
+        return None
+    return {"strategy": distribute["strategy"], "cpu_devices": distribute.get("cpu_devices", 1)}
 
 
 def config_source(configfiles) -> str:

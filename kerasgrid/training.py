@@ -6,6 +6,7 @@ An exception from the user's code ends the trial as `failed`; a NaN or infinite 
 (an objective the model does not log) stop the sweep.
 """
 
+import contextlib
 import math
 import os
 import platform
@@ -15,7 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
-from kerasgrid import records, refs, resume
+from kerasgrid import devices, records, refs, resume
 from kerasgrid.errors import ConfigError, ModelError, Status
 
 # The file in a trial's folder that holds its trained model when the sweep keeps models; for a
@@ -24,8 +25,9 @@ TRIAL_MODEL = "model.keras"
 TRIAL_WEIGHTS = "model.weights.h5"
 
 
-def configure_tensorflow(threads: int, seed: int) -> None:
-    """Size TensorFlow's thread pools to the job's threads and seed every generator."""
+def configure_tensorflow(threads: int, seed: int, cpu_devices: int = 1) -> None:
+    """Size TensorFlow's thread pools to the job's threads, set up its devices (GPU memory growth,
+    `cpu_devices` logical CPU devices) and seed every generator."""
     import keras
     import tensorflow as tf
 
@@ -34,6 +36,7 @@ def configure_tensorflow(threads: int, seed: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:
         pass  # TensorFlow already started in this process; its pools are fixed for its lifetime
+    devices.configure(cpu_devices)
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
@@ -213,6 +216,9 @@ def new_record(params: dict, settings: dict, out_dir: Path, threads: int, object
         "versions": None,
         "host": platform.node(),
         "pid": os.getpid(),
+        # What the trial trained on: TensorFlow's device names, and which GPUs those were.
+        "devices": None,
+        "cuda_visible_devices": None,
         "saved_model": None,
         "metrics": {},
     }
@@ -277,13 +283,16 @@ def run_trial(
     if tensorboard_dir is not None:
         shutil.rmtree(tensorboard_dir, ignore_errors=True)
 
-    configure_tensorflow(threads, settings["seed"])
+    configure_tensorflow(threads, settings["seed"], cpu_devices=devices.cpu_devices(settings))
     import keras
 
+    strategy, trains_on = devices.strategy(settings, source)
     record = new_record(params, settings, out_dir, threads, objective, trial_id)
     record["versions"] = versions()
     record["epochs_target"] = target_epochs
     record["resumed_from_epoch"] = first_epoch
+    record["devices"] = trains_on
+    record["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
     history_tmp = out_dir / f".history.csv.{os.getpid()}.tmp"
     history = {}
     if state:
@@ -292,7 +301,10 @@ def run_trial(
     model = None
     try:
         build = refs.load(refs.Ref(settings["model"], "model", source))
-        model = build_model(build, params)
+        # Under a strategy, the model is built and compiled in its scope; Keras' fit then splits
+        # each global batch across the replicas.
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model = build_model(build, params)
         data = {}
         for key in ("train", "validation"):
             if settings[key]:
@@ -300,6 +312,8 @@ def run_trial(
                 data[key] = as_dataset(
                     fn, params, batch_size=budget["batch_size"], seed=settings["seed"], name=f"data.{key}"
                 )
+                if strategy:
+                    data[key] = devices.split_evenly(data[key], len(trains_on), f"data.{key}")
         # Resumed: the data must continue where the earlier epochs left it. Keras' training
         # iterator carries on across epochs: skip the batches trained on. Validation starts a new
         # iterator each epoch, and a seeded reshuffling pipeline draws its order from how many came
@@ -339,7 +353,7 @@ def run_trial(
     except Exception as exc:  # noqa: BLE001 - any error of the user's code fails this trial only
         traceback.print_exc()
         record["status"] = Status.FAILED.value
-        record["error"] = f"{type(exc).__name__}: {exc}".strip()
+        record["error"] = devices.uneven_batch_error(exc) or f"{type(exc).__name__}: {exc}".strip()
         print(f"kerasgrid: trial failed: {record['error']}", flush=True)
 
     metrics = summarise(history)

@@ -190,3 +190,17 @@ def test_a_halving_sweep_submits_every_rung_as_a_job_and_ranks_as_locally(cluste
     assert without_timing(rows) == without_timing(read_leaderboard(local.path(RANKING)))
     assert [(row["q"], row["rung"]) for row in rows] == [("0.1", "2"), ("0.2", "0"), ("0.3", "0")]
     assert "localcheckpoint promotions:" in local_result.output
+
+
+def test_on_slurm_kerasgrid_asks_for_no_gpu_and_leaves_each_jobs_devices_alone(cluster, monkeypatch):
+    # The login node "has" two GPUs here. On a cluster the profile's gpu or gres asks SLURM for
+    # GPUs and SLURM sets each job's devices: kerasgrid must neither ask for any on its own nor
+    # set CUDA_VISIBLE_DEVICES, so a job sees what SLURM (here: sbatch, passing ours on) gave it.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    config = tiny_config(grid={"lr": [0.01], "act_in": ["relu", "tanh"], "act_out": ["sigmoid"], "loss": ["mean_squared_error"]})
+    submit(cluster, config, RANKING)
+    trained = trial_jobs(ended_jobs(cluster))
+    assert len(trained) == 2 and {job["State"] for job in trained} == {"COMPLETED"}
+    assert not [job["SubmitLine"] for job in trained if "--gpus" in job["SubmitLine"] or "--gres" in job["SubmitLine"]]
+    records = [yaml.safe_load(p.read_text()) for p in cluster.root.glob("results/trials/*/metrics.json")]
+    assert [r["cuda_visible_devices"] for r in records] == ["0,1", "0,1"]

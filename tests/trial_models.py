@@ -156,3 +156,27 @@ def dataset(params):
 def by_kind(params):
     """A ConfiguredNet (saved whole) or a Net (saved as weights), as the grid key `kind` says."""
     return {"configured": configured, "net": subclassed_with_args}[params["kind"]](params)
+def odd_data(params):
+    rng = np.random.default_rng(0)
+    for size in (8, 8, 7):
+        x = rng.normal(size=(size, 4)).astype("float32")
+        yield x, x.sum(axis=1, keepdims=True)
+
+
+def waits(params):
+    """`sequential`, after `sleep` seconds, or once `parties` trials are in here at the same time
+    (each leaves a file named after it in the folder `barrier`)."""
+    import time
+    from pathlib import Path
+
+    if "barrier" in params:
+        folder = Path(params["barrier"])
+        folder.mkdir(exist_ok=True)
+        (folder / params["name"]).touch()
+        deadline = time.monotonic() + 30
+        while (arrived := len(list(folder.iterdir()))) < params["parties"]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {arrived} of {params['parties']} trials ran at the same time")
+            time.sleep(0.05)
+    time.sleep(params.get("sleep", 0))
+    return sequential(params)

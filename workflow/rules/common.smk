@@ -11,7 +11,7 @@ from kerasgrid.records import read_json
 from kerasgrid.results import record_dir, winner_lines
 from kerasgrid.search import halving
 from kerasgrid.tables import leaderboard_lines, trial_message
-from kerasgrid import attempts, runlock, workers
+from kerasgrid import attempts, devices, runlock, workers
 
 if workflow.is_main_process:
     stale = runlock.release_stale_lock()
@@ -78,10 +78,26 @@ class TrainMessages:
 TRAIN_MESSAGES = TrainMessages(SWEEP.trials)
 
 
-WORKERS = workers.WorkerPool()
+# GPUs are kerasgrid's to share out only where this process trains the trials: in a local run
+# (a cluster executor sets `nodes`, through --jobs). On a cluster the profile's gpu or gres asks
+# the scheduler, which gives each job its devices; kerasgrid then neither asks nor assigns.
+TRAINS_HERE = workflow.is_main_process and workflow.nodes is None
+GPUS = devices.visible_gpus() if TRAINS_HERE else devices.Gpus((), "not shared out here")
+if TRAINS_HERE:
+    devices.check_gpu_limit(workflow.global_resources.get("gpu").value, GPUS)
+    devices.check_mirrored(SWEEP.distribute, GPUS, CONFIG_SOURCE)
+WORKERS = workers.WorkerPool(gpus=GPUS)
 
 
-def train(wildcards, params, output, threads, log):
+def trial_gpus(wildcards):
+    # The `gpu` resource of train, rung and best_model, unless a profile sets it: one GPU per
+    # trial (a mirrored trial: every GPU) on a machine with GPUs, none without or on a cluster.
+    if not GPUS.ids:
+        return 0
+    return len(GPUS.ids) if SWEEP.distribute else 1
+
+
+def train(wildcards, params, output, threads, resources, log):
     """A train job (with halving, a trial's last rung) or a rung job: one trial to its epochs."""
     epochs = int(wildcards.get("epochs", SWEEP.rungs[-1]))
     last = epochs == SWEEP.rungs[-1]
@@ -94,6 +110,7 @@ def train(wildcards, params, output, threads, log):
         "settings": params.settings,
         "out_dir": os.path.dirname(output.metrics),
         "threads": threads,
+        "gpus": resources.get("gpu", 0),
         "objective": {**SWEEP.objective, "source": CONFIG_SOURCE},
         # Not a param of the rule: keeping a model changes no result, so flipping it retrains nothing.
         # With halving the last rung keeps it, so that the winner's model is its own, not a retrain.
@@ -112,7 +129,7 @@ def train(wildcards, params, output, threads, log):
     run_task(task)
 
 
-def best_model(input, output, params, threads, log):
+def best_model(input, output, params, threads, resources, log):
     stem = os.path.splitext(output.manifest)[0]  # results/best_model
     run_task({
         "best_params": input.best,
@@ -122,6 +139,7 @@ def best_model(input, output, params, threads, log):
         "trials_dir": os.path.join(os.path.dirname(input.best), "trials"),
         "scratch_dir": stem,  # results/best_model/<id>: the retrain
         "threads": threads,
+        "gpus": resources.get("gpu", 0),
         "source": CONFIG_SOURCE,
         "log": log[0],
     })

@@ -52,8 +52,10 @@ rule rung:
     message:
         "{TRAIN_MESSAGES:{wildcards.trial}}, until epoch {wildcards.epochs}"
     threads: 1
+    resources:
+        gpu=trial_gpus,  # as train's
     run:
-        train(wildcards, params, output, threads, log)
+        train(wildcards, params, output, threads, resources, log)
 
 
 checkpoint promotions:

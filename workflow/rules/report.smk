@@ -21,9 +21,11 @@ rule best_model:
         # The winner is retrained with exactly what the sweep trained it with.
         settings=SWEEP.settings(),
     threads: 1
+    resources:
+        gpu=trial_gpus,  # as train's: the retrain must run on the devices the trial ran on
     # A run block, as train's: it hands the retrain to a warm worker (kerasgrid/workers.py).
     run:
-        best_model(input, output, params, threads, log)
+        best_model(input, output, params, threads, resources, log)
 
 
 rule plots:
