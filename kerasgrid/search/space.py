@@ -82,6 +82,11 @@ class Range:
             point = rng.uniform(self.low, self.high)
         return self._typed(point)
 
+    def value(self, point: float):
+        """The value of this range that a point drawn in it stands for: typed and rounded as
+        every value of the range is (what an adaptive sampler's proposal becomes)."""
+        return self._typed(point)
+
     def _typed(self, point: float):
         if self.integer:
             return int(round(point))
@@ -151,3 +156,17 @@ def size(space: dict[str, Dimension]) -> float:
         return math.inf
     return math.prod(len(dim.finite_values()) for dim in space.values())
 
+
+
+def describe_space(space: dict[str, Dimension]) -> dict:
+    """The grid that `parse_space` reads back into `space`, in one canonical form: keys sorted,
+    each list's values in the order of their canonical JSON, a range's keys as given. Two grids
+    that differ only in the order of their keys or list values describe the same space."""
+    described = {}
+    for key, dim in space.items():
+        if isinstance(dim, Choice):
+            described[key] = sorted(dim.values, key=canonical)
+        else:
+            spec = {"low": dim.low, "high": dim.high, "step": dim.step, "num": dim.num, "log": dim.log}
+            described[key] = {name: value for name, value in spec.items() if value is not None}
+    return described
