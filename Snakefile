@@ -19,6 +19,11 @@ if SWEEP.halving:
     include: "workflow/rules/halving.smk"
 
 
+if SWEEP.adaptive:
+
+    include: "workflow/rules/adaptive.smk"
+
+
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 
@@ -34,6 +39,7 @@ rule all:
         "results/best_model.keras",
         "results/leaderboard.html",
         rules.plots.output,
+        search_plots,
     default_target: True
 
 

@@ -106,6 +106,11 @@ class Sweep:
     def adaptive(self) -> bool:
         return bool(self.round_sizes)
 
+    def search_plan(self) -> dict:
+        """An adaptive search as a whole: its strategy, seed, trials, batch and round sizes."""
+        return {"strategy": self.strategy, "seed": self.seed, "trials": sum(self.round_sizes),
+                "batch": self.round_sizes[0], "rounds": self.round_sizes}
+
     def round_settings(self, index: int) -> dict:
         """What round `index` of an adaptive search proposes from besides the rounds before it:
         a change here proposes the round again. Canonical, as `settings`; `search.trials` is

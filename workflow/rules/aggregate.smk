@@ -7,6 +7,8 @@ localrules: leaderboard, best_params
 rule leaderboard:
     input:
         metrics=trial_metrics,
+        rounds=round_files,
+        plan=plan_file,
     output:
         leaderboard=report(
             "results/leaderboard.tsv",

@@ -8,6 +8,7 @@ from kerasgrid.config import check, config_source, load_schema, sweep_from_confi
 from kerasgrid.records import read_json
 from kerasgrid.results import record_dir, winner_lines
 from kerasgrid.search import halving
+from kerasgrid.search.rounds import proposals, proposed_params
 from kerasgrid.tables import leaderboard_lines
 from kerasgrid import runlock, workers
 
@@ -29,6 +30,8 @@ def trial_metrics(wildcards):
     """Each candidate's record: its trial's metrics.json, or with halving, the rung's where it stopped."""
     if SWEEP.halving:
         return furthest_records()  # workflow/rules/halving.smk
+    if SWEEP.adaptive:
+        return sorted(round_records(len(SWEEP.round_sizes)))  # workflow/rules/adaptive.smk
     # Sorted, so that reordering the grid changes nothing Snakemake compares.
     return expand("results/trials/{trial}/metrics.json", trial=sorted(SWEEP.trials))
 
@@ -51,6 +54,26 @@ def config_file(wildcards):
     return CONFIG_SOURCE
 
 
+def round_files(wildcards):
+    """An adaptive search's round files (which round proposed each trial); none otherwise."""
+    return [round_file(index) for index in range(len(SWEEP.round_sizes))]
+
+
+def plan_file(wildcards):
+    """An adaptive search's plan (workflow/rules/adaptive.smk: why the ranking needs it); none otherwise."""
+    return ["results/search_plan.json"] if SWEEP.adaptive else []
+
+
+def search_plots(wildcards):
+    """The figures only some searches draw: an adaptive search's optimization history."""
+    return ["results/plots/optimization_history.png"] if SWEEP.adaptive else []
+
+
+def trial_params(trial):
+    """A candidate's params: from the config, or in an adaptive search, from the round that proposed it."""
+    return proposed_params("results/rounds")[trial] if SWEEP.adaptive else SWEEP.trials[trial]
+
+
 WORKERS = workers.WorkerPool()
 
 
@@ -62,7 +85,7 @@ def train(wildcards, params, output, threads, log):
     trial_dir = os.path.join("results", "trials", wildcards.trial)
     run_task({
         "trial_id": wildcards.trial,
-        "params": SWEEP.trials[wildcards.trial],
+        "params": trial_params(wildcards.trial),
         "settings": params.settings,
         "out_dir": os.path.dirname(output.metrics),
         "threads": threads,

@@ -1,0 +1,69 @@
+# Adaptive search (search.strategy: tpe): a `propose` checkpoint per round asks the sampler for
+# the round's trials, from the records of every round before it, and lists them in
+# results/rounds/<round>.json; they train as ordinary `train` jobs. Each round waits for the one
+# before to finish, and is proposed again only when what it learns from changes.
+
+# Seconds of work on small files: on a cluster they run where snakemake runs, not as jobs.
+localrules: propose, search_plan
+
+
+def round_file(index):
+    return f"results/rounds/{index}.json"
+
+
+def round_trials(index):
+    """The trials round `index` proposed, once its checkpoint has run."""
+    return list(proposals(checkpoints.propose.get(round=index).output.proposals))
+
+
+def round_records(count):
+    """The metrics.json of every trial of the first `count` rounds, in the order proposed."""
+    return [f"results/trials/{trial}/metrics.json" for index in range(count) for trial in round_trials(index)]
+
+
+def earlier_rounds(wildcards):
+    return [round_file(index) for index in range(int(wildcards.round))]
+
+
+def earlier_records(wildcards):
+    return round_records(int(wildcards.round))
+
+
+def round_settings(wildcards):
+    return SWEEP.round_settings(int(wildcards.round))
+
+
+def search_plan(wildcards):
+    return SWEEP.search_plan()
+
+
+checkpoint propose:
+    input:
+        rounds=earlier_rounds,
+        records=earlier_records,
+    output:
+        proposals="results/rounds/{round}.json",
+    log:
+        "logs/rounds/{round}.log",
+    params:
+        # The sampler, seed, space, objective and this round's size: a change proposes it again.
+        search=round_settings,
+    wildcard_constraints:
+        round="|".join(str(index) for index in range(len(SWEEP.round_sizes))),
+    script:
+        "../../scripts/propose.py"
+
+
+# The search's plan (strategy, trials, batch, the size of each round), an input of the ranking.
+# Snakemake checks nothing else of a job that waits for a checkpoint (the leaderboard waits for
+# the first round not proposed yet), so without it, raising search.trials by whole rounds would
+# leave the finished leaderboard "up to date" and the new rounds unproposed.
+rule search_plan:
+    output:
+        plan="results/search_plan.json",
+    log:
+        "logs/search_plan.log",
+    params:
+        plan=search_plan,
+    script:
+        "../../scripts/search_plan.py"
