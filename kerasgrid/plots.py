@@ -330,9 +330,9 @@ def optimization_history(trials: list[Trial], objective: dict):
     if any(value is not None for value in best_line):
         numbers = [n for n, value in enumerate(best_line, 1) if value is not None]
         (line,) = ax.step(numbers, [value for value in best_line if value is not None], where="post",
-                          color=COLOURS[0], lw=2.2, zorder=5)
+                          color=COLOURS[0], lw=2.2, zorder=5, label=f"best {metric} so far: {best:.4g}")
         handles.append(line)
-        labels.append(f"best {metric} so far: {best:.4g}")
+        labels.append(line.get_label())
     else:
         ax.text(0.5, 0.5, "no trial finished ok", ha="center", va="center", transform=ax.transAxes)
     handles.append(Line2D([], [], ls="", marker="o", color=palette[0]))
