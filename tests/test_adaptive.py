@@ -85,6 +85,11 @@ def test_a_tpe_sweep_proposes_round_after_round_from_what_finished_and_reruns_as
 
     again = known.sweep(config)
     assert "Nothing to be done" in again.output
+    # The report shows the optimization history and says what kind of search this was.
+    known.run("--configfile", "my.yaml", "--report", "results/report.html")
+    html = known.path("results/report.html").read_text(encoding="utf-8")
+    assert "TPE sampler proposed" in html and "6 combinations of the space below, 2 per round" in html
+    assert "the best value so far as a green line" in html and "optimization_history.png" in html
     # Planning it (reading every round's file) loads neither TensorFlow nor Optuna.
     probe = known.path("probe.py")
     probe.write_text(
