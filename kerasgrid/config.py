@@ -106,10 +106,14 @@ class Sweep:
     def adaptive(self) -> bool:
         return bool(self.round_sizes)
 
-    def search_plan(self) -> dict:
-        """An adaptive search as a whole: its strategy, seed, trials, batch and round sizes."""
-        return {"strategy": self.strategy, "seed": self.seed, "trials": sum(self.round_sizes),
-                "batch": self.round_sizes[0], "rounds": self.round_sizes}
+    def plan(self) -> dict:
+        """How the candidates are found and trained: results/search.json."""
+        plan = {"strategy": self.strategy, "rungs": self.rungs}
+        if self.halving:
+            plan["halving"] = {"eta": self.schedule.eta, "min_epochs": self.schedule.min_epochs}
+        if self.adaptive:
+            plan["rounds"] = self.round_sizes  # raising search.trials adds rounds: the ranking is redone
+        return plan
 
     def round_settings(self, index: int) -> dict:
         """What round `index` of an adaptive search proposes from besides the rounds before it:

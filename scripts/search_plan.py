@@ -1,7 +1,14 @@
-"""Rule `search_plan`: an adaptive search's strategy, trials, batch and rounds in results/search_plan.json."""
+"""Rule `search_plan`: how the sweep finds and trains its candidates, in results/search.json.
+
+It runs when that plan changes, which voids the ranking: the old leaderboard goes too (see the
+rule's comment in workflow/rules/aggregate.smk).
+"""
+
+from pathlib import Path
 
 from kerasgrid.logs import job_log
-from kerasgrid.search.rounds import write_plan
+from kerasgrid.records import write_json
 
 with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    write_plan(snakemake.output.plan, snakemake.params.plan)  # noqa: F821
+    Path(snakemake.params.stale).unlink(missing_ok=True)  # noqa: F821
+    write_json(snakemake.output.plan, snakemake.params.plan)  # noqa: F821

@@ -85,11 +85,6 @@ def observations(round_paths, record_paths, objective: dict, source: str = "the 
     ]
 
 
-def write_plan(path, plan: dict) -> None:
-    """results/search_plan.json: the search as a whole (`Sweep.search_plan`), for people to read."""
-    records.write_json(path, plan)
-
-
 def write_round(round_paths, record_paths, settings: dict, index: int, path) -> dict[str, dict]:
     """Propose round `index` from the rounds before it (their files and their trials' records)
     and write its file. `settings` is the sweep's `Sweep.round_settings(index)`."""

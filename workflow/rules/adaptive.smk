@@ -4,7 +4,7 @@
 # before to finish, and is proposed again only when what it learns from changes.
 
 # Seconds of work on small files: on a cluster they run where snakemake runs, not as jobs.
-localrules: propose, search_plan
+localrules: propose
 
 
 def round_file(index):
@@ -33,10 +33,6 @@ def round_settings(wildcards):
     return SWEEP.round_settings(int(wildcards.round))
 
 
-def search_plan(wildcards):
-    return SWEEP.search_plan()
-
-
 checkpoint propose:
     input:
         rounds=earlier_rounds,
@@ -53,17 +49,3 @@ checkpoint propose:
     script:
         "../../scripts/propose.py"
 
-
-# The search's plan (strategy, trials, batch, the size of each round), an input of the ranking.
-# Snakemake checks nothing else of a job that waits for a checkpoint (the leaderboard waits for
-# the first round not proposed yet), so without it, raising search.trials by whole rounds would
-# leave the finished leaderboard "up to date" and the new rounds unproposed.
-rule search_plan:
-    output:
-        plan="results/search_plan.json",
-    log:
-        "logs/search_plan.log",
-    params:
-        plan=search_plan,
-    script:
-        "../../scripts/search_plan.py"

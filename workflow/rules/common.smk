@@ -50,6 +50,10 @@ def rungs(wildcards):
     return SWEEP.rungs
 
 
+def search_plan(wildcards):
+    return SWEEP.plan()
+
+
 def config_file(wildcards):
     return CONFIG_SOURCE
 
@@ -57,11 +61,6 @@ def config_file(wildcards):
 def round_files(wildcards):
     """An adaptive search's round files (which round proposed each trial); none otherwise."""
     return [round_file(index) for index in range(len(SWEEP.round_sizes))]
-
-
-def plan_file(wildcards):
-    """An adaptive search's plan (workflow/rules/adaptive.smk: why the ranking needs it); none otherwise."""
-    return ["results/search_plan.json"] if SWEEP.adaptive else []
 
 
 def search_plots(wildcards):
