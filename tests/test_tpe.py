@@ -2,6 +2,7 @@
 tpe.py, optuna_space.py, rounds.py), and the config that asks for it."""
 
 import math
+import os
 import subprocess
 import sys
 
@@ -74,10 +75,23 @@ def test_proposals_are_a_function_of_history_and_seed():
     assert TPESampler().propose(space, list(history), 4, seed=7, direction="min") == first
     assert TPESampler().propose(space, history, 4, seed=8, direction="min") != first
     assert TPESampler().propose(space, history[:-1], 4, seed=7, direction="min") != first
+    assert TPESampler().propose(space, history, 4, seed=7, direction="max") != first
     # A bigger round begins with the smaller one's proposals.
     assert list(TPESampler().propose(space, history, 7, seed=7, direction="min"))[:4] == list(first)
     assert len(first) == 4 and all(tid == trial_id(params) for tid, params in first.items())
     assert not set(first) & {observation.trial_id for observation in history}
+
+
+def test_proposals_are_the_same_in_every_process():
+    # Python salts string hashes per process: nothing a proposal depends on may iterate a set of strings.
+    code = ("from test_tpe import SPACE, parse, told\n"
+            "print([o.trial_id for o in told(parse(SPACE), rounds=4, batch=4)])")
+    outputs = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+                       cwd=REPO / "tests", env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2")
+    }
+    assert len(outputs) == 1 and len(outputs.pop()) > 100
 
 
 def test_proposals_are_valid_values_of_the_space():
