@@ -167,9 +167,9 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
     space = search.parse_space(config["grid"], source)
     sampler = _sampler(config["search"], space, config["max_trials"], source)
     if config["search"]["strategy"] in search.ADAPTIVE_SAMPLERS:
-        trials, round_sizes = {}, _round_sizes(config["search"], space, source)
+        trials, sizes = {}, _round_sizes(config["search"], space, source)
     else:
-        round_sizes = []
+        sizes = []
         try:
             trials = sampler.candidates(space, config["seed"])
         except search.SpaceTooSmall as exc:
@@ -193,7 +193,7 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         strategy=sampler.name,
         rungs=schedule.rungs(config["budget"]["epochs"]),
         schedule=schedule,
-        round_sizes=round_sizes,
+        round_sizes=sizes,
         space=space,
     )
 

@@ -7,10 +7,6 @@
 localrules: propose
 
 
-def round_file(index):
-    return f"results/rounds/{index}.json"
-
-
 def round_trials(index):
     """The trials round `index` proposed, once its checkpoint has run."""
     return list(proposals(checkpoints.propose.get(round=index).output.proposals))
@@ -48,4 +44,3 @@ checkpoint propose:
         round="|".join(str(index) for index in range(len(SWEEP.round_sizes))),
     script:
         "../../scripts/propose.py"
-

@@ -58,6 +58,10 @@ def config_file(wildcards):
     return CONFIG_SOURCE
 
 
+def round_file(index):
+    return f"results/rounds/{index}.json"
+
+
 def round_files(wildcards):
     """An adaptive search's round files (which round proposed each trial); none otherwise."""
     return [round_file(index) for index in range(len(SWEEP.round_sizes))]
