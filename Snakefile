@@ -28,6 +28,11 @@ if SWEEP.halving:
     include: "workflow/rules/halving.smk"
 
 
+if SWEEP.adaptive:
+
+    include: "workflow/rules/adaptive.smk"
+
+
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 
@@ -43,6 +48,7 @@ rule all:
         "results/best_model.yaml",  # and best_model.keras (or .weights.h5): see rule best_model
         "results/leaderboard.html",
         rules.plots.output,
+        search_plots,
     default_target: True
 
 

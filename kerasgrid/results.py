@@ -17,6 +17,8 @@ _STATUS_ORDER = {Status.OK: 0, Status.DIVERGED: 1, Status.FAILED: 2}
 FIXED_COLUMNS = ["rank", "trial_id", "objective", "status", "fit_seconds", "error"]
 # With halving: the rung a trial reached (0 = the first) and the epochs it trained in all.
 HALVING_COLUMNS = ["rung", "epochs"]
+# With adaptive search: the round that proposed the trial (0 = the first).
+ROUND_COLUMN = "round"
 
 
 def objective_value(record: dict, objective: dict, source: str = "the config"):
@@ -62,12 +64,13 @@ def _cell(value) -> str:
 
 
 def leaderboard_rows(
-    ranked: list[dict], grid_keys: list[str], rungs: list[int] | None = None
+    ranked: list[dict], grid_keys: list[str], rungs: list[int] | None = None, rounds: dict[str, int] | None = None
 ) -> tuple[list[str], list[list[str]]]:
     """Header and rows: rank, trial id, one column per grid key, objective, status, fit s, error;
-    with halving (`rungs`: the epochs each rung ends at), also the rung reached and epochs trained."""
+    with adaptive search (`rounds`: trial id -> round), the round that proposed each trial; with
+    halving (`rungs`: the epochs each rung ends at), also the rung reached and epochs trained."""
     halving = rungs is not None and len(rungs) > 1
-    fixed = FIXED_COLUMNS + HALVING_COLUMNS if halving else FIXED_COLUMNS
+    fixed = FIXED_COLUMNS + [ROUND_COLUMN] * bool(rounds) + HALVING_COLUMNS * halving
     param_columns = [f"param.{key}" if key in fixed else key for key in grid_keys]
     header = fixed[:2] + param_columns + fixed[2:]
     rows = []
@@ -83,16 +86,20 @@ def leaderboard_rows(
                 _cell(record["error"] or ""),
             ]
         )
+        if rounds:
+            row.append(str(rounds[record["trial_id"]]))
         if halving:
             row += [str(rungs.index(epochs_target(record))), str(record["epochs_run"])]
         rows.append(row)
     return header, rows
 
 
-def write_leaderboard(metrics_paths, objective: dict, grid_keys: list[str], path, source="the config", rungs=None):
+def write_leaderboard(
+    metrics_paths, objective: dict, grid_keys: list[str], path, source="the config", rungs=None, rounds=None
+):
     """Rank the trials whose metrics.json files are given and write the leaderboard TSV."""
     ranked = rank([records.read_json(p) for p in metrics_paths], objective, source)
-    header, rows = leaderboard_rows(ranked, grid_keys, rungs)
+    header, rows = leaderboard_rows(ranked, grid_keys, rungs, rounds)
     lines = ["\t".join(header)] + ["\t".join(row) for row in rows]
     records.write_text(path, "\n".join(lines) + "\n")
     return ranked

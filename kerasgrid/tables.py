@@ -9,7 +9,7 @@ import json
 
 from kerasgrid import records
 from kerasgrid.errors import Direction, Status
-from kerasgrid.results import HALVING_COLUMNS, read_leaderboard
+from kerasgrid.results import HALVING_COLUMNS, ROUND_COLUMN, read_leaderboard
 
 # A grid value longer than this is cut in the console (the TSV and the web page keep it whole).
 MAX_CELL = 24
@@ -50,26 +50,27 @@ def param_columns(rows: list[dict]) -> list[str]:
     return header[2 : header.index("objective")]
 
 
-def halving_columns(rows: list[dict]) -> list[str]:
-    """The rung and epochs columns of a halving sweep's leaderboard (none otherwise)."""
-    return [key for key in HALVING_COLUMNS if rows and key in rows[0]]
+def search_columns(rows: list[dict]) -> list[str]:
+    """The round column of an adaptive search's leaderboard, the rung and epochs columns of a
+    halving sweep's (none otherwise)."""
+    return [key for key in [ROUND_COLUMN, *HALVING_COLUMNS] if rows and key in rows[0]]
 
 
 def console_lines(rows: list[dict], objective: dict, top: int = 10) -> list[str]:
     """A title and the top rows as an aligned table: rank, trial id, grid keys, objective, status."""
     params = param_columns(rows)
-    rungs = halving_columns(rows)
-    columns = ["rank", "trial_id", *params, objective["metric"], "status", *rungs]
+    searched = search_columns(rows)
+    columns = ["rank", "trial_id", *params, objective["metric"], "status", *searched]
     shown = rows[:top]
     table = [columns] + [
         [row["rank"], row["trial_id"]]
         + [_short(row[key]) for key in params]
         + [_number(row["objective"]), row["status"]]
-        + [row[key] for key in rungs]
+        + [row[key] for key in searched]
         for row in shown
     ]
     widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
-    numbers = {"rank", objective["metric"], *rungs}
+    numbers = {"rank", objective["metric"], *searched}
     right = {i for i, column in enumerate(columns) if column in numbers and (i == 0 or i >= len(params) + 2)}
     lines = [
         "  ".join(
@@ -135,8 +136,8 @@ def page(rows: list[dict], objective: dict, title: str = "kerasgrid leaderboard"
     summary = ", ".join(f"{counts[s]} {s.value}" for s in Status if counts[s])
     parts.append(f"<p>{len(rows)} trials ({summary}), ranked by {metric} ({better(objective['direction'])}); "
                  "diverged and failed trials come last.</p>")
-    rungs = halving_columns(rows)
-    columns = ["rank", "trial_id", *params, objective["metric"], "status", *rungs, "fit_seconds", "error"]
+    searched = search_columns(rows)
+    columns = ["rank", "trial_id", *params, objective["metric"], "status", *searched, "fit_seconds", "error"]
     parts.append("<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr></thead><tbody>")
     for row in rows[:MAX_PAGE_ROWS]:
         status = row["status"]
@@ -145,7 +146,7 @@ def page(rows: list[dict], objective: dict, title: str = "kerasgrid leaderboard"
             [_td(row["rank"], "num"), _td(row["trial_id"])]
             + [_td(row[key]) for key in params]
             + [_td(_number(row["objective"]), "num"), _td(status, "status")]
-            + [_td(row[key], "num") for key in rungs]
+            + [_td(row[key], "num") for key in searched]
             + [_td(row["fit_seconds"], "num"), _td(row["error"], "error", 300)]
         )
         parts.append(f'<tr class="{html.escape(css)}">' + "".join(cells) + "</tr>")

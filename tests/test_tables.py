@@ -47,3 +47,11 @@ def test_a_train_jobs_message_names_its_place_and_its_params_shortly():
         "Model 5 of 16: act=relu, flag=true, lr=0.01, none=null, note=a long description a lo…, shape=[1, 2], "
         "units=128 (trial 307daa763fbd)"
     )
+
+
+def test_an_adaptive_search_shows_the_round_of_each_trial():
+    rows = [{**r, "round": str(number // 2)} for number, r in enumerate(ROWS)]
+    lines = console_lines(rows, MIN)
+    assert lines[1].split() == ["rank", "trial_id", "lr", "act", "val_loss", "status", "round"]
+    assert [line.split()[-1] for line in lines[2:]] == ["0", "0", "1", "1"]
+    assert "<th>round</th>" in page(rows, MIN) and '<td class="num">1</td>' in page(rows, MIN)

@@ -23,6 +23,7 @@ rule search_plan:
 rule leaderboard:
     input:
         metrics=trial_metrics,
+        rounds=round_files,
         plan="results/search.json",
     output:
         leaderboard=report(

@@ -1,5 +1,6 @@
 # Config validation and the helpers the rules call. The logic lives in the kerasgrid package.
 
+import glob
 import os
 import shutil
 
@@ -10,6 +11,7 @@ from kerasgrid.config import check, config_source, load_schema, sweep_from_confi
 from kerasgrid.records import read_json
 from kerasgrid.results import record_dir, winner_lines
 from kerasgrid.search import halving
+from kerasgrid.search.rounds import proposal_order, proposals, proposed_params
 from kerasgrid.tables import leaderboard_lines, trial_message
 from kerasgrid import attempts, devices, runlock, workers
 
@@ -31,6 +33,8 @@ def trial_metrics(wildcards):
     """Each candidate's record: its trial's metrics.json, or with halving, the rung's where it stopped."""
     if SWEEP.halving:
         return furthest_records()  # workflow/rules/halving.smk
+    if SWEEP.adaptive:
+        return sorted(round_records(len(SWEEP.round_sizes)))  # workflow/rules/adaptive.smk
     # Sorted, so that reordering the grid changes nothing Snakemake compares.
     return expand("results/trials/{trial}/metrics.json", trial=sorted(SWEEP.trials))
 
@@ -72,7 +76,30 @@ class TrainMessages:
         self.trials = trials
 
     def __format__(self, trial):
+        if SWEEP.adaptive:  # numbered in the order the rounds proposed them
+            order = proposal_order(glob.glob("results/rounds/*.json"))
+            return trial_message(order.index(trial) + 1, sum(SWEEP.round_sizes), trial_params(trial), trial)
         return trial_message(self.numbers[trial], len(self.trials), self.trials[trial], trial)
+
+
+def round_file(index):
+    return f"results/rounds/{index}.json"
+
+
+def round_files(wildcards):
+    """An adaptive search's round files (which round proposed each trial); none otherwise."""
+    return [round_file(index) for index in range(len(SWEEP.round_sizes))]
+
+
+def search_plots(wildcards):
+    """The figures only some searches draw: an adaptive search's optimization history."""
+    return ["results/plots/optimization_history.png"] if SWEEP.adaptive else []
+
+
+def trial_params(trial):
+    """A candidate's params: from the config, or in an adaptive search, from the round that proposed it."""
+    return proposed_params("results/rounds")[trial] if SWEEP.adaptive else SWEEP.trials[trial]
+
 
 
 TRAIN_MESSAGES = TrainMessages(SWEEP.trials)
@@ -106,7 +133,7 @@ def train(wildcards, params, output, threads, resources, log):
     tensorboard_dir = os.path.join("results", "tensorboard", wildcards.trial)
     task = {
         "trial_id": wildcards.trial,
-        "params": SWEEP.trials[wildcards.trial],
+        "params": trial_params(wildcards.trial),
         "settings": params.settings,
         "out_dir": os.path.dirname(output.metrics),
         "threads": threads,

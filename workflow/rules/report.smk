@@ -76,3 +76,26 @@ rule leaderboard_page:
         objective=ranking_objective,
     script:
         "../../scripts/leaderboard_page.py"
+
+
+if SWEEP.adaptive:
+
+    localrules: optimization_history
+
+    # Optuna's "optimization history": whether the search converged (workflow/rules/adaptive.smk).
+    rule optimization_history:
+        input:
+            leaderboard="results/leaderboard.tsv",
+            rounds=round_files,
+        output:
+            history=report(
+                "results/plots/optimization_history.png",
+                caption="../report/optimization_history.rst",
+                category="Plots",
+            ),
+        log:
+            "logs/optimization_history.log",
+        params:
+            objective=ranking_objective,
+        script:
+            "../../scripts/optimization_history.py"
