@@ -13,6 +13,7 @@ from kerasgrid.records import read_json
 from kerasgrid.results import read_leaderboard
 from test_faults import start, wait_for
 from test_halving import KNOWN_LOSSES, jobs_run, rank_only
+from test_halving import trained as trained_per_rung
 
 
 def tpe_config(trials, batch=2, **grid):
@@ -34,7 +35,7 @@ def known(workflow):
 
 def trained(output) -> set[str]:
     """The trials a snakemake run trained."""
-    return {wildcards.removeprefix("trial=") for rule, wildcards in jobs_run(output) if rule == "train"}
+    return set().union(*trained_per_rung(output).values())
 
 
 def proposed_rounds(output) -> set[str]:

@@ -57,6 +57,18 @@ def rank_only(workflow, config):
     return workflow.run("results/leaderboard.tsv", "--cores", "2", "--configfile", str(workflow.write_config(config)))
 
 
+def jobs_run(output) -> set[tuple]:
+    """(rule, wildcards) of every job a snakemake run started that has no message (train and rung
+    jobs print theirs instead: see `trained`)."""
+    jobs = set()
+    for block in re.split(r"^(?=\[)", output, flags=re.M):
+        rule = re.search(r"^(?:local)?(?:rule|checkpoint|localcheckpoint) (\w+):", block, flags=re.M)
+        if rule:
+            wildcards = re.search(r"wildcards: (.*)", block)
+            jobs.add((rule.group(1), wildcards.group(1) if wildcards else ""))
+    return jobs
+
+
 def trained(output) -> dict[int, set[str]]:
     """Trial ids trained per rung (by the epochs it ends at) in a run's output, read from the jobs'
     messages: "Model 3 of 15: ... (trial <id>), until epoch 3" (a rung), or without "until" (the last)."""
