@@ -5,7 +5,7 @@ KerasTuner's Hyperband and Optuna, on one space, in one run.
     .venv/bin/python benchmarks/bench_search.py [--methods ...] [--seeds 0 1 2] [--json FILE] [--truth FILE]
 
 Every method searches benchmarks/w3.yaml: 81 combinations (lr, units, layers, dropout), 27 epochs
-of 30 batches, objective val_loss.
+of 90 batches, objective val_loss.
   grid            kerasgrid, every combination for the whole budget: the baseline of every ratio
                   and the ground truth (every combination's objective after 27 epochs)
   grid-halving    kerasgrid, search.halving {eta: 3, min_epochs: 1}: rungs at 1, 3, 9 and 27 epochs
