@@ -20,9 +20,10 @@ on their seed and run once per --seeds value; grid and grid-halving run once.
 
 For each run: wall and CPU seconds of the whole process tree and its peak RSS (as bench_sweep.py
 measures them), epochs trained (kerasgrid: every history.csv under results/, the winner's retrain
-included; the other tools: a callback), the winner, and the yardstick: the winner's objective after
-the full 27 epochs as the full grid measured it, its rank there and its gap to the best. Then the
-targets, and how misleading W3's early rankings are (from the full grid's histories).
+included; the other tools: a callback), the candidates (distinct combinations) tried, the winner,
+and the yardstick: the winner's objective after the full 27 epochs as the full grid measured it,
+its rank there and its gap to the best. Then the targets, and how misleading W3's early rankings
+are (from the full grid's histories).
 Raw figures go to --json after every run. --truth takes the ground truth (and the grid's wall time)
 from an earlier --json, so that a subset of methods can run without the full grid.
 """
@@ -105,7 +106,7 @@ def sweep_figures(results: Path, metric: str, with_truth: bool) -> dict:
     """Epochs trained, candidates, and with_truth the ground truth, from a finished sweep's results/."""
     by_model = epochs_trained(results)
     board = read_leaderboard(results / "leaderboard.tsv")
-    figures = {"epochs": sum(by_model.values()), "epochs_by_model": by_model, "trials": len(board)}
+    figures = {"epochs": sum(by_model.values()), "epochs_by_model": by_model, "candidates": len(board)}
     if board and "epochs" in board[0]:
         # Halving's leaderboard says how far each candidate trained: a cross-check of the histories.
         figures["leaderboard_epochs"] = sum(int(row["epochs"] or 0) for row in board)
@@ -196,14 +197,14 @@ def cell(value, form: str) -> str:
 def report(runs: list[dict], truth: dict, grid_wall: float, epochs: int, direction: str) -> list[str]:
     n = len(truth)
     lines = [
-        f"| method | seed | wall s | CPU s | peak MiB | wall / grid | epochs trained | trials | winner | "
+        f"| method | seed | wall s | CPU s | peak MiB | wall / grid | epochs trained | candidates | winner | "
         f"its objective after {epochs} epochs (grid) | its rank of {n} | gap to best |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         lines.append(
             f"| {r['method']} | {r['seed'] if r['method'] in SEEDED else '-'} | {r['wall']:.1f} | {r['cpu']:.1f} | "
-            f"{r['peak_mib']:.0f} | {r['wall'] / grid_wall:.2f}x | {r['epochs']:,} | {r['trials']} | "
+            f"{r['peak_mib']:.0f} | {r['wall'] / grid_wall:.2f}x | {r['epochs']:,} | {r['candidates']} | "
             f"{describe(r['params'])} | {cell(r.get('truth_value'), '.5f')} | {cell(r.get('truth_rank'), 'd')} | "
             f"{cell(r.get('gap'), '+.1%')} |"
         )

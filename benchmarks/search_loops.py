@@ -14,8 +14,9 @@ sampler (seeded with --seed) with its SuccessiveHalvingPruner (min_resource 1, r
 3): each trial reports the objective after every epoch and stops when the pruner says so; a trial
 that has trained the whole budget is complete, never pruned. --trials is Optuna's trial count.
 
-OUT.json: the winner's params, the tool's own score for it, how many trials it ran and how many
-epochs it trained (counted by a callback on every fit).
+OUT.json: the winner's params, the tool's own score for it, how many trials it ran, how many
+distinct combinations they tried, and how many epochs it trained (counted by a callback on every
+fit).
 """
 
 import argparse
@@ -45,6 +46,11 @@ def setting(config_path):
         "verbose": 0,
     }
     return config, build, grid_values(config["grid"]), objective, streams
+
+
+def distinct(combinations: list[dict]) -> int:
+    """How many different combinations were tried (a tool may try one twice)."""
+    return len({json.dumps(params, sort_keys=True) for params in combinations})
 
 
 def epoch_counter():
@@ -87,11 +93,14 @@ def hyperband(config_path, seed: int, trials: int):
         tuner.search(callbacks=[counter], **streams)
         best = tuner.oracle.get_best_trials(1)[0]
         hp = best.hyperparameters.values
+        tried = [trial.hyperparameters.values for trial in tuner.oracle.trials.values()]
         return {
             "params": {key: hp[key] for key in values},
             "value": best.score,
             "value_at_epochs": hp.get("tuner/epochs"),
-            "trials": len(tuner.oracle.trials),
+            # KerasTuner counts every continuation of a model as a trial of its own.
+            "trials": len(tried),
+            "candidates": distinct([{key: hp[key] for key in values} for hp in tried]),
             "epochs": type(counter).epochs,
         }
 
@@ -138,6 +147,7 @@ def optuna_tpe(config_path, seed: int, trials: int):
         "value": study.best_value,
         "value_at_epochs": epochs,
         "trials": len(study.trials),
+        "candidates": distinct([trial.params for trial in study.trials]),
         "complete": states.count("COMPLETE"),
         "pruned": states.count("PRUNED"),
         "epochs": type(counter).epochs,
