@@ -1,5 +1,7 @@
-"""The `kerasgrid` command: look at a sweep's results in a terminal, without running anything.
+"""The `kerasgrid` command: where the workflow is, and a sweep's results in a terminal.
 
+`kerasgrid workflow` prints the path of kerasgrid's Snakefile, for running a sweep from any folder:
+`snakemake -s $(kerasgrid workflow) --cores 4 --configfile sweep.yaml`.
 `kerasgrid summary` ranks whatever trials have finished on disk, so it works during a sweep, after
 one, and after one that was stopped. It reads plain files only: no TensorFlow, no Snakemake.
 """
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from kerasgrid import records
 from kerasgrid.errors import Direction, KerasgridError, Status
-from kerasgrid.results import format_winner, leaderboard_rows, rank
+from kerasgrid.results import epochs_target, format_winner, leaderboard_rows, rank
 from kerasgrid.tables import console_lines
 
 
@@ -40,11 +42,15 @@ def summary(results="results", top: int = 10, metric: str | None = None, directi
             f"{trials_dir} does not exist. Run a sweep first, or point --results at the folder "
             "a sweep wrote (the one that holds trials/)."
         )
-    finished, unfinished = [], 0
+    finished, unfinished, halving = [], 0, False
     for folder in sorted(path for path in trials_dir.iterdir() if path.is_dir()):
-        if (folder / "metrics.json").exists():
-            finished.append(records.read_json(folder / "metrics.json"))
-        elif (folder / "params.json").exists():
+        # With halving, a trial's record is that of the furthest rung it finished.
+        found = [folder / "metrics.json", *folder.glob("rungs/*/metrics.json")]
+        done = [records.read_json(path) for path in found if path.exists()]
+        halving |= len(found) > 1
+        if done:
+            finished.append(max(done, key=epochs_target))
+        elif (folder / "params.json").exists() or any(folder.glob("rungs/*/params.json")):
             unfinished += 1  # running now, or stopped before it ended
 
     objective, note = recorded_objective(finished)
@@ -70,7 +76,8 @@ def summary(results="results", top: int = 10, metric: str | None = None, directi
     ]
     if not finished:
         return lines
-    header, rows = leaderboard_rows(ranked, sorted({key for record in finished for key in record["params"]}))
+    rungs = sorted({epochs_target(record) for record in finished}) if halving else None
+    header, rows = leaderboard_rows(ranked, sorted({key for record in finished for key in record["params"]}), rungs)
     table = console_lines([dict(zip(header, row)) for row in rows], objective, top)
     lines += [f"{table[0]}, {note}:", *table[1:]]
     if top < len(rows):
@@ -84,6 +91,18 @@ def summary(results="results", top: int = 10, metric: str | None = None, directi
             "params": winner["params"],
         })
     return lines
+
+
+def snakefile() -> Path:
+    """kerasgrid's Snakefile: shipped inside the installed package, or at the top of a checkout."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "_workflow" / "Snakefile", package.parent / "Snakefile"):
+        if candidate.is_file():
+            return candidate
+    raise KerasgridError(
+        f"kerasgrid's workflow is not beside its package {package}: reinstall kerasgrid "
+        "(pip install, or `make install` in a checkout)"
+    )
 
 
 def _at_least_one(text: str) -> int:
@@ -111,9 +130,21 @@ def main(argv=None) -> int:
     show.add_argument("--metric", help="rank on this logged metric instead of the trials' recorded objective")
     show.add_argument("--direction", choices=[d.value for d in Direction],
                       help="min if smaller is better, max if larger is (default: as recorded, else min)")
+    commands.add_parser(
+        "workflow",
+        help="print the path of kerasgrid's Snakefile",
+        description=(
+            "Print the path of kerasgrid's Snakefile, to run a sweep from your own project folder: "
+            "snakemake -s $(kerasgrid workflow) --cores 4 --configfile sweep.yaml. Results and "
+            "logs land in that folder, and the paths in sweep.yaml are relative to it."
+        ),
+    )
     args = parser.parse_args(argv)
     try:
-        lines = summary(args.results, args.top, args.metric, args.direction)
+        if args.command == "workflow":
+            lines = [str(snakefile())]
+        else:
+            lines = summary(args.results, args.top, args.metric, args.direction)
     except KerasgridError as exc:
         print(f"kerasgrid: {exc}", file=sys.stderr)
         return 1

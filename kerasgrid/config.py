@@ -8,9 +8,9 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from kerasgrid import refs
+from kerasgrid import refs, search
 from kerasgrid.errors import ConfigError
-from kerasgrid.grid import canonical, count_trials, expand_grid
+from kerasgrid.grid import canonical
 
 # Bumped when a change to kerasgrid changes what a finished trial would compute, so that exactly
 # then every trial reruns; edits that change no result (comments, refactors) rerun nothing.
@@ -49,11 +49,13 @@ def explain(config: dict, schema: dict, source: str) -> str | None:
             f" (did you mean '{close[0]}'?)" if close else ""
         )
         fix = f"Remove or rename it; the keys allowed {'in ' + key if path else 'here'} are: {', '.join(known)}."
-    elif kind in ("type", "minItems") and path[:1] == ["grid"] and len(path) == 2:
-        value = json.dumps(error.instance)
-        problem = f"grid.{path[1]} is {value}, but every grid value must be a non-empty list"
-        example = error.instance if kind == "type" else "value"
-        fix = f"Write the values to try as a list, e.g. {path[1]}: [{example}]."
+    elif path[:1] == ["grid"] and len(path) >= 2:
+        value = json.dumps(config["grid"][path[1]], default=str)
+        problem = f"grid.{path[1]} is {value}, but every grid value must be a non-empty list or a range"
+        instance = config["grid"][path[1]]
+        example = instance if not isinstance(instance, (list, dict)) else "value"
+        fix = (f"Write the values to try as a list, e.g. {path[1]}: [{example}], or a numeric range, e.g. "
+               f"{path[1]}: {{low: 1, high: 10}} (with step, num or log: true as needed).")
     elif kind == "minProperties" and path == ["grid"]:
         problem = "grid is empty"
         fix = f"Give at least one hyperparameter. {hint}"
@@ -84,8 +86,24 @@ class Sweep:
     grid_keys: list[str]
     trials: dict[str, dict] = field(repr=False)
     code_files: list[str] = field(default_factory=list)
-    # What to keep, not what to compute: not among the settings, so flipping it retrains nothing.
+    # What to keep, not what to compute: not among the settings, so flipping them retrains nothing.
     keep_models: bool = False
+    strategy: str = "grid"
+    # The epochs at which each rung ends: [budget.epochs] without halving.
+    rungs: list[int] = field(default_factory=list)
+    schedule: search.FullBudget | search.Halving = search.FullBudget()
+
+    @property
+    def halving(self) -> bool:
+        return len(self.rungs) > 1
+
+    def plan(self) -> dict:
+        """How the candidates are found and trained: results/search.json."""
+        plan = {"strategy": self.strategy, "rungs": self.rungs}
+        if self.halving:
+            plan["halving"] = {"eta": self.schedule.eta, "min_epochs": self.schedule.min_epochs}
+        return plan
+    tensorboard: bool = False
 
     def settings(self) -> dict:
         """Everything a trial's result depends on besides its params (the objective is not).
@@ -124,14 +142,16 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
             "callable, or rank on a training metric such as objective.metric: loss."
         )
 
-    n_trials = count_trials(config["grid"])
-    if n_trials > config["max_trials"]:
-        sizes = " x ".join(f"{len(v)} {k}" for k, v in config["grid"].items())
+    space = search.parse_space(config["grid"], source)
+    sampler = _sampler(config["search"], space, config["max_trials"], source)
+    try:
+        trials = sampler.candidates(space, config["seed"])
+    except search.SpaceTooSmall as exc:
         raise ConfigError(
-            f"{source}: grid expands to {n_trials:,} trials ({sizes}), more than max_trials "
-            f"({config['max_trials']:,}). Shrink the grid, sample it (keep fewer values per "
-            "key, or run several smaller sweeps), or raise max_trials if you mean it."
-        )
+            f"{source}: search.trials is {sampler.trials}, but {exc}. Lower search.trials, widen the grid's "
+            "values or ranges, or use search.strategy: grid to train every combination."
+        ) from None
+    schedule = _schedule(config["search"], config["budget"], source)
     return Sweep(
         source=source,
         model=model,
@@ -141,10 +161,78 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         objective=objective,
         seed=config["seed"],
         grid_keys=[str(key) for key in config["grid"]],
-        trials=expand_grid(config["grid"]),
+        trials=trials,
         code_files=code_files,
         keep_models=config.get("keep_models", False),
+        strategy=sampler.name,
+        rungs=schedule.rungs(config["budget"]["epochs"]),
+        schedule=schedule,
+        tensorboard=config.get("tensorboard", False),
     )
+
+
+def missing_config(folder, snakefile) -> ConfigError:
+    """The error for a run given no --configfile in a folder without a config.yaml."""
+    return ConfigError(
+        f"no sweep to run: snakemake was given no --configfile, and {Path(folder) / 'config.yaml'} (the "
+        "default) does not exist. Name your sweep's config: snakemake -s "
+        f"{snakefile} --cores 4 --configfile sweep.yaml, run from the folder its paths are relative to "
+        f"(a commented example: {Path(snakefile).parent / 'config.yaml'}); or name it config.yaml."
+    )
+
+
+def _sampler(settings: dict, space: dict, max_trials: int, source: str):
+    """The sampler that `search` names, checked against the space and max_trials."""
+    strategy, trials = settings["strategy"], settings.get("trials")
+    if strategy == "grid":
+        continuous = search.continuous_keys(space)
+        if continuous:
+            key = continuous[0]
+            raise ConfigError(
+                f"{source}: grid.{key} is a continuous range, which a grid search cannot enumerate. Give "
+                f"it a step or num (e.g. grid.{key}: {{low: ..., high: ..., num: 5}}), or sample the space "
+                "with search: {strategy: random, trials: N}."
+            )
+        if trials is not None:
+            raise ConfigError(
+                f"{source}: search.trials is {trials}, but a grid search trains every combination, so it "
+                "takes no count. Remove search.trials, or set search.strategy: random to draw that many."
+            )
+        count = search.size(space)
+        if count > max_trials:
+            sizes = " x ".join(f"{len(dim.finite_values())} {key}" for key, dim in space.items())
+            raise ConfigError(
+                f"{source}: grid expands to {count:,} trials ({sizes}), more than max_trials "
+                f"({max_trials:,}). Shrink the grid, sample it (search: {{strategy: random, trials: N}}, "
+                "with halving: {eta: 3} to stop poor trials early), or raise max_trials if you mean it."
+            )
+        return search.GridSampler()
+    if trials is None:
+        raise ConfigError(
+            f"{source}: search.strategy is random, but search.trials is not set. Say how many "
+            "combinations to draw, e.g. search: {strategy: random, trials: 60}."
+        )
+    if trials > max_trials:
+        raise ConfigError(
+            f"{source}: search.trials is {trials:,}, more than max_trials ({max_trials:,}). Lower "
+            "search.trials, or raise max_trials if you mean it."
+        )
+    return search.RandomSampler(trials)
+
+
+def _schedule(settings: dict, budget: dict, source: str):
+    """Halving if `search.halving` asks for it (checked against the budget), else the full budget."""
+    halving = settings.get("halving")
+    if halving is None:
+        return search.FullBudget()
+    schedule = search.Halving(eta=halving["eta"], min_epochs=halving["min_epochs"])
+    if schedule.min_epochs >= budget["epochs"]:
+        raise ConfigError(
+            f"{source}: search.halving.min_epochs is {schedule.min_epochs}, but budget.epochs is "
+            f"{budget['epochs']}, so there is no rung before the last and nothing to halve. Lower "
+            "search.halving.min_epochs (1 is usual), raise budget.epochs, or remove search.halving."
+        )
+    return schedule
 
 
 def config_source(configfiles) -> str:

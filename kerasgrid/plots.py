@@ -16,7 +16,7 @@ from pathlib import Path
 from kerasgrid import records
 from kerasgrid.errors import Status
 from kerasgrid.grid import canonical
-from kerasgrid.results import read_leaderboard
+from kerasgrid.results import read_leaderboard, row_dir
 from kerasgrid.tables import better
 
 TOP = 5  # trials highlighted and named in the learning curves
@@ -41,13 +41,14 @@ class Trial:
     curve: list[float] = field(default_factory=list)
 
 
-def load_trials(leaderboard_path, objective: dict, trials_dir=None) -> list[Trial]:
-    """The leaderboard's trials, best first, with their params.json and objective history."""
+def load_trials(leaderboard_path, objective: dict, trials_dir=None, rungs=None) -> list[Trial]:
+    """The leaderboard's trials, best first, with their params.json and objective history (with
+    halving, `rungs`, the history up to the rung where each stopped)."""
     leaderboard_path = Path(leaderboard_path)
     trials_dir = Path(trials_dir) if trials_dir else leaderboard_path.parent / "trials"
     trials = []
     for row in read_leaderboard(leaderboard_path):
-        folder = trials_dir / row["trial_id"]
+        folder = row_dir(trials_dir, row, rungs)
         trials.append(
             Trial(
                 rank=int(row["rank"]),
@@ -135,8 +136,9 @@ def _counts(trials: list[Trial]) -> str:
     return ", ".join(f"{n} {status}" for status, n in counts.items() if n)
 
 
-def learning_curves(trials: list[Trial], objective: dict, grid_keys: list[str]):
-    """The objective per epoch of every trial: the top few in colour and named, the rest grey."""
+def learning_curves(trials: list[Trial], objective: dict, grid_keys: list[str], rungs=None):
+    """The objective per epoch of every trial: the top few in colour and named, the rest grey; with
+    halving (`rungs`), a dotted line where each rung ends, where the trials not promoted stop."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
@@ -189,6 +191,10 @@ def learning_curves(trials: list[Trial], objective: dict, grid_keys: list[str]):
     else:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(0.5, max(epochs_run, 1) + 0.5)
+    for end in (rungs or [])[:-1]:
+        ax.axvline(end, color=GREY, ls=":", lw=1, zorder=1)
+        ax.text(end, 1.0, f" rung {rungs.index(end)} ", transform=ax.get_xaxis_transform(), fontsize=8,
+                color=GREY, ha="right", va="top")
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{metric} ({better(objective['direction'])})")
     ax.grid(alpha=0.3)
@@ -302,8 +308,10 @@ def save(figure, path) -> None:
 
 
 def write_plots(leaderboard_path, objective: dict, grid_keys: list[str], *, learning_curves_png, param_effects_png,
-                ranking_png, trials_dir=None) -> None:
+                ranking_png, trials_dir=None, rungs=None) -> None:
     """The three figures of the sweep whose leaderboard is given, as PNG files."""
-    trials = load_trials(leaderboard_path, objective, trials_dir)
-    for draw, path in ((learning_curves, learning_curves_png), (param_effects, param_effects_png), (ranking, ranking_png)):
+    trials = load_trials(leaderboard_path, objective, trials_dir, rungs)
+    halving = rungs if rungs and len(rungs) > 1 else None
+    save(learning_curves(trials, objective, grid_keys, halving), learning_curves_png)
+    for draw, path in ((param_effects, param_effects_png), (ranking, ranking_png)):
         save(draw(trials, objective, grid_keys), path)

@@ -5,10 +5,11 @@ Both take the leaderboard's rows as dicts of strings (`results.read_leaderboard`
 """
 
 import html
+import json
 
 from kerasgrid import records
 from kerasgrid.errors import Direction, Status
-from kerasgrid.results import read_leaderboard
+from kerasgrid.results import HALVING_COLUMNS, read_leaderboard
 
 # A grid value longer than this is cut in the console (the TSV and the web page keep it whole).
 MAX_CELL = 24
@@ -28,25 +29,48 @@ def _number(cell: str) -> str:
     return f"{float(cell):.6g}" if cell else "-"
 
 
+def _value_text(value) -> str:
+    # As the leaderboard shows values: strings as they are, anything else as JSON, on one line.
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return " ".join(text.split())
+
+
+def trial_message(number: int, total: int, params: dict, trial: str) -> str:
+    """A train job's console line: "Model 5 of 16: act=relu, lr=0.01, units=128 (trial 307daa763fbd)".
+
+    Keys sorted, values cut to MAX_CELL characters (the leaderboard and params.json keep them whole).
+    """
+    shown = ", ".join(f"{_short(str(key))}={_short(_value_text(params[key]))}" for key in sorted(params))
+    return f"Model {number} of {total}: {shown} (trial {trial})"
+
+
 def param_columns(rows: list[dict]) -> list[str]:
     """The grid-key columns of a leaderboard: those between trial_id and objective."""
     header = list(rows[0]) if rows else ["rank", "trial_id", "objective"]
     return header[2 : header.index("objective")]
 
 
+def halving_columns(rows: list[dict]) -> list[str]:
+    """The rung and epochs columns of a halving sweep's leaderboard (none otherwise)."""
+    return [key for key in HALVING_COLUMNS if rows and key in rows[0]]
+
+
 def console_lines(rows: list[dict], objective: dict, top: int = 10) -> list[str]:
     """A title and the top rows as an aligned table: rank, trial id, grid keys, objective, status."""
     params = param_columns(rows)
-    columns = ["rank", "trial_id", *params, objective["metric"], "status"]
+    rungs = halving_columns(rows)
+    columns = ["rank", "trial_id", *params, objective["metric"], "status", *rungs]
     shown = rows[:top]
     table = [columns] + [
         [row["rank"], row["trial_id"]]
         + [_short(row[key]) for key in params]
         + [_number(row["objective"]), row["status"]]
+        + [row[key] for key in rungs]
         for row in shown
     ]
     widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
-    right = {0, len(columns) - 2}  # rank and objective are numbers
+    numbers = {"rank", objective["metric"], *rungs}
+    right = {i for i, column in enumerate(columns) if column in numbers and (i == 0 or i >= len(params) + 2)}
     lines = [
         "  ".join(
             cell.rjust(width) if i in right else cell.ljust(width)
@@ -111,7 +135,8 @@ def page(rows: list[dict], objective: dict, title: str = "kerasgrid leaderboard"
     summary = ", ".join(f"{counts[s]} {s.value}" for s in Status if counts[s])
     parts.append(f"<p>{len(rows)} trials ({summary}), ranked by {metric} ({better(objective['direction'])}); "
                  "diverged and failed trials come last.</p>")
-    columns = ["rank", "trial_id", *params, objective["metric"], "status", "fit_seconds", "error"]
+    rungs = halving_columns(rows)
+    columns = ["rank", "trial_id", *params, objective["metric"], "status", *rungs, "fit_seconds", "error"]
     parts.append("<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr></thead><tbody>")
     for row in rows[:MAX_PAGE_ROWS]:
         status = row["status"]
@@ -119,8 +144,9 @@ def page(rows: list[dict], objective: dict, title: str = "kerasgrid leaderboard"
         cells = (
             [_td(row["rank"], "num"), _td(row["trial_id"])]
             + [_td(row[key]) for key in params]
-            + [_td(_number(row["objective"]), "num"), _td(status, "status"),
-               _td(row["fit_seconds"], "num"), _td(row["error"], "error", 300)]
+            + [_td(_number(row["objective"]), "num"), _td(status, "status")]
+            + [_td(row[key], "num") for key in rungs]
+            + [_td(row["fit_seconds"], "num"), _td(row["error"], "error", 300)]
         )
         parts.append(f'<tr class="{html.escape(css)}">' + "".join(cells) + "</tr>")
     parts.append("</tbody></table>")

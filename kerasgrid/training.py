@@ -9,15 +9,19 @@ An exception from the user's code ends the trial as `failed`; a NaN or infinite 
 import math
 import os
 import platform
+import shutil
+import sys
 import time
 import traceback
 from pathlib import Path
 
-from kerasgrid import records, refs
+from kerasgrid import records, refs, resume
 from kerasgrid.errors import ConfigError, ModelError, Status
 
-# The file in a trial's folder that holds its trained model when the sweep keeps models.
+# The file in a trial's folder that holds its trained model when the sweep keeps models; for a
+# model Keras cannot save whole, the file that holds its weights instead.
 TRIAL_MODEL = "model.keras"
+TRIAL_WEIGHTS = "model.weights.h5"
 
 
 def configure_tensorflow(threads: int, seed: int) -> None:
@@ -50,14 +54,14 @@ def build_model(build, params: dict):
     return model
 
 
-def _objective_guard(metric: str, source: str):
+def _objective_guard(metric: str, source: str, first_epoch: int = 0):
     import keras
 
     class ObjectiveGuard(keras.callbacks.Callback):
         """Stops the sweep after the first epoch if the objective is not among the logged metrics."""
 
         def on_epoch_end(self, epoch, logs=None):
-            if epoch == 0 and metric not in (logs or {}):
+            if epoch == first_epoch and metric not in (logs or {}):
                 logged = ", ".join(sorted(logs or {})) or "nothing"
                 raise ConfigError(
                     f"{source}: objective.metric is '{metric}', but the model logs only: {logged}. "
@@ -87,23 +91,93 @@ def summarise(history: dict) -> dict:
     return summary
 
 
-def save_model(model, path) -> dict:
-    """Save a fitted model to `path` (a .keras file) atomically; the record of what was saved."""
+def weights_path(model_path) -> Path:
+    """Where the weights go when `model_path` (x.keras) cannot hold the whole model: x.weights.h5."""
+    path = Path(model_path)
+    return path.with_name(path.name.removesuffix(".keras") + ".weights.h5")
+
+
+def _save_atomically(save, path: Path, check=None) -> None:
+    # Keras insists on the .keras or .weights.h5 ending, so the temporary name keeps the whole name.
+    tmp = path.with_name(f".tmp.{os.getpid()}.{path.name}")
+    try:
+        save(tmp)
+        if check is not None:
+            check(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def module_classes(function) -> dict:
+    """The classes defined in (or imported into) the module of `function`: the custom layers and
+    models a model function's file holds, for `keras.models.load_model(custom_objects=...)`."""
+    module = sys.modules.get(getattr(function, "__module__", None))
+    return {name: value for name, value in vars(module).items() if isinstance(value, type)} if module else {}
+
+
+def _paragraph(exc: BaseException, which: int = 0) -> str:
+    # Keras' serialisation errors run to a page: the first paragraph says what went wrong when
+    # saving (example code follows), the last one why a model could not be loaded.
+    text = str(exc).strip().split("\n\n")[which]
+    return f"{type(exc).__name__}: {' '.join(text.split())}"
+
+
+class _NotLoadable(Exception):
+    """Keras saved the model, but cannot load the file back."""
+
+
+def serialisation_fix(model) -> str:
+    """The one-line fix that lets Keras save `model` whole and load it back."""
+    if type(model).__module__.startswith("keras."):  # Sequential or functional: a custom part is at fault
+        what = "each custom layer or other custom class in the model"
+    else:
+        what = f"{type(model).__name__} (and any custom layer in it)"
+    return (f"give {what} a get_config() that returns its __init__ arguments and an __init__ that passes "
+            "**kwargs on to super().__init__(), and register it with @keras.saving.register_keras_serializable()")
+
+
+def save_model(model, path, custom_objects: dict | None = None) -> dict:
+    """Save a fitted model to `path` (a .keras file) atomically; the record of what was saved.
+
+    The file is loaded back before it counts (given `custom_objects`, the model file's classes):
+    Keras saves some models it cannot load, such as a subclassed model whose __init__ takes no
+    **kwargs. A model Keras cannot save whole, or load back (a subclassed model whose __init__
+    takes arguments but that has no get_config(), a custom layer that cannot be serialised), has
+    its weights saved instead, as `weights_path(path)`: every Keras model can save those, and
+    `build_model(params)` then `load_weights` gives it back. Saving never fails a trial: if even
+    the weights cannot be written, the record says so and has no path.
+    """
+    import keras
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Keras insists on the .keras suffix, so the temporary name keeps it.
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+
+    def loads_back(saved):
+        try:
+            keras.models.load_model(saved, custom_objects=custom_objects)
+        except Exception as exc:
+            raise _NotLoadable(f"Keras saved it but cannot load it back: {_paragraph(exc, -1)}") from exc
+
     try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except Exception as exc:
-        tmp.unlink(missing_ok=True)
-        raise ModelError(
-            f"could not save the trained model to {path}: {type(exc).__name__}: {exc}. A model with "
-            "custom layers or a subclassed model must be serialisable: give each custom class a "
-            "get_config() and register it with @keras.saving.register_keras_serializable()"
-        ) from exc
-    return {"path": str(path), "sha256": records.sha256(path)}
+        _save_atomically(model.save, path, check=loads_back)
+        return {"path": str(path), "sha256": records.sha256(path), "format": "keras", "error": None}
+    except _NotLoadable as exc:
+        not_whole = str(exc)
+    except Exception as exc:  # noqa: BLE001 - whatever Keras raises, the weights are the way out
+        not_whole = _paragraph(exc)
+    weights = weights_path(path)
+    try:
+        _save_atomically(model.save_weights, weights)
+    except Exception as exc:  # noqa: BLE001 - a trial's result never depends on saving its model
+        error = f"{not_whole}; nor could its weights be saved: {_paragraph(exc)}"
+        print(f"kerasgrid: could not save the trained model to {path}: {error}", flush=True)
+        return {"path": None, "sha256": None, "format": None, "error": error}
+    fix = serialisation_fix(model)
+    print(f"kerasgrid: could not save the model whole ({not_whole}); saved its weights to {weights}. "
+          f"To save it whole, {fix}.", flush=True)
+    return {"path": str(weights), "sha256": records.sha256(weights), "format": "weights", "error": not_whole,
+            "fix": fix}
 
 
 def versions() -> dict:
@@ -122,10 +196,10 @@ def versions() -> dict:
     }
 
 
-def new_record(params: dict, settings: dict, out_dir: Path, threads: int, objective: dict) -> dict:
+def new_record(params: dict, settings: dict, out_dir: Path, threads: int, objective: dict, trial_id=None) -> dict:
     """A trial's record before training: status ok until something says otherwise."""
     return {
-        "trial_id": out_dir.name,
+        "trial_id": trial_id or out_dir.name,
         "params": params,
         "status": Status.OK.value,
         "error": None,
@@ -164,13 +238,25 @@ def run_trial(
     threads: int = 1,
     objective: dict | None = None,
     model_path=None,
+    epochs: int | None = None,
+    resume_from=None,
+    save_state_to=None,
+    trial_id: str | None = None,
+    tensorboard_dir=None,
 ) -> dict:
     """Train one combination and write params.json, history.csv and metrics.json to `out_dir`.
 
     `settings` is `Sweep.settings()`: the model and data references, budget and seed.
     `objective` ({metric, direction, source}) is checked after the first epoch and recorded.
     `model_path` (a .keras file): where to save the fitted model if the trial ends ok; the
-    record's `saved_model` then names it with its SHA-256.
+    record's `saved_model` then names the file (the weights, if Keras cannot save the model
+    whole; see `save_model`) with its SHA-256.
+    `epochs`: train to this many epochs in all instead of the budget's (a rung of halving).
+    `resume_from`: a folder where an earlier, shorter run of this trial saved its state
+    (`save_state_to`); training continues from there and ends exactly where training straight
+    through would have. Without a state there, the trial trains from the start.
+    `trial_id`: the id to record (default: the name of `out_dir`).
+    `tensorboard_dir`: where to write the trial's TensorBoard logs (kerasgrid.tensorboard_logs).
     Returns the record written to metrics.json.
     """
     started = time.perf_counter()
@@ -179,22 +265,34 @@ def run_trial(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     budget = settings["budget"]
+    target_epochs = epochs or budget["epochs"]
+    state = resume.load_state(resume_from) if resume_from is not None else None
+    first_epoch = state["epochs"] if state else 0
     objective = dict(objective or {"metric": "val_loss" if settings["validation"] else "loss"})
     source = objective.pop("source", "the config")
     records.write_json(out_dir / "params.json", params)
-    # A model kept by an earlier run of this trial is not this run's model.
+    # A model kept by an earlier run of this trial is not this run's model, nor are its logs.
     (out_dir / TRIAL_MODEL).unlink(missing_ok=True)
+    (out_dir / TRIAL_WEIGHTS).unlink(missing_ok=True)
+    if tensorboard_dir is not None:
+        shutil.rmtree(tensorboard_dir, ignore_errors=True)
 
     configure_tensorflow(threads, settings["seed"])
     import keras
 
-    record = new_record(params, settings, out_dir, threads, objective)
+    record = new_record(params, settings, out_dir, threads, objective, trial_id)
     record["versions"] = versions()
+    record["epochs_target"] = target_epochs
+    record["resumed_from_epoch"] = first_epoch
     history_tmp = out_dir / f".history.csv.{os.getpid()}.tmp"
     history = {}
+    if state:
+        # The earlier epochs' rows first; CSVLogger appends this run's.
+        shutil.copyfile(Path(resume_from) / "history.csv", history_tmp)
     model = None
     try:
-        model = build_model(refs.load(refs.Ref(settings["model"], "model", source)), params)
+        build = refs.load(refs.Ref(settings["model"], "model", source))
+        model = build_model(build, params)
         data = {}
         for key in ("train", "validation"):
             if settings[key]:
@@ -202,24 +300,35 @@ def run_trial(
                 data[key] = as_dataset(
                     fn, params, batch_size=budget["batch_size"], seed=settings["seed"], name=f"data.{key}"
                 )
-        csv_logger = keras.callbacks.CSVLogger(str(history_tmp))
+        # Resumed: the data must continue where the earlier epochs left it. Keras' training
+        # iterator carries on across epochs: skip the batches trained on. Validation starts a new
+        # iterator each epoch, and a seeded reshuffling pipeline draws its order from how many came
+        # before: start (and drop) as many as the earlier epochs did.
+        data["train"] = data["train"].skip(first_epoch * budget["steps_per_epoch"])
+        for _ in range(first_epoch if "validation" in data else 0):
+            iter(data["validation"])
+        csv_logger = keras.callbacks.CSVLogger(str(history_tmp), append=bool(state))
+        callbacks = [resume.restore_callback(state, data["train"].element_spec)] if state else []
+        callbacks += [csv_logger, keras.callbacks.TerminateOnNaN(), _objective_guard(objective["metric"], source, first_epoch)]
+        if tensorboard_dir is not None:  # imported only when asked for: off costs nothing
+            from kerasgrid.tensorboard_logs import tensorboard_callback
+
+            callbacks.append(tensorboard_callback(tensorboard_dir, params, record["trial_id"]))
         fit_started = time.perf_counter()
         try:
             fitted = model.fit(
                 data["train"],
-                epochs=budget["epochs"],
+                epochs=target_epochs,
+                initial_epoch=first_epoch,
                 steps_per_epoch=budget["steps_per_epoch"],
                 validation_data=data.get("validation"),
                 validation_steps=budget["validation_steps"] if "validation" in data else None,
-                callbacks=[
-                    csv_logger,
-                    keras.callbacks.TerminateOnNaN(),
-                    _objective_guard(objective["metric"], source),
-                ],
+                callbacks=callbacks,
                 shuffle=False,  # the datasets come shuffled (or not) as the user made them
                 verbose=2,
             )
-            history = fitted.history
+            earlier = state["history"] if state else {}
+            history = {name: earlier.get(name, []) + values for name, values in fitted.history.items()}
         finally:
             record["fit_seconds"] = round(time.perf_counter() - fit_started, 3)
             if getattr(csv_logger, "csv_file", None) and not csv_logger.csv_file.closed:
@@ -238,7 +347,7 @@ def run_trial(
     record["epochs_run"] = len(next(iter(history.values()), []))
     if record["status"] == Status.OK.value:
         broken = sorted(name for name, values in history.items() if not all(map(math.isfinite, values)))
-        if broken or record["epochs_run"] < budget["epochs"]:
+        if broken or record["epochs_run"] < target_epochs:
             record["status"] = Status.DIVERGED.value
             record["error"] = (
                 f"{', '.join(broken) or 'loss'} became NaN or infinite in epoch {record['epochs_run']}; "
@@ -252,7 +361,9 @@ def run_trial(
     else:
         records.write_text(out_dir / "history.csv", "epoch\n")
     if model_path is not None and record["status"] == Status.OK.value:
-        record["saved_model"] = save_model(model, model_path)
+        record["saved_model"] = save_model(model, model_path, custom_objects=module_classes(build))
+    if save_state_to is not None and record["status"] == Status.OK.value:
+        resume.save_state(model, save_state_to, epochs=record["epochs_run"], history=history)
     record["wall_seconds"] = round(time.perf_counter() - started, 3)
     # metrics.json is written last: its presence means the trial finished.
     records.write_json(out_dir / "metrics.json", record)

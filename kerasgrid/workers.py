@@ -6,8 +6,8 @@ idle worker process kept by the main `snakemake` process, starting one only when
 A worker runs one trial at a time, resets Keras and every seed before each (as the in-process
 loop it replaces does), and writes the same files and log as a fresh process would. Trials stay
 isolated where it matters: a worker whose trial dies or raises is discarded, and the job fails
-as it would have (so Snakemake's retries apply); Snakemake still decides what runs, so every
-caching guarantee is the same.
+as it would have (so Snakemake's retries apply, except to errors kerasgrid raises on purpose: see
+kerasgrid.attempts); Snakemake still decides what runs, so every caching guarantee is the same.
 
 Protocol: one JSON task per line on the worker's stdin; one JSON reply per line on a pipe whose
 fd is given on the command line (stdout and stderr belong to the trial's log).
@@ -118,7 +118,13 @@ class WorkerPool:
             worker.kill()
             raise
         if not reply["ok"]:
-            worker.kill()
+            if not reply.get("kerasgrid_error"):
+                worker.kill()  # whatever broke may have broken the process too
+            elif worker.trials < TRIALS_PER_WORKER:
+                with self._lock:  # an error kerasgrid raised on purpose leaves the worker sound
+                    self._idle[threads].append(worker)
+            else:
+                worker.close()
             raise TrialProcessError(reply["error"])
         if worker.trials >= TRIALS_PER_WORKER:
             worker.close()
@@ -143,23 +149,42 @@ def run_task(task: dict) -> None:
     """Run one task in this process, its output in its log (what a worker does per line).
 
     A task trains a trial, or with "best_params" writes the winner's model (kerasgrid.best_model).
+    An error kerasgrid raises on purpose would only happen again: the task's next attempt in the
+    same run raises it at once (kerasgrid.attempts) instead of training again.
     """
+    from kerasgrid import attempts
     from kerasgrid.logs import job_log
 
     with job_log(task["log"]):
-        if "best_params" in task:
-            from kerasgrid.best_model import save_best_model
+        attempts.raise_if_failed_before(task["log"])
+        try:
+            _run(task)
+        except KerasgridError as exc:
+            attempts.remember(task["log"], str(exc))
+            raise
 
-            save_best_model(
-                task["best_params"], task["settings"], task["model_path"], trials_dir=task["trials_dir"],
-                scratch_dir=task["scratch_dir"], threads=task["threads"], source=task["source"],
-            )
-        else:
-            from kerasgrid.training import TRIAL_MODEL, run_trial
 
-            model_path = os.path.join(task["out_dir"], TRIAL_MODEL) if task.get("keep_model") else None
-            run_trial(task["params"], task["settings"], task["out_dir"], threads=task["threads"],
-                      objective=task["objective"], model_path=model_path)
+def _run(task: dict) -> None:
+    if "best_params" in task:
+        from kerasgrid.best_model import save_best_model
+
+        save_best_model(
+            task["best_params"], task["settings"], task["model_path"], manifest_path=task["manifest_path"],
+            trials_dir=task["trials_dir"], scratch_dir=task["scratch_dir"], threads=task["threads"],
+            source=task["source"],
+        )
+    else:
+        from kerasgrid.training import TRIAL_MODEL, run_trial
+
+        model_path = os.path.join(task["out_dir"], TRIAL_MODEL) if task.get("keep_model") else None
+        run_trial(task["params"], task["settings"], task["out_dir"], threads=task["threads"],
+                  objective=task["objective"], model_path=model_path, tensorboard_dir=task.get("tensorboard_dir"),
+                  epochs=task.get("epochs"), resume_from=task.get("resume_from"),
+                  save_state_to=task.get("save_state_to"), trial_id=task.get("trial_id"))
+        if task.get("resume_from") and not task.get("keep_states"):
+            from kerasgrid.resume import remove_state
+
+            remove_state(task["resume_from"])  # a halving rung's state, now carried on
 
 
 def _die_with_parent():
@@ -184,7 +209,7 @@ def serve(threads: int, reply_fd: int) -> None:
             run_task(task)
             reply = {"ok": True}
         except SystemExit:  # a KerasgridError, already reported on the console and in the log
-            reply = {"ok": False, "error": _last_error(task["log"])}
+            reply = {"ok": False, "error": _last_error(task["log"]), "kerasgrid_error": True}
         except BaseException as exc:  # noqa: BLE001 - reported to the job, which fails
             reply = {"ok": False, "error": "".join(traceback.format_exception(exc))}
         replies.write(json.dumps(reply) + "\n")

@@ -9,4 +9,5 @@ with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         snakemake.params.objective,  # noqa: F821
         snakemake.output.best,  # noqa: F821
         source=snakemake.params.source,  # noqa: F821
+        rungs=snakemake.params.rungs,  # noqa: F821
     )

@@ -10,4 +10,5 @@ with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         snakemake.params.grid_keys,  # noqa: F821
         snakemake.output.leaderboard,  # noqa: F821
         source=snakemake.params.source,  # noqa: F821
+        rungs=snakemake.params.rungs,  # noqa: F821
     )

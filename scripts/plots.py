@@ -11,4 +11,5 @@ with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         learning_curves_png=snakemake.output.learning_curves,  # noqa: F821
         param_effects_png=snakemake.output.param_effects,  # noqa: F821
         ranking_png=snakemake.output.ranking,  # noqa: F821
+        rungs=snakemake.params.rungs,  # noqa: F821
     )

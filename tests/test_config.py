@@ -18,6 +18,7 @@ def full_config(**overrides):
         "objective": {"metric": None, "direction": "min"},
         "seed": 0,
         "max_trials": 1000,
+        "search": {"strategy": "grid", "trials": None},
         "grid": {"lr": [0.001], "act_in": ["relu"]},
     }
     config.update(overrides)
@@ -33,7 +34,7 @@ def in_repo(monkeypatch):
     "change, message",
     [
         (lambda c: c.pop("grid"), r"my\.yaml: the required key 'grid' is missing\. Add it: .*lr: \[0\.001"),
-        (lambda c: c["grid"].update(lr=0.001), r"my\.yaml: grid\.lr is 0\.001, but every grid value must be a non-empty list\. .*lr: \[0\.001\]"),
+        (lambda c: c["grid"].update(lr=0.001), r"my\.yaml: grid\.lr is 0\.001, but every grid value must be a non-empty list or a range\. .*lr: \[0\.001\]"),
         (lambda c: c["grid"].update(lr=[]), r"my\.yaml: grid\.lr is \[\], but every grid value must be a non-empty list"),
         (lambda c: c.update(grid={}), r"my\.yaml: grid is empty\. Give at least one hyperparameter"),
         (lambda c: c.update(grdi={"a": [1]}), r"my\.yaml: 'grdi' is not a key kerasgrid knows \(did you mean 'grid'\?\)\. Remove or rename it"),

@@ -169,3 +169,24 @@ def test_a_trial_killed_on_the_cluster_is_resubmitted_and_finished_trials_are_ke
     assert {k: v for k, v in faulty.snapshot().items() if k in finished} == finished
     rows = read_leaderboard(faulty.path("results/leaderboard.tsv"))
     assert [row["status"] for row in rows] == ["ok", "ok", "failed"]
+
+
+def test_a_halving_sweep_submits_every_rung_as_a_job_and_ranks_as_locally(cluster, tmp_path):
+    from test_halving import KNOWN_LOSSES, halving_config
+
+    cluster.path("known.py").write_text(KNOWN_LOSSES, encoding="utf-8")
+    config = halving_config([0.1, 0.2, 0.3])
+    config["grid"]["fault"] = ["none"]
+    local = Workflow(Path(shutil.copytree(cluster.root, tmp_path / "local", symlinks=True)))
+    local.write_config(config)
+    local_result = local.run(RANKING, "--cores", "2", "--configfile", "my.yaml")
+    submit(cluster, config, RANKING)
+    jobs = ended_jobs(cluster)
+    # Rungs end at 1, 3 and 9 epochs: 3 candidates, then ceil(3/3) = 1, then 1; every rung its own job, the
+    # promotions decided where snakemake runs.
+    assert sorted(rules_of(jobs)) == ["rung", "train"] and len(jobs) == 5
+    assert {job["State"] for job in jobs} == {"COMPLETED"}
+    rows = read_leaderboard(cluster.path(RANKING))
+    assert without_timing(rows) == without_timing(read_leaderboard(local.path(RANKING)))
+    assert [(row["q"], row["rung"]) for row in rows] == [("0.1", "2"), ("0.2", "0"), ("0.3", "0")]
+    assert "localcheckpoint promotions:" in local_result.output

@@ -27,6 +27,37 @@ def subclassed(params):
     return _compile(TwoLayers(), params)
 
 
+class Net(keras.Model):
+    """As Keras and KerasTuner tutorials write a model: __init__ takes arguments, no get_config()."""
+
+    def __init__(self, units, activation):
+        super().__init__()
+        self.hidden = keras.layers.Dense(units, activation=activation)
+        self.out = keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def subclassed_with_args(params):
+    return _compile(Net(params.get("units", 8), "relu"), params)
+
+
+class ConfiguredNet(Net):
+    """Net as Keras can save and load it whole: get_config() and **kwargs (but not registered)."""
+
+    def __init__(self, units, activation, **kwargs):
+        super().__init__(units, activation)
+        self.units, self.activation = units, activation
+
+    def get_config(self):
+        return {"units": self.units, "activation": self.activation}
+
+
+def configured(params):
+    return _compile(ConfiguredNet(params.get("units", 8), "relu"), params)
+
+
 def multi_io(params):
     a, b = keras.Input((4,), name="a"), keras.Input((2,), name="b")
     h = keras.layers.Dense(8, "relu")(keras.layers.Concatenate()([a, b]))
@@ -86,3 +117,42 @@ class Unsaveable(keras.layers.Layer):
 
 def unsaveable(params):
     return _compile(keras.Sequential([keras.Input((4,)), Unsaveable(), keras.layers.Dense(1)]), params)
+
+
+class DropoutNet(keras.Model):
+    """Written as Keras tutorials write them: __init__ takes arguments, no get_config."""
+
+    def __init__(self, units, rate):
+        super().__init__()
+        self.hidden = keras.layers.Dense(units, activation="relu")
+        self.dropout = keras.layers.Dropout(rate)
+        self.out = keras.layers.Dense(1)
+
+    def call(self, x, training=False):
+        return self.out(self.dropout(self.hidden(x), training=training))
+
+
+def subclassed_dropout(params):
+    return _compile(DropoutNet(8, 0.3), params)
+
+
+def dropout_mlp(params):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, "relu"), keras.layers.Dropout(0.3), keras.layers.Dense(1)])
+    return _compile(model, params)
+
+
+def arrays():
+    x = np.random.default_rng(2).normal(size=(96, 4)).astype("float32")
+    return x, x.sum(axis=1, keepdims=True)
+
+
+def dataset(params):
+    import tensorflow as tf
+
+    x, y = arrays()
+    return tf.data.Dataset.from_tensor_slices((x, y)).shuffle(96, seed=1).batch(16)
+
+
+def by_kind(params):
+    """A ConfiguredNet (saved whole) or a Net (saved as weights), as the grid key `kind` says."""
+    return {"configured": configured, "net": subclassed_with_args}[params["kind"]](params)

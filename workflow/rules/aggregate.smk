@@ -1,12 +1,29 @@
 # Ranking the trials of the current grid; trials of values since removed stay on disk, unranked.
 
 # Seconds of work on files already here: on a cluster they run where snakemake runs, not as jobs.
-localrules: leaderboard, best_params
+localrules: search_plan, leaderboard, best_params
+
+
+# How the sweep finds and trains its candidates, as a file the leaderboard reads. With halving,
+# Snakemake judges a leaderboard that waits on a promotions checkpoint only by whether it exists:
+# so when the plan changes (halving turned on, say), this rule removes the old leaderboard, and
+# the ranking is redone once the rungs it needs have run.
+rule search_plan:
+    output:
+        plan="results/search.json",
+    log:
+        "logs/search_plan.log",
+    params:
+        plan=search_plan,
+        stale="results/leaderboard.tsv",
+    script:
+        "../../scripts/search_plan.py"
 
 
 rule leaderboard:
     input:
         metrics=trial_metrics,
+        plan="results/search.json",
     output:
         leaderboard=report(
             "results/leaderboard.tsv",
@@ -15,9 +32,13 @@ rule leaderboard:
         ),
     log:
         "logs/leaderboard.log",
+    # Ranking files already here: a failure (no trial ok, an objective no trial logged) would only
+    # happen again, so the default profile's retries, meant for killed trials, do not apply.
+    retries: 0
     params:
         objective=ranking_objective,
         grid_keys=grid_keys,
+        rungs=rungs,
         source=config_file,
     script:
         "../../scripts/leaderboard.py"
@@ -31,8 +52,10 @@ rule best_params:
         best="results/best_params.yaml",
     log:
         "logs/best_params.log",
+    retries: 0  # as leaderboard
     params:
         objective=ranking_objective,
+        rungs=rungs,
         source=config_file,
     script:
         "../../scripts/best_params.py"

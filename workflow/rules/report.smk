@@ -6,11 +6,15 @@
 localrules: plots, leaderboard_page
 
 
+# The declared output is best_model.yaml, written last: which file holds the winner and how to load
+# it. The model is results/best_model.keras, or results/best_model.weights.h5 for one that cannot be
+# saved whole (kerasgrid/best_model.py); declaring either would fail the step, or every rerun,
+# whenever the other is written.
 rule best_model:
     input:
         best="results/best_params.yaml",
     output:
-        model="results/best_model.keras",
+        manifest="results/best_model.yaml",
     log:
         "logs/best_model.log",
     params:
@@ -43,9 +47,12 @@ rule plots:
         ),
     log:
         "logs/plots.log",
+    # Drawing from files already here: a failure would only happen again.
+    retries: 0
     params:
         objective=ranking_objective,
         grid_keys=grid_keys,
+        rungs=rungs,
     script:
         "../../scripts/plots.py"
 
@@ -62,6 +69,7 @@ rule leaderboard_page:
         ),
     log:
         "logs/leaderboard_page.log",
+    retries: 0  # as plots
     params:
         objective=ranking_objective,
     script:

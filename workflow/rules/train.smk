@@ -17,6 +17,9 @@ rule train:
         settings=SWEEP.settings(),
     wildcard_constraints:
         trial="[0-9a-f]{12}",
+    # "Model 5 of 16: act=relu, lr=0.01, units=128 (trial 307daa763fbd)" (see TrainMessages).
+    message:
+        "{TRAIN_MESSAGES:{wildcards.trial}}"
     threads: 1
     # A run block, not a script: in the main snakemake process (the default profile's
     # force-use-threads) it hands the trial to a warm worker process; see kerasgrid/workers.py.

@@ -1,0 +1,83 @@
+"""Successive halving: every candidate trains a few epochs; only the best go on, eta times fewer
+at each rung, until the last rung trains the full budget.
+
+Rungs end at `min_epochs * eta**k` epochs (1, 3, 9, ... for eta 3), the last at `budget.epochs`.
+A trial promoted to the next rung continues from where it stopped (kerasgrid.resume), so no
+epoch is trained twice and a trial that reaches the last rung ends exactly where training it
+straight through would have.
+"""
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from kerasgrid import records
+from kerasgrid.errors import Status
+from kerasgrid.resume import remove_state
+from kerasgrid.results import rank
+
+
+@dataclass(frozen=True)
+class FullBudget:
+    """Every candidate trains the whole budget: one rung."""
+
+    def rungs(self, epochs: int) -> list[int]:
+        return [epochs]
+
+    def promote(self, records: list[dict], entrants: int, objective: dict) -> list[str]:
+        return []
+
+
+@dataclass(frozen=True)
+class Halving:
+    eta: int = 3
+    min_epochs: int = 1
+
+    def rungs(self, epochs: int) -> list[int]:
+        ends = []
+        end = self.min_epochs
+        while end < epochs:
+            ends.append(end)
+            end *= self.eta
+        return ends + [epochs]
+
+    def keep(self, entrants: int) -> int:
+        """How many of a rung's `entrants` go on to the next rung."""
+        return math.ceil(entrants / self.eta)
+
+    def promote(self, records: list[dict], entrants: int, objective: dict) -> list[str]:
+        """The ids of the best `keep(entrants)` records that ended ok (ties broken by trial id)."""
+        ranked = rank(records, objective)
+        ok = [record["trial_id"] for record in ranked if record["status"] == Status.OK.value]
+        return ok[: self.keep(entrants)]
+
+
+def previous_rung(epochs: int, rungs: list[int]) -> int | None:
+    index = rungs.index(epochs)
+    return rungs[index - 1] if index else None
+
+
+def write_promotions(record_paths, objective: dict, schedule: Halving, epochs: int, path, *, keep_states: bool):
+    """Decide who trains on to `epochs` from the records of the rung before; write it to `path`.
+
+    The states of the entrants not promoted are removed (unless `keep_states`): they would only be
+    resumed if a later change of the candidates promoted them, and then training from the start
+    gives the same result.
+    """
+    entries = [records.read_json(p) for p in record_paths]
+    promoted = schedule.promote(entries, len(entries), objective)
+    ranked = rank(entries, objective)
+    records.write_json(path, {
+        "epochs": epochs,
+        "entrants": len(entries),
+        "promoted": promoted,
+        "ranked": [
+            {"trial_id": r["trial_id"], "status": r["status"], "objective": r["objective_value"]} for r in ranked
+        ],
+    })
+    if not keep_states:
+        chosen = set(promoted)
+        for record_path, entry in zip(record_paths, entries):
+            if entry["trial_id"] not in chosen:
+                remove_state(Path(record_path).parent)
+    return promoted
