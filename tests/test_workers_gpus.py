@@ -169,7 +169,15 @@ def test_without_gpus_a_trial_asks_for_none_and_asking_for_one_is_an_error(workf
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     config = tiny_config(grid={"lr": [0.01], "act_in": ["relu"], "act_out": ["sigmoid"], "loss": ["mean_squared_error"]})
     assert plan_resources(workflow.sweep(config, "--dry-run").output)["best_model"] == {"tmpdir=/tmp, gpu=0"}
-    asked = workflow.sweep(config, "--set-resources", "train:gpu=1", check=False)
-    assert asked.returncode != 0 and not list(workflow.root.glob("results/trials/*/metrics.json"))
+    # A train job shows its message, not its resources: what it asks for shows in what it does.
+    ranking = ("results/leaderboard.tsv", "--cores", "2", "--configfile", str(workflow.write_config(config)))
+    workflow.run(*ranking)
+    (done,) = [json.loads(p.read_text()) for p in workflow.root.glob("results/trials/*/metrics.json")]
+    assert done["status"] == "ok" and done["cuda_visible_devices"] == ""  # ours, untouched
+
+    config["grid"]["lr"] = [0.02]
+    workflow.write_config(config)
+    asked = workflow.run(*ranking, "--set-resources", "train:gpu=1", check=False)
+    assert asked.returncode != 0 and len(list(workflow.root.glob("results/trials/*/metrics.json"))) == 1
     assert ("each train job asks for 1 GPU (its `gpu` resource: `set-resources` in a profile or on the command line), "
             "but kerasgrid sees 0 on this machine (CUDA_VISIBLE_DEVICES='')") in asked.output

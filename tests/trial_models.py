@@ -156,6 +156,8 @@ def dataset(params):
 def by_kind(params):
     """A ConfiguredNet (saved whole) or a Net (saved as weights), as the grid key `kind` says."""
     return {"configured": configured, "net": subclassed_with_args}[params["kind"]](params)
+
+
 def odd_data(params):
     rng = np.random.default_rng(0)
     for size in (8, 8, 7):
