@@ -19,6 +19,11 @@ if SWEEP.halving:
     include: "workflow/rules/halving.smk"
 
 
+if SWEEP.confirm:
+
+    include: "workflow/rules/confirm.smk"
+
+
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 
@@ -42,7 +47,7 @@ onstart:
 
 
 onsuccess:
-    run_ended("results/leaderboard.tsv", "results/best_params.yaml")
+    run_ended("results/leaderboard.tsv", "results/best_params.yaml", TRAINING_DATA)
 
 
 onerror:

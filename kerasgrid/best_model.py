@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from kerasgrid import records
+from kerasgrid import records, runs
 from kerasgrid.errors import NotReproducible, Status
 from kerasgrid.training import TRIAL_MODEL, run_trial
 
@@ -48,7 +48,11 @@ def save_best_model(
     """
     winner = yaml.safe_load(Path(best_params_path).read_text(encoding="utf-8"))
     trial, objective = winner["trial_id"], winner["objective"]
-    kept = kept_model(Path(trials_dir) / trial)
+    # The run that won (with the config's seed): the trial's own, or its confirmation.
+    run_dir = runs.run_dir(Path(trials_dir) / trial, confirm=bool(winner.get("confirmed")))
+    if winner.get("repeats"):  # best_params holds the mean over seeds; this run's own value is this
+        objective = {**objective, "value": winner["repeats"]["values"][0]}
+    kept = kept_model(run_dir)
     if kept:
         records.copy_file(kept, model_path)
         print(f"kerasgrid: copied trial {trial}'s kept model {kept} to {model_path}", flush=True)
@@ -67,7 +71,7 @@ def save_best_model(
     if record["status"] != Status.OK.value or value != objective["value"]:
         Path(model_path).unlink(missing_ok=True)
         got = f"{objective['metric']} = {value!r}" if value is not None else f"status {record['status']}"
-        recorded_threads = records.read_json(Path(trials_dir) / trial / "metrics.json").get("threads", threads)
+        recorded_threads = records.read_json(run_dir / "metrics.json").get("threads", threads)
         threads_differ = (
             f"it trained with {recorded_threads} threads and this retrain with {threads} (give best_model "
             "the train rule's threads and resources), " if recorded_threads != threads else ""

@@ -8,7 +8,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from kerasgrid import refs, search
+from kerasgrid import refs, repeats, runs, search
+from kerasgrid.confirm import Confirm
 from kerasgrid.errors import ConfigError
 from kerasgrid.grid import canonical
 
@@ -92,23 +93,52 @@ class Sweep:
     # The epochs at which each rung ends: [budget.epochs] without halving.
     rungs: list[int] = field(default_factory=list)
     schedule: search.FullBudget | search.Halving = search.FullBudget()
+    # data.fraction: the share of the training data that tuning runs train on (1: all of it).
+    fraction: float = 1
+    repeats: int = 1
+    # The finalists' confirmation, or None without `confirm`.
+    confirm: Confirm | None = None
 
     @property
     def halving(self) -> bool:
         return len(self.rungs) > 1
 
-    def settings(self) -> dict:
-        """Everything a trial's result depends on besides its params (the objective is not).
+    @property
+    def seeds(self) -> list[int]:
+        """The seed of each run of a combination: seed, then seed+1, ... with repeats."""
+        return repeats.seeds(self.seed, self.repeats)
 
-        Keys sorted at every level, so that its repr (what Snakemake compares) is canonical.
+    def settings(self, seed: int | None = None) -> dict:
+        """Everything a tuning run's result depends on besides its params (the objective is not):
+        the run with the config's seed, or with `seed` (repeats).
+
+        Keys sorted at every level, so that its repr (what Snakemake compares) is canonical. A config
+        without fraction or repeats gives exactly the settings it gave before they existed.
         """
+        budget, drawn = dict(self.budget), {}
+        if self.fraction < 1:
+            budget["steps_per_epoch"] = runs.fraction_steps(budget["steps_per_epoch"], self.fraction)
+            drawn = {"fraction": self.fraction, "draw_seed": self.seed}
+        return self._settings(budget, seed, drawn)
+
+    def confirm_settings(self, seed: int | None = None) -> dict:
+        """The settings of a finalist's confirmation: all the data, the budget with confirm.budget."""
+        drawn = {"fraction": 1.0, "draw_seed": self.seed} if self.fraction < 1 else {}
+        return self._settings({**self.budget, **self.confirm.budget}, seed, drawn)
+
+    def winner_settings(self) -> dict:
+        """What the winner's run (with the config's seed) trained with: its confirmation's with confirm."""
+        return self.confirm_settings() if self.confirm else self.settings()
+
+    def _settings(self, budget: dict, seed: int | None, drawn: dict) -> dict:
         return json.loads(canonical({
             "model": self.model.text,
             "train": self.train.text,
             "validation": self.validation.text if self.validation else None,
-            "budget": self.budget,
-            "seed": self.seed,
+            "budget": budget,
+            "seed": self.seed if seed is None else seed,
             "training_version": TRAINING_VERSION,
+            **drawn,
         }))
 
 
@@ -144,6 +174,8 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
             "values or ranges, or use search.strategy: grid to train every combination."
         ) from None
     schedule = _schedule(config["search"], config["budget"], source)
+    fraction = config["data"].get("fraction", 1)
+    confirmation = _confirm(config, len(trials), source)
     return Sweep(
         source=source,
         model=model,
@@ -159,7 +191,33 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         strategy=sampler.name,
         rungs=schedule.rungs(config["budget"]["epochs"]),
         schedule=schedule,
+        fraction=fraction,
+        repeats=config.get("repeats", 1),
+        confirm=confirmation,
     )
+
+
+def _confirm(config: dict, candidates: int, source: str) -> Confirm | None:
+    """The confirmation `confirm` asks for, checked against the candidates and the tuning."""
+    settings = config.get("confirm")
+    if settings is None:
+        return None
+    confirmation = Confirm(top=settings.get("top", 5), budget=dict(settings.get("budget") or {}))
+    if confirmation.top >= candidates:
+        raise ConfigError(
+            f"{source}: confirm.top is {confirmation.top}, but the sweep has {candidates} candidates, so every one "
+            "would be confirmed: that is tuning on all the data, with the tuning run first for nothing. Lower "
+            f"confirm.top below {candidates}, or remove confirm and data.fraction to tune on all the data."
+        )
+    budget = config["budget"]
+    if config["data"].get("fraction", 1) == 1 and {**budget, **confirmation.budget} == budget:
+        raise ConfigError(
+            f"{source}: confirm is set, but data.fraction is 1 and confirm.budget changes nothing, so each "
+            "finalist would train again exactly as it was tuned, to the same result. Tune on a part of the "
+            "data (e.g. data.fraction: 0.1), or give the confirmation a bigger budget (e.g. confirm: "
+            "{top: 5, budget: {epochs: 30}}), or remove confirm."
+        )
+    return confirmation
 
 
 def _sampler(settings: dict, space: dict, max_trials: int, source: str):

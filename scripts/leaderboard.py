@@ -11,4 +11,6 @@ with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         snakemake.output.leaderboard,  # noqa: F821
         source=snakemake.params.source,  # noqa: F821
         rungs=snakemake.params.rungs,  # noqa: F821
+        repeats=snakemake.params.repeats,  # noqa: F821
+        confirmed_paths=snakemake.input.confirmed if snakemake.params.confirm else None,  # noqa: F821
     )

@@ -6,7 +6,9 @@ from snakemake.utils import validate
 
 from kerasgrid.config import check, config_source, load_schema, sweep_from_config
 from kerasgrid.records import read_json
+from kerasgrid.fraction import summary_lines
 from kerasgrid.results import record_dir, winner_lines
+from kerasgrid.runs import seed_path
 from kerasgrid.search import halving
 from kerasgrid.tables import leaderboard_lines
 from kerasgrid import runlock, workers
@@ -25,12 +27,47 @@ validate(config, SCHEMA_FILE)  # fills in the schema's defaults
 SWEEP = sweep_from_config(config, CONFIG_SOURCE)
 
 
+# A run's folder below results/trials: "{trial}" for the config's seed, "{trial}/seeds/<seed>" for
+# each further seed of `repeats` (kerasgrid/runs.py). The seed part is a wildcard that may be empty.
+SEED_PATH = "(/seeds/-?[0-9]+)?"
+
+
 def trial_metrics(wildcards):
-    """Each candidate's record: its trial's metrics.json, or with halving, the rung's where it stopped."""
+    """Each candidate's records (one per seed): its trial's metrics.json, or with halving, the
+    rung's where it stopped."""
     if SWEEP.halving:
         return furthest_records()  # workflow/rules/halving.smk
     # Sorted, so that reordering the grid changes nothing Snakemake compares.
-    return expand("results/trials/{trial}/metrics.json", trial=sorted(SWEEP.trials))
+    return [f"results/trials/{trial}{seed_path(seed, SWEEP.seed)}/metrics.json"
+            for trial in sorted(SWEEP.trials) for seed in SWEEP.seeds]
+
+
+# With data.fraction, the summary of what the tuning runs trained on (rule training_data).
+TRAINING_DATA = "results/training_data.json" if SWEEP.fraction < 1 else None
+
+
+def training_data_summary(wildcards):
+    return TRAINING_DATA or []
+
+
+def confirmed_metrics(wildcards):
+    """With confirm, the finalists' confirmation records (workflow/rules/confirm.smk); else none."""
+    return confirmation_records() if SWEEP.confirm else []
+
+
+def run_seed(wildcards) -> int:
+    """The seed of the run a job trains: the config's, or the one its folder names."""
+    path = wildcards.get("seed_path", "")
+    return int(path.rpartition("/")[2]) if path else SWEEP.seed
+
+
+def run_settings(wildcards):
+    """A tuning run's settings: those of its seed."""
+    return SWEEP.settings(run_seed(wildcards))
+
+
+def confirm_settings(wildcards):
+    return SWEEP.confirm_settings(run_seed(wildcards))
 
 
 # The aggregation rules' params are functions too: Snakemake would format plain strings as
@@ -47,6 +84,10 @@ def rungs(wildcards):
     return SWEEP.rungs
 
 
+def seeds(wildcards):
+    return SWEEP.seeds
+
+
 def config_file(wildcards):
     return CONFIG_SOURCE
 
@@ -54,12 +95,15 @@ def config_file(wildcards):
 WORKERS = workers.WorkerPool()
 
 
-def train(wildcards, params, output, threads, log):
-    """A train job (with halving, a trial's last rung) or a rung job: one trial to its epochs."""
-    epochs = int(wildcards.get("epochs", SWEEP.rungs[-1]))
-    last = epochs == SWEEP.rungs[-1]
-    before = halving.previous_rung(epochs, SWEEP.rungs)
-    trial_dir = os.path.join("results", "trials", wildcards.trial)
+def train(wildcards, params, output, threads, log, confirm=False):
+    """A train job (with halving, a run's last rung), a rung job or a confirm job: one run of a
+    trial (one seed) to its epochs."""
+    base_seed = not wildcards.get("seed_path")
+    rungs = [params.settings["budget"]["epochs"]] if confirm else SWEEP.rungs  # confirmations train straight
+    epochs = int(wildcards.get("epochs", rungs[-1]))
+    last = epochs == rungs[-1]
+    before = halving.previous_rung(epochs, rungs)
+    run_dir = os.path.join("results", "trials", wildcards.trial) + ("/confirm" * confirm) + wildcards.get("seed_path", "")
     run_task({
         "trial_id": wildcards.trial,
         "params": SWEEP.trials[wildcards.trial],
@@ -68,11 +112,12 @@ def train(wildcards, params, output, threads, log):
         "threads": threads,
         "objective": {**SWEEP.objective, "source": CONFIG_SOURCE},
         # Not a param of the rule: keeping a model changes no result, so flipping it retrains nothing.
-        # With halving the last rung keeps it, so that the winner's model is its own, not a retrain.
-        "keep_model": SWEEP.keep_models or (SWEEP.halving and last),
+        # With halving the last rung keeps it, and a finalist's confirmation too, so that the winner's
+        # model is its own, not a retrain.
+        "keep_model": SWEEP.keep_models or (base_seed and last and (SWEEP.halving or confirm)),
         "epochs": epochs,
         # Halving: continue from the rung before, and leave a state for the rung after.
-        "resume_from": str(record_dir(trial_dir, before, SWEEP.rungs)) if before else None,
+        "resume_from": str(record_dir(run_dir, before, rungs)) if before else None,
         "save_state_to": None if last else os.path.dirname(output.metrics),
         "keep_states": SWEEP.keep_models,
         "log": log[0],
@@ -103,10 +148,12 @@ def run_started():
     runlock.claim()
 
 
-def run_ended(leaderboard=None, best_params=None):
+def run_ended(leaderboard=None, best_params=None, training_data=None):
     WORKERS.close()
     runlock.release()
-    lines = leaderboard_lines(leaderboard, SWEEP.objective) if leaderboard else []
+    lines = summary_lines(training_data) if training_data else []
+    if leaderboard:
+        lines += [""] * bool(lines) + leaderboard_lines(leaderboard, SWEEP.objective)
     if best_params:
         lines += [""] * bool(lines) + winner_lines(best_params)
     for line in lines:

@@ -15,38 +15,43 @@ def entrants(index):
     return read_json(promoted)["promoted"]
 
 
-def rung_record(trial, index):
-    trial_dir = os.path.join("results", "trials", trial)
-    return os.path.join(record_dir(trial_dir, SWEEP.rungs[index], SWEEP.rungs), "metrics.json")
+def rung_records(trial, index):
+    """The trial's records at rung `index`, one per seed (a trial is promoted with all its seeds)."""
+    return [
+        os.path.join(record_dir(f"results/trials/{trial}{seed_path(seed, SWEEP.seed)}", SWEEP.rungs[index], SWEEP.rungs),
+                     "metrics.json")
+        for seed in SWEEP.seeds
+    ]
 
 
 def promotion_entrants(wildcards):
     """The records of the rung before the one `promotions` fills."""
     index = SWEEP.rungs.index(int(wildcards.epochs)) - 1
-    return [rung_record(trial, index) for trial in entrants(index)]
+    return [record for trial in entrants(index) for record in rung_records(trial, index)]
 
 
 def furthest_records():
-    """Each candidate's record at the last rung it entered, by trial id."""
+    """Each candidate's records at the last rung it entered, by trial id."""
     furthest = {}
     for index in range(len(SWEEP.rungs)):
         for trial in entrants(index):
-            furthest[trial] = rung_record(trial, index)
-    return [furthest[trial] for trial in sorted(furthest)]
+            furthest[trial] = rung_records(trial, index)
+    return [record for trial in sorted(furthest) for record in furthest[trial]]
 
 
 rule rung:
     input:
         SWEEP.code_files,
     output:
-        metrics="results/trials/{trial}/rungs/{epochs}/metrics.json",
+        metrics="results/trials/{trial}{seed_path}/rungs/{epochs}/metrics.json",
     log:
-        "logs/trials/{trial}.rung{epochs}.log",
+        "logs/trials/{trial}{seed_path}.rung{epochs}.log",
     params:
-        # As the train rule's: the same trial, trained for fewer epochs.
-        settings=SWEEP.settings(),
+        # As the train rule's: the same run, trained for fewer epochs.
+        settings=run_settings,
     wildcard_constraints:
         trial="[0-9a-f]{12}",
+        seed_path=SEED_PATH,
         epochs="[0-9]+",
     threads: 1
     run:

@@ -14,8 +14,9 @@ rule best_model:
     log:
         "logs/best_model.log",
     params:
-        # The winner is retrained with exactly what the sweep trained it with.
-        settings=SWEEP.settings(),
+        # The winner is retrained with exactly what the sweep trained it with (its confirmation's
+        # settings with confirm).
+        settings=SWEEP.winner_settings(),
     threads: 1
     # A run block, as train's: it hands the retrain to a warm worker (kerasgrid/workers.py).
     run:
@@ -47,6 +48,7 @@ rule plots:
         objective=ranking_objective,
         grid_keys=grid_keys,
         rungs=rungs,
+        seeds=seeds,
     script:
         "../../scripts/plots.py"
 
@@ -55,6 +57,7 @@ rule plots:
 rule leaderboard_page:
     input:
         leaderboard="results/leaderboard.tsv",
+        training_data=training_data_summary,
     output:
         page=report(
             "results/leaderboard.html",
@@ -65,5 +68,6 @@ rule leaderboard_page:
         "logs/leaderboard_page.log",
     params:
         objective=ranking_objective,
+        fraction=SWEEP.fraction,
     script:
         "../../scripts/leaderboard_page.py"

@@ -1,4 +1,5 @@
-# One job per combination of the grid: results/trials/<id>/ holds what the trial recorded.
+# One job per combination of the grid (per seed, with repeats): results/trials/<id>/ holds what
+# the trial recorded, results/trials/<id>/seeds/<seed>/ what each further seed did.
 
 
 rule train:
@@ -8,15 +9,16 @@ rule train:
     # written last and atomically, is declared: it marks the trial finished, and every further
     # declared file costs Snakemake time per job on 10k+ grids.
     output:
-        metrics="results/trials/{trial}/metrics.json",
+        metrics="results/trials/{trial}{seed_path}/metrics.json",
     log:
-        "logs/trials/{trial}.log",
+        "logs/trials/{trial}{seed_path}.log",
     params:
         # What the trial's result depends on besides its params (which its id already names):
         # a change here retrains every trial. The objective is not here: it only ranks.
-        settings=SWEEP.settings(),
+        settings=run_settings,
     wildcard_constraints:
         trial="[0-9a-f]{12}",
+        seed_path=SEED_PATH,
     threads: 1
     # A run block, not a script: in the main snakemake process (the default profile's
     # force-use-threads) it hands the trial to a warm worker process; see kerasgrid/workers.py.
