@@ -213,7 +213,7 @@ def unmeasured(fraction: float, drawn_by: str | None, examples: int | None = Non
 def share_warnings(record: dict) -> list[str]:
     """A sentence for each stratum missing from the fraction, or whose share of it is off its share
     of the whole by more than SHARE_MARGIN of that share beyond rounding to whole examples (a
-    count less than one example from its exact share; a stratum whose share is under one
+    count less than one example from its exact share; a stratum whose share is under half an
     example, kept once so that it is there, is reported)."""
     kept, total = record["examples"], record["whole_examples"]
     kind = "class" if record["stratified_by"] == "class" else "bin"
@@ -224,7 +224,7 @@ def share_warnings(record: dict) -> list[str]:
         if count == 0:
             warnings.append(f"{kind} {stratum['label']} is missing from the fraction ({whole})")
             continue
-        rounding = expected >= 1 and abs(count - expected) < 1
+        rounding = expected >= 0.5 and abs(count - expected) < 1
         if abs(count - expected) > SHARE_MARGIN * expected and not rounding:
             why = ", kept so that it is not missing" if expected < 1 else ""
             warnings.append(

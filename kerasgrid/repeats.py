@@ -22,7 +22,7 @@ def seeds(base_seed: int, repeats: int) -> list[int]:
 def combine(records: list[dict], values: list) -> list[dict]:
     """One entry per trial id, in first-seen order: the record (of its lowest seed) with
     `objective_value`, and where a trial has several runs, their mean (None unless all are ok), plus
-    `objective_std` (None for fewer than 2), `runs` (their count), `run_values` (by seed), the worst
+    `objective_std`, `runs` (their count), `run_seeds` and `run_values` (by seed), the worst
     status, the first bad run's error (naming its seed) and the sum of their fit seconds."""
     groups: dict[str, list[tuple[dict, object]]] = {}
     for record, value in zip(records, values):
@@ -46,6 +46,7 @@ def combine(records: list[dict], values: list) -> list[dict]:
             "objective_value": statistics.fmean(values_by_seed) if status == Status.OK.value else None,
             "objective_std": statistics.stdev(values_by_seed) if status == Status.OK.value else None,
             "runs": len(runs),
+            "run_seeds": [r.get("seed") for r, _ in runs],
             "run_values": values_by_seed,
         })
     return entries
