@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kerasgrid import records
 from kerasgrid.errors import Direction, KerasgridError, Status
-from kerasgrid.results import format_winner, leaderboard_rows, rank
+from kerasgrid.results import epochs_target, format_winner, leaderboard_rows, rank
 from kerasgrid.tables import console_lines
 
 
@@ -40,13 +40,17 @@ def summary(results="results", top: int = 10, metric: str | None = None, directi
             f"{trials_dir} does not exist. Run a sweep first, or point --results at the folder "
             "a sweep wrote (the one that holds trials/)."
         )
-    finished, unfinished = [], 0
+    finished, unfinished, halving = [], 0, False
     for trial in sorted(path for path in trials_dir.iterdir() if path.is_dir()):
         # The run with the config's seed, and with repeats every further seed's (kerasgrid.runs).
         for folder in [trial, *sorted(trial.glob("seeds/*"))]:
-            if (folder / "metrics.json").exists():
-                finished.append(records.read_json(folder / "metrics.json"))
-            elif (folder / "params.json").exists():
+            # With halving, a run's record is that of the furthest rung it finished.
+            found = [folder / "metrics.json", *folder.glob("rungs/*/metrics.json")]
+            done = [records.read_json(path) for path in found if path.exists()]
+            halving |= len(found) > 1
+            if done:
+                finished.append(max(done, key=epochs_target))
+            elif (folder / "params.json").exists() or any(folder.glob("rungs/*/params.json")):
                 unfinished += 1  # running now, or stopped before it ended
 
     objective, note = recorded_objective(finished)
@@ -73,8 +77,9 @@ def summary(results="results", top: int = 10, metric: str | None = None, directi
     ]
     if not finished:
         return lines
+    rungs = sorted({epochs_target(record) for record in finished}) if halving else None
     most_runs = max(entry.get("runs", 1) for entry in ranked)
-    header, rows = leaderboard_rows(ranked, sorted({key for record in finished for key in record["params"]}),
+    header, rows = leaderboard_rows(ranked, sorted({key for record in finished for key in record["params"]}), rungs,
                                     repeats=most_runs)
     table = console_lines([dict(zip(header, row)) for row in rows], objective, top)
     lines += [f"{table[0]}, {note}:", *table[1:]]

@@ -108,6 +108,19 @@ class Sweep:
         """The seed of each run of a combination: seed, then seed+1, ... with repeats."""
         return repeats.seeds(self.seed, self.repeats)
 
+    def plan(self) -> dict:
+        """How the candidates are found and trained: results/search.json. With confirm and repeats,
+        those too: a leaderboard that waits on a checkpoint (finalists, promotions) must be redone
+        when they change."""
+        plan = {"strategy": self.strategy, "rungs": self.rungs}
+        if self.halving:
+            plan["halving"] = {"eta": self.schedule.eta, "min_epochs": self.schedule.min_epochs}
+        if self.confirm:
+            plan["confirm"] = {"top": self.confirm.top, "budget": self.confirm.budget}
+        if self.repeats > 1:
+            plan["repeats"] = self.repeats
+        return plan
+
     def settings(self, seed: int | None = None) -> dict:
         """Everything a tuning run's result depends on besides its params (the objective is not):
         the run with the config's seed, or with `seed` (repeats).

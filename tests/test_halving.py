@@ -7,6 +7,7 @@ import signal
 import pytest
 import yaml
 
+from kerasgrid.cli import summary
 from kerasgrid.results import read_leaderboard
 from test_faults import start, wait_for
 
@@ -106,6 +107,12 @@ def test_halving_promotes_the_best_third_and_names_the_winner_without_retraining
     assert list(known.root.glob("results/trials/**/state.npz")) == []
     assert by_q[(0.3, "nan")]["status"] == "diverged" and by_q[(0.3, "raise")]["error"] == "RuntimeError: no data for fault=raise"
 
+    # `kerasgrid summary` finds each trial's furthest rung on disk, as the leaderboard does.
+    lines = summary(known.path("results"), top=15)
+    assert lines[0].endswith("15 trials finished (5 ok, 5 diverged, 5 failed), 0 started but not finished.")
+    table = [line.split() for line in lines[3:18]]  # after the count, the title and the header
+    assert [(row[1], row[-2], row[-1]) for row in table[:5]] == [(r["trial_id"], r["rung"], r["epochs"]) for r in rows[:5]]
+
     again = known.sweep(halving_config([0.1, 0.2, 0.3, 0.4, 0.5]))
     assert "Nothing to be done" in again.output
 
@@ -147,3 +154,17 @@ def test_a_halving_sweep_killed_mid_rung_resumes_losing_only_unfinished_jobs(kno
     assert not retrained & kept  # no finished rung trained again
     assert {path: stamp for path, stamp in known.snapshot().items() if path in finished} == finished
     assert [r["q"] for r in read_leaderboard(known.path("results/leaderboard.tsv"))][:2] == ["0.1", "0.2"]
+
+
+def test_turning_halving_on_keeps_the_plain_sweeps_finished_trials(known):
+    plain = halving_config([0.1, 0.2, 0.3, 0.4, 0.5])
+    plain["grid"]["fault"] = ["none"]
+    del plain["search"]
+    rank_only(known, plain)
+    before = known.snapshot()
+    halving = {**plain, "search": {"halving": {"eta": 3, "min_epochs": 1}}}
+    result = rank_only(known, halving)
+    rows = read_leaderboard(known.path("results/leaderboard.tsv"))
+    # The finalist's last rung is its plain trial, identical and already there: not trained again.
+    assert set(trained(result.output)) == {1, 3} and [r["rung"] for r in rows] == ["2", "1", "0", "0", "0"]
+    assert {path: stamp for path, stamp in known.snapshot().items() if path in before} == before

@@ -1,13 +1,30 @@
 # Ranking the trials of the current grid; trials of values since removed stay on disk, unranked.
 
 # Seconds of work on files already here: on a cluster they run where snakemake runs, not as jobs.
-localrules: leaderboard, best_params, training_data
+localrules: search_plan, leaderboard, best_params, training_data
+
+
+# How the sweep finds and trains its candidates, as a file the leaderboard reads. With halving,
+# Snakemake judges a leaderboard that waits on a promotions checkpoint only by whether it exists:
+# so when the plan changes (halving turned on, say), this rule removes the old leaderboard, and
+# the ranking is redone once the rungs it needs have run.
+rule search_plan:
+    output:
+        plan="results/search.json",
+    log:
+        "logs/search_plan.log",
+    params:
+        plan=search_plan,
+        stale="results/leaderboard.tsv",
+    script:
+        "../../scripts/search_plan.py"
 
 
 rule leaderboard:
     input:
         metrics=trial_metrics,
         confirmed=confirmed_metrics,
+        plan="results/search.json",
     output:
         leaderboard=report(
             "results/leaderboard.tsv",

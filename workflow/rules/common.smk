@@ -88,6 +88,10 @@ def seeds(wildcards):
     return SWEEP.seeds
 
 
+def search_plan(wildcards):
+    return SWEEP.plan()
+
+
 def config_file(wildcards):
     return CONFIG_SOURCE
 
