@@ -28,8 +28,14 @@ SWEEP = sweep_from_config(config, CONFIG_SOURCE)
 
 
 # A run's folder below results/trials: "{trial}" for the config's seed, "{trial}/seeds/<seed>" for
-# each further seed of `repeats` (kerasgrid/runs.py). The seed part is a wildcard that may be empty.
-SEED_PATH = "(/seeds/-?[0-9]+)?"
+# each further seed of `repeats` (kerasgrid/runs.py). With repeats the rules' paths hold the seed
+# part as a wildcard that may be empty; without, they are exactly those of a sweep before repeats
+# existed (and so are job names, SLURM job comments and logs).
+SEED = "{seed_path}" if SWEEP.repeats > 1 else ""
+
+
+wildcard_constraints:
+    seed_path="(/seeds/-?[0-9]+)?",
 
 
 def trial_metrics(wildcards):

@@ -33,15 +33,14 @@ rule confirm:
     input:
         SWEEP.code_files,
     output:
-        metrics="results/trials/{trial}/confirm{seed_path}/metrics.json",
+        metrics="results/trials/{trial}/confirm" + SEED + "/metrics.json",
     log:
-        "logs/confirm/{trial}{seed_path}.log",
+        "logs/confirm/{trial}" + SEED + ".log",
     params:
         # As the train rule's, with data.fraction 1 and confirm.budget.
         settings=confirm_settings,
     wildcard_constraints:
         trial="[0-9a-f]{12}",
-        seed_path=SEED_PATH,
     threads: 1
     run:
         train(wildcards, params, output, threads, log, confirm=True)

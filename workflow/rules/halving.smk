@@ -43,15 +43,14 @@ rule rung:
     input:
         SWEEP.code_files,
     output:
-        metrics="results/trials/{trial}{seed_path}/rungs/{epochs}/metrics.json",
+        metrics="results/trials/{trial}" + SEED + "/rungs/{epochs}/metrics.json",
     log:
-        "logs/trials/{trial}{seed_path}.rung{epochs}.log",
+        "logs/trials/{trial}" + SEED + ".rung{epochs}.log",
     params:
         # As the train rule's: the same run, trained for fewer epochs.
         settings=run_settings,
     wildcard_constraints:
         trial="[0-9a-f]{12}",
-        seed_path=SEED_PATH,
         epochs="[0-9]+",
     threads: 1
     run:

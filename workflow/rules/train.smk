@@ -9,16 +9,15 @@ rule train:
     # written last and atomically, is declared: it marks the trial finished, and every further
     # declared file costs Snakemake time per job on 10k+ grids.
     output:
-        metrics="results/trials/{trial}{seed_path}/metrics.json",
+        metrics="results/trials/{trial}" + SEED + "/metrics.json",
     log:
-        "logs/trials/{trial}{seed_path}.log",
+        "logs/trials/{trial}" + SEED + ".log",
     params:
         # What the trial's result depends on besides its params (which its id already names):
         # a change here retrains every trial. The objective is not here: it only ranks.
         settings=run_settings,
     wildcard_constraints:
         trial="[0-9a-f]{12}",
-        seed_path=SEED_PATH,
     threads: 1
     # A run block, not a script: in the main snakemake process (the default profile's
     # force-use-threads) it hands the trial to a warm worker process; see kerasgrid/workers.py.
