@@ -8,10 +8,9 @@ from kerasgrid.config import check, config_source, load_schema, sweep_from_confi
 from kerasgrid.records import read_json
 from kerasgrid.fraction import summary_lines
 from kerasgrid.results import record_dir, winner_lines
-from kerasgrid.runs import seed_path
 from kerasgrid.search import halving
 from kerasgrid.tables import leaderboard_lines
-from kerasgrid import runlock, workers
+from kerasgrid import runlock, runs, workers
 
 if workflow.is_main_process:
     stale = runlock.release_stale_lock()
@@ -31,7 +30,7 @@ SWEEP = sweep_from_config(config, CONFIG_SOURCE)
 # each further seed of `repeats` (kerasgrid/runs.py). With repeats the rules' paths hold the seed
 # part as a wildcard that may be empty; without, they are exactly those of a sweep before repeats
 # existed (and so are job names, SLURM job comments and logs).
-SEED = "{seed_path}" if SWEEP.repeats > 1 else ""
+REPEATED = SWEEP.repeats > 1
 
 
 wildcard_constraints:
@@ -44,7 +43,8 @@ def trial_metrics(wildcards):
     if SWEEP.halving:
         return furthest_records()  # workflow/rules/halving.smk
     # Sorted, so that reordering the grid changes nothing Snakemake compares.
-    return [f"results/trials/{trial}{seed_path(seed, SWEEP.seed)}/metrics.json"
+    # Strings, not kerasgrid.runs.run_dir's Paths: this runs for every trial of 100k-trial grids.
+    return [f"results/trials/{trial}{runs.seed_path(seed, SWEEP.seed)}/metrics.json"
             for trial in sorted(SWEEP.trials) for seed in SWEEP.seeds]
 
 
@@ -57,8 +57,12 @@ def training_data_summary(wildcards):
 
 
 def confirmed_metrics(wildcards):
-    """With confirm, the finalists' confirmation records (workflow/rules/confirm.smk); else none."""
-    return confirmation_records() if SWEEP.confirm else []
+    """With confirm, each finalist's confirmation records, one per seed (workflow/rules/confirm.smk)."""
+    if not SWEEP.confirm:
+        return []
+    chosen = read_json(checkpoints.finalists.get().output.finalists)["finalists"]
+    return [str(runs.run_dir(f"results/trials/{trial}", seed, SWEEP.seed, confirm=True) / "metrics.json")
+            for trial in sorted(chosen) for seed in SWEEP.seeds]
 
 
 def run_seed(wildcards) -> int:
@@ -113,7 +117,8 @@ def train(wildcards, params, output, threads, log, confirm=False):
     epochs = int(wildcards.get("epochs", rungs[-1]))
     last = epochs == rungs[-1]
     before = halving.previous_rung(epochs, rungs)
-    run_dir = os.path.join("results", "trials", wildcards.trial) + ("/confirm" * confirm) + wildcards.get("seed_path", "")
+    run_dir = runs.run_dir(os.path.join("results", "trials", wildcards.trial), run_seed(wildcards), SWEEP.seed,
+                           confirm=confirm)
     run_task({
         "trial_id": wildcards.trial,
         "params": SWEEP.trials[wildcards.trial],

@@ -22,20 +22,13 @@ checkpoint finalists:
         "../../scripts/finalists.py"
 
 
-def confirmation_records():
-    """Each finalist's confirmation records, one per seed."""
-    chosen = read_json(checkpoints.finalists.get().output.finalists)["finalists"]
-    return [f"results/trials/{trial}/confirm{seed_path(seed, SWEEP.seed)}/metrics.json"
-            for trial in sorted(chosen) for seed in SWEEP.seeds]
-
-
 rule confirm:
     input:
         SWEEP.code_files,
     output:
-        metrics="results/trials/{trial}/confirm" + SEED + "/metrics.json",
+        metrics="results/trials/{trial}/confirm{seed_path}/metrics.json" if REPEATED else "results/trials/{trial}/confirm/metrics.json",
     log:
-        "logs/confirm/{trial}" + SEED + ".log",
+        "logs/confirm/{trial}{seed_path}.log" if REPEATED else "logs/confirm/{trial}.log",
     params:
         # As the train rule's, with data.fraction 1 and confirm.budget.
         settings=confirm_settings,

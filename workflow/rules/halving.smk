@@ -18,8 +18,8 @@ def entrants(index):
 def rung_records(trial, index):
     """The trial's records at rung `index`, one per seed (a trial is promoted with all its seeds)."""
     return [
-        os.path.join(record_dir(f"results/trials/{trial}{seed_path(seed, SWEEP.seed)}", SWEEP.rungs[index], SWEEP.rungs),
-                     "metrics.json")
+        str(record_dir(runs.run_dir(f"results/trials/{trial}", seed, SWEEP.seed), SWEEP.rungs[index], SWEEP.rungs)
+            / "metrics.json")
         for seed in SWEEP.seeds
     ]
 
@@ -43,9 +43,13 @@ rule rung:
     input:
         SWEEP.code_files,
     output:
-        metrics="results/trials/{trial}" + SEED + "/rungs/{epochs}/metrics.json",
+        metrics=(
+            "results/trials/{trial}{seed_path}/rungs/{epochs}/metrics.json"
+            if REPEATED
+            else "results/trials/{trial}/rungs/{epochs}/metrics.json"
+        ),
     log:
-        "logs/trials/{trial}" + SEED + ".rung{epochs}.log",
+        "logs/trials/{trial}{seed_path}.rung{epochs}.log" if REPEATED else "logs/trials/{trial}.rung{epochs}.log",
     params:
         # As the train rule's: the same run, trained for fewer epochs.
         settings=run_settings,

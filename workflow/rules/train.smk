@@ -9,9 +9,9 @@ rule train:
     # written last and atomically, is declared: it marks the trial finished, and every further
     # declared file costs Snakemake time per job on 10k+ grids.
     output:
-        metrics="results/trials/{trial}" + SEED + "/metrics.json",
+        metrics="results/trials/{trial}{seed_path}/metrics.json" if REPEATED else "results/trials/{trial}/metrics.json",
     log:
-        "logs/trials/{trial}" + SEED + ".log",
+        "logs/trials/{trial}{seed_path}.log" if REPEATED else "logs/trials/{trial}.log",
     params:
         # What the trial's result depends on besides its params (which its id already names):
         # a change here retrains every trial. The objective is not here: it only ranks.
