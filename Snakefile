@@ -1,11 +1,20 @@
 """kerasgrid: one training job per combination of the config's grid, then a ranked leaderboard.
 
-Run `snakemake --cores N`; a user's own sweep: `snakemake --cores N --configfile my.yaml`.
+Run `snakemake --cores N`; a user's own sweep: `snakemake --cores N --configfile my.yaml`, from
+any folder: `snakemake -s $(kerasgrid workflow) --cores N --configfile my.yaml`.
 """
 
+import os
+
+from kerasgrid.config import missing_config
+
+
 # A config given on the command line is the whole sweep: the demo config.yaml is read only when
-# none is given, so that its grid never merges into a user's.
+# none is given, so that its grid never merges into a user's. Run from another folder (your own
+# project, `snakemake -s <this file>`), config.yaml means that folder's.
 if not workflow.overwrite_configfiles:
+    if not os.path.exists("config.yaml"):
+        raise missing_config(os.getcwd(), workflow.main_snakefile)
 
     configfile: "config.yaml"
 
@@ -17,6 +26,11 @@ include: "workflow/rules/train.smk"
 if SWEEP.halving:
 
     include: "workflow/rules/halving.smk"
+
+
+if SWEEP.adaptive:
+
+    include: "workflow/rules/adaptive.smk"
 
 
 if SWEEP.confirm:
@@ -36,9 +50,10 @@ rule all:
     input:
         "results/leaderboard.tsv",
         "results/best_params.yaml",
-        "results/best_model.keras",
+        "results/best_model.yaml",  # and best_model.keras (or .weights.h5): see rule best_model
         "results/leaderboard.html",
         rules.plots.output,
+        search_plots,
     default_target: True
 
 
@@ -47,7 +62,7 @@ onstart:
 
 
 onsuccess:
-    run_ended("results/leaderboard.tsv", "results/best_params.yaml", TRAINING_DATA)
+    run_ended("results/leaderboard.tsv", "results/best_params.yaml", "results/best_model.yaml", TRAINING_DATA)
 
 
 onerror:

@@ -70,7 +70,9 @@ def measure(command, cwd) -> dict:
     return {"wall": wall, "cpu": cpu, "peak_mib": peak / 2**20, "output": output}
 
 
-def run_tool(tool: str, config: dict, scratch: Path) -> dict:
+def run_tool(tool: str, config: dict, scratch: Path, loops: str = "loops.py", args=()) -> dict:
+    """`tool` on `config` in the fresh folder `scratch`: kerasgrid's workflow, or the in-process
+    contender `tool` of benchmarks/`loops` (given `args` after its config and output paths)."""
     scratch.mkdir(parents=True)
     config_path = scratch / "bench.yaml"
     if tool == "kerasgrid":
@@ -91,7 +93,7 @@ def run_tool(tool: str, config: dict, scratch: Path) -> dict:
             shutil.copytree(REPO / name, scratch / name, ignore=shutil.ignore_patterns("__pycache__"))
         config_path.write_text(yaml.safe_dump(config))
         out = scratch / "result.json"
-        result = measure([sys.executable, str(REPO / "benchmarks/loops.py"), tool, "bench.yaml", str(out)], scratch)
+        result = measure([sys.executable, str(REPO / "benchmarks" / loops), tool, "bench.yaml", str(out), *args], scratch)
         result.update(json.loads(out.read_text()))
     result.pop("output")
     return result

@@ -1,10 +1,15 @@
-"""The winner's trained model in one file: results/best_model.keras.
+"""The winner's trained model: results/best_model.keras, or its weights when it cannot be saved whole.
 
 Trials keep no weights by default (a 10,000-trial sweep of checkpoints fills a disk), so the
 winner is trained once more: the same params, settings, seed and `run_trial` as in the sweep,
 which are deterministic, and the retrained objective must equal the recorded one exactly, or no
 model is written. With `keep_models: true` every trial saves its model as it trains, and the
 winner's file is copied instead.
+
+A model Keras cannot save whole (a subclassed model without get_config(), as most tutorials write
+them) is kept as its weights, results/best_model.weights.h5, which every model can save; the step
+still succeeds. Either way results/best_model.yaml, written last, says which file holds the winner
+and how to load it; it is the step's declared output, because it exists whichever file was saved.
 """
 
 import shutil
@@ -12,20 +17,22 @@ from pathlib import Path
 
 import yaml
 
-from kerasgrid import records, runs
-from kerasgrid.errors import NotReproducible, Status
-from kerasgrid.training import TRIAL_MODEL, run_trial
+from kerasgrid import records, refs, runs
+from kerasgrid.errors import ModelError, NotReproducible, Status
+from kerasgrid.training import TRIAL_MODEL, TRIAL_WEIGHTS, run_trial, weights_path
 
 
 def kept_model(trial_dir) -> Path | None:
-    """The model a trial saved as it trained, if its record vouches for the file on disk."""
+    """The model (or weights) a trial saved as it trained, if its record vouches for the file on disk."""
     trial_dir = Path(trial_dir)
-    path = trial_dir / TRIAL_MODEL
     try:
         saved = records.read_json(trial_dir / "metrics.json").get("saved_model")
     except (OSError, ValueError):
         return None
-    if saved and path.exists() and records.sha256(path) == saved["sha256"]:
+    if not saved or not saved.get("path") or Path(saved["path"]).name not in (TRIAL_MODEL, TRIAL_WEIGHTS):
+        return None
+    path = trial_dir / Path(saved["path"]).name
+    if path.exists() and records.sha256(path) == saved["sha256"]:
         return path
     return None
 
@@ -35,55 +42,151 @@ def save_best_model(
     settings: dict,
     model_path,
     *,
+    manifest_path,
     trials_dir,
     scratch_dir,
     threads: int = 1,
     source: str = "the config",
 ) -> dict:
-    """Write the winner named in best_params.yaml to `model_path`; say how in the returned dict.
+    """Write the winner named in best_params.yaml to `model_path` and describe it in `manifest_path`.
 
     Copies the winner's kept model if there is one; otherwise retrains the winner in
     `scratch_dir`/<trial id> (params.json, history.csv, metrics.json as for any trial) and
     raises NotReproducible, writing no model, unless its objective equals the recorded value.
+    A model that cannot be saved whole is saved as its weights, `weights_path(model_path)`.
+    Returns what the manifest (YAML) holds.
     """
     winner = yaml.safe_load(Path(best_params_path).read_text(encoding="utf-8"))
     trial, objective = winner["trial_id"], winner["objective"]
+    model_path = Path(model_path)
+    for earlier in (model_path, weights_path(model_path)):  # an earlier winner's, whichever it was
+        earlier.unlink(missing_ok=True)
+
     # The run that won (with the config's seed): the trial's own, or its confirmation.
     run_dir = runs.run_dir(Path(trials_dir) / trial, confirm=bool(winner.get("confirmed")))
     if winner.get("repeats"):  # best_params holds the mean over seeds; this run's own value is this
         objective = {**objective, "value": winner["repeats"]["values"][0]}
     kept = kept_model(run_dir)
     if kept:
-        records.copy_file(kept, model_path)
-        print(f"kerasgrid: copied trial {trial}'s kept model {kept} to {model_path}", flush=True)
-        return {"trial_id": trial, "how": "copied", "from": str(kept)}
+        saved = records.read_json(run_dir / "metrics.json")["saved_model"]
+        saved.setdefault("format", "keras")  # as recorded before kerasgrid could keep weights
+        target = model_path if saved["format"] == "keras" else weights_path(model_path)
+        records.copy_file(kept, target)
+        saved = {**saved, "path": str(target)}
+        print(f"kerasgrid: copied trial {trial}'s kept model {kept} to {target}", flush=True)
+        how = "copied"
+    else:
+        shutil.rmtree(scratch_dir, ignore_errors=True)  # only the current winner's retrain stays
+        record = run_trial(
+            winner["params"],
+            settings,
+            Path(scratch_dir) / trial,
+            threads=threads,
+            objective={"metric": objective["metric"], "direction": objective["direction"], "source": source},
+            model_path=model_path,
+        )
+        value = record["objective"]["value"]
+        if record["status"] != Status.OK.value or value != objective["value"]:
+            model_path.unlink(missing_ok=True)
+            weights_path(model_path).unlink(missing_ok=True)
+            raise _not_reproducible(trial, objective, value, record, run_dir, threads, model_path)
+        saved = record["saved_model"]
+        if not saved["path"]:
+            raise ModelError(f"could not save the winner, trial {trial}: {saved['error']}")
+        print(f"kerasgrid: retrained trial {trial} to {objective['metric']} = {value!r}, as recorded; "
+              f"saved it to {saved['path']}", flush=True)
+        how = "retrained"
 
-    shutil.rmtree(scratch_dir, ignore_errors=True)  # only the current winner's retrain stays
-    record = run_trial(
-        winner["params"],
-        settings,
-        Path(scratch_dir) / trial,
-        threads=threads,
-        objective={"metric": objective["metric"], "direction": objective["direction"], "source": source},
-        model_path=model_path,
+    manifest = {
+        "trial_id": trial,
+        "saved": "model" if saved["format"] == "keras" else "weights",
+        "path": saved["path"],
+        "sha256": saved["sha256"],
+        "how": how,
+    }
+    if saved["format"] == "keras":
+        manifest["load"] = f'keras.models.load_model("{saved["path"]}")'
+    else:
+        manifest.update(
+            why_not_whole=saved["error"],
+            fix=f"{saved['fix'][0].upper()}{saved['fix'][1:]}; the next run then saves {model_path}.",
+            load=(
+                "kerasgrid.load_best_model(), run in this folder. By hand: model = build_model(params); "
+                "model(x) on one batch of inputs x, which creates the variables; "
+                "model.optimizer.build(model.trainable_variables), for the optimizer's state; "
+                f'model.load_weights("{saved["path"]}")'
+            ),
+        )
+    manifest.update(
+        objective=objective,
+        params=winner["params"],
+        model=settings["model"],
+        data=settings["train"],
+        batch_size=settings["budget"]["batch_size"],
+        seed=settings["seed"],
     )
-    value = record["objective"]["value"]
-    if record["status"] != Status.OK.value or value != objective["value"]:
-        Path(model_path).unlink(missing_ok=True)
-        got = f"{objective['metric']} = {value!r}" if value is not None else f"status {record['status']}"
-        recorded_threads = records.read_json(run_dir / "metrics.json").get("threads", threads)
-        threads_differ = (
-            f"it trained with {recorded_threads} threads and this retrain with {threads} (give best_model "
-            "the train rule's threads and resources), " if recorded_threads != threads else ""
-        )
-        raise NotReproducible(
-            f"training the winner, trial {trial}, again gave {got}, but the sweep recorded "
-            f"{objective['metric']} = {objective['value']!r}: training is not deterministic here, so "
-            f"no {model_path} was written (it would not be the model that won). Likely: {threads_differ}"
-            "another device (a GPU for the trials, none for best_model), or randomness the seed does not "
-            "reach in the model or data functions (an unseeded generator, the clock, files read in "
-            "varying order). Or set keep_models: true, which saves every trial's model as it trains."
-        )
-    print(f"kerasgrid: retrained trial {trial} to {objective['metric']} = {value!r}, as recorded; "
-          f"saved it to {model_path}", flush=True)
-    return {"trial_id": trial, "how": "retrained", "objective_value": value}
+    records.write_text(manifest_path, yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True, width=100))
+    return manifest
+
+
+def _not_reproducible(trial, objective, value, record, run_dir, threads, model_path) -> NotReproducible:
+    got = f"{objective['metric']} = {value!r}" if value is not None else f"status {record['status']}"
+    recorded_threads = records.read_json(Path(run_dir) / "metrics.json").get("threads", threads)
+    threads_differ = (
+        f"it trained with {recorded_threads} threads and this retrain with {threads} (give best_model "
+        "the train rule's threads and resources), " if recorded_threads != threads else ""
+    )
+    return NotReproducible(
+        f"training the winner, trial {trial}, again gave {got}, but the sweep recorded "
+        f"{objective['metric']} = {objective['value']!r}: training is not deterministic here, so "
+        f"no {model_path} was written (it would not be the model that won). Likely: {threads_differ}"
+        "another device (a GPU for the trials, none for best_model), or randomness the seed does not "
+        "reach in the model or data functions (an unseeded generator, the clock, files read in "
+        "varying order). Or set keep_models: true, which saves every trial's model as it trains."
+    )
+
+
+def saved_model_lines(manifest_path) -> list[str]:
+    """Console lines for a winner saved as weights only (none for a model saved whole)."""
+    path = Path(manifest_path)
+    if not path.exists():
+        return []
+    manifest = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if manifest["saved"] != "weights":
+        return []
+    why = manifest["why_not_whole"]
+    why = why if len(why) <= 300 else why[:299] + "…"
+    return [
+        f"The winner's model could not be saved whole ({why}).",
+        f"Its weights are in {manifest['path']}; {path} says how to load them. {manifest['fix']}",
+    ]
+
+
+def load_best_model(manifest_path="results/best_model.yaml"):
+    """The winner's trained model, compiled, as the best_model step saved it.
+
+    Run it where the sweep ran: the model and data references are relative to that folder.
+    A model saved whole is loaded with `keras.models.load_model`, given the classes the model
+    function's file defines (so custom layers need no registration). A model saved as its weights
+    is built again with the model function and the winner's params, its variables created by
+    calling it on one batch of the training data, and then its weights (and optimizer state) loaded.
+    """
+    import keras
+
+    from kerasgrid.data import as_dataset
+    from kerasgrid.training import build_model, module_classes
+
+    manifest_path = Path(manifest_path)
+    manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
+    path = manifest_path.parent / Path(manifest["path"]).name  # the files sit beside the manifest
+    source = str(manifest_path)
+    build = refs.load(refs.Ref(manifest["model"], "model", source))
+    if manifest["saved"] == "model":
+        return keras.models.load_model(path, custom_objects=module_classes(build))
+    model = build_model(build, manifest["params"])
+    data = refs.load(refs.Ref(manifest["data"], "data", source))
+    batch = next(iter(as_dataset(data, manifest["params"], batch_size=manifest["batch_size"], seed=manifest["seed"])))
+    model(batch[0])
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(path)
+    return model

@@ -1,5 +1,7 @@
-"""The `kerasgrid` command: look at a sweep's results in a terminal, without running anything.
+"""The `kerasgrid` command: where the workflow is, and a sweep's results in a terminal.
 
+`kerasgrid workflow` prints the path of kerasgrid's Snakefile, for running a sweep from any folder:
+`snakemake -s $(kerasgrid workflow) --cores 4 --configfile sweep.yaml`.
 `kerasgrid summary` ranks whatever trials have finished on disk, so it works during a sweep, after
 one, and after one that was stopped. It reads plain files only: no TensorFlow, no Snakemake.
 """
@@ -99,6 +101,18 @@ def summary(results="results", top: int = 10, metric: str | None = None, directi
     return lines
 
 
+def snakefile() -> Path:
+    """kerasgrid's Snakefile: shipped inside the installed package, or at the top of a checkout."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "_workflow" / "Snakefile", package.parent / "Snakefile"):
+        if candidate.is_file():
+            return candidate
+    raise KerasgridError(
+        f"kerasgrid's workflow is not beside its package {package}: reinstall kerasgrid "
+        "(pip install, or `make install` in a checkout)"
+    )
+
+
 def _at_least_one(text: str) -> int:
     number = int(text)
     if number < 1:
@@ -124,9 +138,21 @@ def main(argv=None) -> int:
     show.add_argument("--metric", help="rank on this logged metric instead of the trials' recorded objective")
     show.add_argument("--direction", choices=[d.value for d in Direction],
                       help="min if smaller is better, max if larger is (default: as recorded, else min)")
+    commands.add_parser(
+        "workflow",
+        help="print the path of kerasgrid's Snakefile",
+        description=(
+            "Print the path of kerasgrid's Snakefile, to run a sweep from your own project folder: "
+            "snakemake -s $(kerasgrid workflow) --cores 4 --configfile sweep.yaml. Results and "
+            "logs land in that folder, and the paths in sweep.yaml are relative to it."
+        ),
+    )
     args = parser.parse_args(argv)
     try:
-        lines = summary(args.results, args.top, args.metric, args.direction)
+        if args.command == "workflow":
+            lines = [str(snakefile())]
+        else:
+            lines = summary(args.results, args.top, args.metric, args.direction)
     except KerasgridError as exc:
         print(f"kerasgrid: {exc}", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ from kerasgrid import refs, repeats, runs, search
 from kerasgrid.confirm import Confirm
 from kerasgrid.errors import ConfigError
 from kerasgrid.grid import canonical
+from kerasgrid.search.rounds import round_sizes
 
 # Bumped when a change to kerasgrid changes what a finished trial would compute, so that exactly
 # then every trial reruns; edits that change no result (comments, refactors) rerun nothing.
@@ -87,12 +88,18 @@ class Sweep:
     grid_keys: list[str]
     trials: dict[str, dict] = field(repr=False)
     code_files: list[str] = field(default_factory=list)
-    # What to keep, not what to compute: not among the settings, so flipping it retrains nothing.
+    # What to keep, not what to compute: not among the settings, so flipping them retrains nothing.
     keep_models: bool = False
+    # {strategy, cpu_devices}, or None to train on one device (what every config did before).
+    distribute: dict | None = None
     strategy: str = "grid"
     # The epochs at which each rung ends: [budget.epochs] without halving.
     rungs: list[int] = field(default_factory=list)
     schedule: search.FullBudget | search.Halving = search.FullBudget()
+    # Adaptive search: how many trials each round proposes (none otherwise; then `trials` are all
+    # the candidates, while an adaptive search's come from its rounds' files).
+    round_sizes: list[int] = field(default_factory=list)
+    space: dict = field(default_factory=dict, repr=False)
     # data.fraction: the share of the training data that tuning runs train on (1: all of it).
     fraction: float = 1
     repeats: int = 1
@@ -102,6 +109,10 @@ class Sweep:
     @property
     def halving(self) -> bool:
         return len(self.rungs) > 1
+
+    @property
+    def adaptive(self) -> bool:
+        return bool(self.round_sizes)
 
     @property
     def seeds(self) -> list[int]:
@@ -115,11 +126,26 @@ class Sweep:
         plan = {"strategy": self.strategy, "rungs": self.rungs}
         if self.halving:
             plan["halving"] = {"eta": self.schedule.eta, "min_epochs": self.schedule.min_epochs}
+        if self.adaptive:
+            plan["rounds"] = self.round_sizes  # raising search.trials adds rounds: the ranking is redone
         if self.confirm:
             plan["confirm"] = {"top": self.confirm.top, "budget": self.confirm.budget}
         if self.repeats > 1:
             plan["repeats"] = self.repeats
         return plan
+    tensorboard: bool = False
+
+    def round_settings(self, index: int) -> dict:
+        """What round `index` of an adaptive search proposes from besides the rounds before it:
+        a change here proposes the round again. Canonical, as `settings`; `search.trials` is
+        not among them, only this round's size, so raising it leaves the rounds before alone."""
+        return json.loads(canonical({
+            "strategy": self.strategy,
+            "seed": self.seed,
+            "size": self.round_sizes[index],
+            "grid": search.describe_space(self.space),
+            "objective": {"metric": self.objective["metric"], "direction": self.objective["direction"]},
+        }))
 
     def settings(self, seed: int | None = None) -> dict:
         """Everything a tuning run's result depends on besides its params (the objective is not):
@@ -144,7 +170,7 @@ class Sweep:
         return self.confirm_settings() if self.confirm else self.settings()
 
     def _settings(self, budget: dict, seed: int | None, drawn: dict) -> dict:
-        return json.loads(canonical({
+        settings = {
             "model": self.model.text,
             "train": self.train.text,
             "validation": self.validation.text if self.validation else None,
@@ -152,7 +178,11 @@ class Sweep:
             "seed": self.seed if seed is None else seed,
             "training_version": TRAINING_VERSION,
             **drawn,
-        }))
+        }
+        # Only when set, so that configs without it keep their trials (settings are a rerun trigger).
+        if self.distribute:
+            settings["distribute"] = self.distribute
+        return json.loads(canonical(settings))
 
 
 def sweep_from_config(config: dict, source: str) -> Sweep:
@@ -179,16 +209,21 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
 
     space = search.parse_space(config["grid"], source)
     sampler = _sampler(config["search"], space, config["max_trials"], source)
-    try:
-        trials = sampler.candidates(space, config["seed"])
-    except search.SpaceTooSmall as exc:
-        raise ConfigError(
-            f"{source}: search.trials is {sampler.trials}, but {exc}. Lower search.trials, widen the grid's "
-            "values or ranges, or use search.strategy: grid to train every combination."
-        ) from None
+    if config["search"]["strategy"] in search.ADAPTIVE_SAMPLERS:
+        trials, sizes = {}, _round_sizes(config["search"], space, source)
+    else:
+        sizes = []
+        try:
+            trials = sampler.candidates(space, config["seed"])
+        except search.SpaceTooSmall as exc:
+            raise ConfigError(
+                f"{source}: search.trials is {sampler.trials}, but {exc}. Lower search.trials, widen the grid's "
+                "values or ranges, or use search.strategy: grid to train every combination."
+            ) from None
     schedule = _schedule(config["search"], config["budget"], source)
     fraction = config["data"].get("fraction", 1)
-    confirmation = _confirm(config, len(trials), source)
+    # An adaptive search's candidates are proposed round by round: search.trials of them.
+    confirmation = _confirm(config, len(trials) or sum(sizes), source)
     return Sweep(
         source=source,
         model=model,
@@ -201,12 +236,26 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         trials=trials,
         code_files=code_files,
         keep_models=config.get("keep_models", False),
+        distribute=_distribute(config.get("distribute") or {}),
         strategy=sampler.name,
         rungs=schedule.rungs(config["budget"]["epochs"]),
         schedule=schedule,
+        tensorboard=config.get("tensorboard", False),
+        round_sizes=sizes,
+        space=space,
         fraction=fraction,
         repeats=config.get("repeats", 1),
         confirm=confirmation,
+    )
+
+
+def missing_config(folder, snakefile) -> ConfigError:
+    """The error for a run given no --configfile in a folder without a config.yaml."""
+    return ConfigError(
+        f"no sweep to run: snakemake was given no --configfile, and {Path(folder) / 'config.yaml'} (the "
+        "default) does not exist. Name your sweep's config: snakemake -s "
+        f"{snakefile} --cores 4 --configfile sweep.yaml, run from the folder its paths are relative to "
+        f"(a commented example: {Path(snakefile).parent / 'config.yaml'}); or name it config.yaml."
     )
 
 
@@ -235,7 +284,13 @@ def _confirm(config: dict, candidates: int, source: str) -> Confirm | None:
 
 def _sampler(settings: dict, space: dict, max_trials: int, source: str):
     """The sampler that `search` names, checked against the space and max_trials."""
-    strategy, trials = settings["strategy"], settings.get("trials")
+    strategy, trials, batch = settings["strategy"], settings.get("trials"), settings.get("batch")
+    if batch is not None and strategy not in search.ADAPTIVE_SAMPLERS:
+        raise ConfigError(
+            f"{source}: search.batch is {batch}, but only an adaptive search (search.strategy: tpe) proposes "
+            f"its trials in rounds; {strategy} search knows them all up front. Remove search.batch, or set "
+            "search.strategy: tpe."
+        )
     if strategy == "grid":
         continuous = search.continuous_keys(space)
         if continuous:
@@ -252,24 +307,52 @@ def _sampler(settings: dict, space: dict, max_trials: int, source: str):
             )
         count = search.size(space)
         if count > max_trials:
-            sizes = " x ".join(f"{len(dim.finite_values())} {key}" for key, dim in space.items())
+            sizes = " x ".join(f"{search.size({key: dim}):,} {key}" for key, dim in space.items())
             raise ConfigError(
                 f"{source}: grid expands to {count:,} trials ({sizes}), more than max_trials "
                 f"({max_trials:,}). Shrink the grid, sample it (search: {{strategy: random, trials: N}}, "
                 "with halving: {eta: 3} to stop poor trials early), or raise max_trials if you mean it."
             )
         return search.GridSampler()
+    example = "{strategy: tpe, trials: 60, batch: 6}" if strategy == "tpe" else "{strategy: random, trials: 60}"
     if trials is None:
         raise ConfigError(
-            f"{source}: search.strategy is random, but search.trials is not set. Say how many "
-            "combinations to draw, e.g. search: {strategy: random, trials: 60}."
+            f"{source}: search.strategy is {strategy}, but search.trials is not set. Say how many "
+            f"combinations to {'try in all' if strategy == 'tpe' else 'draw'}, e.g. search: {example}."
         )
     if trials > max_trials:
         raise ConfigError(
             f"{source}: search.trials is {trials:,}, more than max_trials ({max_trials:,}). Lower "
             "search.trials, or raise max_trials if you mean it."
         )
+    if strategy in search.ADAPTIVE_SAMPLERS:
+        return search.ADAPTIVE_SAMPLERS[strategy]()
     return search.RandomSampler(trials)
+
+
+def _round_sizes(settings: dict, space: dict, source: str) -> list[int]:
+    """The sizes of an adaptive search's rounds, once the search settings are checked."""
+    strategy, trials, batch = settings["strategy"], settings["trials"], settings.get("batch")
+    if batch is None:
+        raise ConfigError(
+            f"{source}: search.strategy is {strategy}, but search.batch is not set. Say how many trials each "
+            f"round proposes and trains at once, e.g. search: {{strategy: {strategy}, trials: {trials}, batch: 6}}: "
+            "as many as run side by side (your cores, or the cluster jobs you get at once)."
+        )
+    if settings.get("halving") is not None:
+        raise ConfigError(
+            f"{source}: search.halving is set, but an adaptive search (search.strategy: {strategy}) trains every "
+            "trial it proposes for the whole budget; it does not stop trials early. Remove search.halving, or "
+            "use search.strategy: random (or grid) with halving."
+        )
+    available = search.size(space)
+    if available < trials:
+        raise ConfigError(
+            f"{source}: search.trials is {trials}, but the space holds only {int(available)} distinct "
+            "combinations. Lower search.trials, widen the grid's values or ranges, or use search.strategy: "
+            "grid to train every combination."
+        )
+    return round_sizes(trials, batch)
 
 
 def _schedule(settings: dict, budget: dict, source: str):
@@ -285,6 +368,13 @@ def _schedule(settings: dict, budget: dict, source: str):
             "search.halving.min_epochs (1 is usual), raise budget.epochs, or remove search.halving."
         )
     return schedule
+
+
+def _distribute(distribute: dict) -> dict | None:
+    # strategy none trains on one device, as a config without the key does: the same settings.
+    if distribute.get("strategy", "none") == "none":
+        return None
+    return {"strategy": distribute["strategy"], "cpu_devices": distribute.get("cpu_devices", 1)}
 
 
 def config_source(configfiles) -> str:

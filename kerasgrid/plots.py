@@ -39,6 +39,7 @@ class Trial:
     value: float | None
     params: dict
     curve: list[float] = field(default_factory=list)
+    round: int | None = None  # the round that proposed it, in an adaptive search
     # With repeats: the objective of each seed (value is their mean) and their std.
     seed_values: list[float] = field(default_factory=list)
     std: float | None = None
@@ -79,6 +80,7 @@ def load_trials(leaderboard_path, objective: dict, trials_dir=None, rungs=None, 
                 value=_float(row["objective"]),
                 params=records.read_json(folder / "params.json"),
                 curve=_curve(folder / "history.csv", objective["metric"]),
+                round=int(row["round"]) if row.get("round") else None,
                 seed_values=seed_values,
                 std=_float(row.get("std")),
                 confirmed=row.get("confirmed") == "yes",
@@ -145,7 +147,8 @@ def trial_label(trial: Trial, keys: list[str], width: int = 48) -> str:
     settings = ", ".join(f"{key}={value_label(trial.params.get(key), 12)}" for key in keys)
     if len(settings) > width:
         settings = settings[: width - 1] + "…"
-    return f"#{trial.rank} {trial.trial_id[:8]}: {text(settings)}" if settings else f"#{trial.rank} {trial.trial_id}"
+    name = f"#{trial.rank} {trial.trial_id[:8]}" + (f" (round {trial.round})" if trial.round is not None else "")
+    return f"{name}: {text(settings)}" if settings else f"#{trial.rank} {trial.trial_id}"
 
 
 def _figure(width: float, height: float):
@@ -346,6 +349,74 @@ def ranking(trials: list[Trial], objective: dict, grid_keys: list[str]):
     ax.set_title(f"Trials ranked by {metric}: {len(trials)} trials ({_counts(trials)}){note}"
                  + "".join(f"\n{key}" for key in keys_))
     return figure
+
+
+def optimization_history(trials: list[Trial], objective: dict):
+    """Optuna's "optimization history": each trial's objective in the order the search proposed
+    them, coloured by round, and the best so far as a line; failed and diverged trials marked."""
+    from matplotlib.lines import Line2D
+
+    metric = text(objective["metric"])
+    sign = -1.0 if objective["direction"] == "max" else 1.0
+    figure = _figure(10, 5.5)
+    ax = figure.subplots()
+    rounds = sorted({t.round for t in trials if t.round is not None})
+    palette = ["#1f77b4", "#ff7f0e"]  # alternate between rounds, so that neighbours stand apart
+    best, best_line, handles, labels = None, [], [], []
+    for number, trial in enumerate(trials, 1):
+        ok = trial.status == Status.OK.value and trial.value is not None
+        if ok:
+            ax.scatter([number], [trial.value], s=30, zorder=3,
+                       color=palette[rounds.index(trial.round) % 2] if trial.round in rounds else palette[0])
+            if best is None or sign * trial.value < sign * best:
+                best = trial.value
+        else:
+            colour = STATUS_COLOURS.get(trial.status, GREY)
+            ax.plot([number], [0.0], "x", color=colour, ms=9, mew=2, transform=ax.get_xaxis_transform(),
+                    clip_on=False, zorder=4)
+        best_line.append(best)
+    if any(value is not None for value in best_line):
+        numbers = [n for n, value in enumerate(best_line, 1) if value is not None]
+        (line,) = ax.step(numbers, [value for value in best_line if value is not None], where="post",
+                          color=COLOURS[0], lw=2.2, zorder=5, label=f"best {metric} so far: {best:.4g}")
+        handles.append(line)
+        labels.append(line.get_label())
+    else:
+        ax.text(0.5, 0.5, "no trial finished ok", ha="center", va="center", transform=ax.transAxes)
+    handles.append(Line2D([], [], ls="", marker="o", color=palette[0]))
+    labels.append("a trial's " + metric + (" (colours alternate by round)" if len(rounds) > 1 else ""))
+    for status, colour in STATUS_COLOURS.items():
+        count = sum(t.status == status for t in trials)
+        if count:
+            handles.append(Line2D([], [], ls="", marker="x", color=colour, mew=2))
+            labels.append(f"{count} {status} (no {metric})")
+    first = 1
+    for index in rounds:
+        size = sum(t.round == index for t in trials)
+        if index != rounds[0]:
+            ax.axvline(first - 0.5, color=GREY, ls=":", lw=1, zorder=1)
+        if len(rounds) <= 20:
+            ax.text(first - 0.4, 1.0, f"round {index}", transform=ax.get_xaxis_transform(), fontsize=8, color=GREY,
+                    ha="left", va="top")
+        first += size
+    ax.set_xlim(0.5, max(len(trials), 1) + 0.5)
+    values = [t.value for t in trials if t.status == Status.OK.value and t.value is not None]
+    if values and min(values) > 0 and max(values) / min(values) > 100:
+        ax.set_yscale("log")
+    ax.legend(handles, labels, fontsize=9, loc="best")
+    ax.set_xlabel("trial, in the order proposed")
+    ax.set_ylabel(f"{metric} ({better(objective['direction'])})")
+    ax.grid(alpha=0.3)
+    ax.set_title(f"Optimization history: {metric} of each trial and the best so far\n"
+                 f"{len(trials)} trials in {len(rounds)} rounds ({_counts(trials)})")
+    return figure
+
+
+def write_optimization_history(leaderboard_path, order: list[str], objective: dict, path, trials_dir=None) -> None:
+    """The optimization history (`optimization_history`) of the trials of a leaderboard, taken in
+    `order` (trial ids as the search proposed them), as a PNG file."""
+    by_id = {trial.trial_id: trial for trial in load_trials(leaderboard_path, objective, trials_dir)}
+    save(optimization_history([by_id[trial] for trial in order if trial in by_id], objective), path)
 
 
 def save(figure, path) -> None:

@@ -4,8 +4,8 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
 
@@ -14,13 +14,29 @@ def write_text(path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def _new_temporary(path: Path) -> Path:
+    """Create an empty, uniquely named file beside `path`, with the mode `open(path, "w")` gives.
+
+    Not `tempfile.mkstemp`: its files are 0600 whatever the umask, and the rename would carry
+    that onto the result, which teammates and web servers sharing the folder could not read.
+    Created with 0666 and the umask applied by the kernel (and a directory's default ACL), as
+    `open()` does; O_EXCL keeps two writers apart, as mkstemp's does.
+    """
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+
 @contextlib.contextmanager
 def _replacing(path):
     """A temporary file beside `path`, moved onto it when the block ends, removed if it fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    tmp = _new_temporary(path)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -18,6 +18,8 @@ _STATUS_ORDER = {Status.OK: 0, Status.DIVERGED: 1, Status.FAILED: 2}
 FIXED_COLUMNS = ["rank", "trial_id", "objective", "status", "fit_seconds", "error"]
 # With halving: the rung a trial reached (0 = the first) and the epochs it trained in all.
 HALVING_COLUMNS = ["rung", "epochs"]
+# With adaptive search: the round that proposed the trial (0 = the first).
+ROUND_COLUMN = "round"
 # With repeats: the standard deviation of the objective over the seeds (objective is their mean),
 # and how many seeds ran.
 REPEAT_COLUMNS = ["std", "seeds"]
@@ -71,17 +73,18 @@ def _number(value) -> str:
 
 
 def leaderboard_rows(
-    ranked: list[dict], grid_keys: list[str], rungs: list[int] | None = None, repeats: int = 1,
-    confirmed: bool = False,
+    ranked: list[dict], grid_keys: list[str], rungs: list[int] | None = None, rounds: dict[str, int] | None = None,
+    repeats: int = 1, confirmed: bool = False,
 ) -> tuple[list[str], list[list[str]]]:
     """Header and rows: rank, trial id, one column per grid key, objective, status, fit s, error;
-    with halving (`rungs`: the epochs each rung ends at), also the rung reached and epochs trained;
+    with adaptive search (`rounds`: trial id -> round), the round that proposed each trial; with
+    halving (`rungs`: the epochs each rung ends at), also the rung reached and epochs trained;
     with `repeats` above 1, the std over seeds and their count (objective is the mean); with
     `confirmed` (a confirm.merge ranking), whether the row was confirmed and its tuning rank and
     objective."""
     halving = rungs is not None and len(rungs) > 1
-    fixed = (FIXED_COLUMNS + HALVING_COLUMNS * halving + REPEAT_COLUMNS * (repeats > 1)
-             + CONFIRM_COLUMNS * confirmed)
+    fixed = (FIXED_COLUMNS + [ROUND_COLUMN] * bool(rounds) + HALVING_COLUMNS * halving
+             + REPEAT_COLUMNS * (repeats > 1) + CONFIRM_COLUMNS * confirmed)
     param_columns = [f"param.{key}" if key in fixed else key for key in grid_keys]
     header = fixed[:2] + param_columns + fixed[2:]
     rows = []
@@ -97,6 +100,8 @@ def leaderboard_rows(
                 _cell(record["error"] or ""),
             ]
         )
+        if rounds:
+            row.append(str(rounds[record["trial_id"]]))
         if halving:
             tuning = record.get("tuning", record)  # a confirmation has no rungs: the tuning's
             row += [str(rungs.index(epochs_target(tuning))), str(tuning["epochs_run"])]
@@ -109,8 +114,10 @@ def leaderboard_rows(
     return header, rows
 
 
-def write_leaderboard(metrics_paths, objective: dict, grid_keys: list[str], path, source="the config", rungs=None,
-                      repeats: int = 1, confirmed_paths=None):
+def write_leaderboard(
+    metrics_paths, objective: dict, grid_keys: list[str], path, source="the config", rungs=None, rounds=None,
+    repeats: int = 1, confirmed_paths=None,
+):
     """Rank the trials whose metrics.json files are given and write the leaderboard TSV.
 
     `confirmed_paths` (with confirm): the finalists' confirmation records, which rank them first.
@@ -119,7 +126,7 @@ def write_leaderboard(metrics_paths, objective: dict, grid_keys: list[str], path
     if confirmed_paths is not None:
         confirmations = rank([records.read_json(p) for p in confirmed_paths], objective, source)
         ranked = confirm.merge(ranked, confirmations, objective)
-    header, rows = leaderboard_rows(ranked, grid_keys, rungs, repeats, confirmed=confirmed_paths is not None)
+    header, rows = leaderboard_rows(ranked, grid_keys, rungs, rounds, repeats, confirmed=confirmed_paths is not None)
     lines = ["\t".join(header)] + ["\t".join(row) for row in rows]
     records.write_text(path, "\n".join(lines) + "\n")
     return ranked

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import socket
+import uuid
 from pathlib import Path
 
 OWNER = Path(".snakemake/kerasgrid-run.json")
@@ -41,9 +42,18 @@ def release_stale_lock() -> str | None:
 
 
 def claim() -> None:
-    """Record this process as the run holding the lock."""
+    """Record this process as the run holding the lock, under a run id of its own."""
     OWNER.parent.mkdir(parents=True, exist_ok=True)
-    OWNER.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}), encoding="utf-8")
+    owner = {"pid": os.getpid(), "host": socket.gethostname(), "run": uuid.uuid4().hex}
+    OWNER.write_text(json.dumps(owner), encoding="utf-8")
+
+
+def current_run() -> str | None:
+    """The id of the run that holds this folder now (read by its jobs too), or None outside a run."""
+    try:
+        return json.loads(OWNER.read_text(encoding="utf-8")).get("run")
+    except (OSError, ValueError):
+        return None
 
 
 def release() -> None:

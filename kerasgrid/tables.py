@@ -5,11 +5,12 @@ Both take the leaderboard's rows as dicts of strings (`results.read_leaderboard`
 """
 
 import html
+import json
 
 from kerasgrid import confirm, records
 from kerasgrid.errors import Direction, Status
 from kerasgrid.fraction import describe_draw
-from kerasgrid.results import CONFIRM_COLUMNS, HALVING_COLUMNS, REPEAT_COLUMNS, read_leaderboard
+from kerasgrid.results import CONFIRM_COLUMNS, HALVING_COLUMNS, REPEAT_COLUMNS, ROUND_COLUMN, read_leaderboard
 
 # A grid value longer than this is cut in the console (the TSV and the web page keep it whole).
 MAX_CELL = 24
@@ -36,22 +37,37 @@ def _objective(row: dict) -> str:
     return _number(row["objective"])
 
 
+def _value_text(value) -> str:
+    # As the leaderboard shows values: strings as they are, anything else as JSON, on one line.
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return " ".join(text.split())
+
+
+def trial_message(number: int, total: int, params: dict, trial: str) -> str:
+    """A train job's console line: "Model 5 of 16: act=relu, lr=0.01, units=128 (trial 307daa763fbd)".
+
+    Keys sorted, values cut to MAX_CELL characters (the leaderboard and params.json keep them whole).
+    """
+    shown = ", ".join(f"{_short(str(key))}={_short(_value_text(params[key]))}" for key in sorted(params))
+    return f"Model {number} of {total}: {shown} (trial {trial})"
+
+
 def param_columns(rows: list[dict]) -> list[str]:
     """The grid-key columns of a leaderboard: those between trial_id and objective."""
     header = list(rows[0]) if rows else ["rank", "trial_id", "objective"]
     return header[2 : header.index("objective")]
 
 
-def halving_columns(rows: list[dict]) -> list[str]:
-    """The rung and epochs columns of a halving sweep's leaderboard (none otherwise)."""
-    return [key for key in HALVING_COLUMNS if rows and key in rows[0]]
+def search_columns(rows: list[dict]) -> list[str]:
+    """The round column of an adaptive search's leaderboard, the rung and epochs columns of a
+    halving sweep's (none otherwise)."""
+    return [key for key in [ROUND_COLUMN, *HALVING_COLUMNS] if rows and key in rows[0]]
 
 
 def extra_columns(rows: list[dict]) -> list[str]:
-    """After status: a halving sweep's rung and epochs, repeats' seed count, and with confirm
-    whether the row was confirmed and its tuning rank and objective."""
-    extra = HALVING_COLUMNS + REPEAT_COLUMNS[1:] + CONFIRM_COLUMNS
-    return [key for key in extra if rows and key in rows[0]]
+    """After status: `search_columns`, then repeats' seed count, and with confirm whether the row
+    was confirmed and its tuning rank and objective."""
+    return search_columns(rows) + [key for key in REPEAT_COLUMNS[1:] + CONFIRM_COLUMNS if rows and key in rows[0]]
 
 
 def console_lines(rows: list[dict], objective: dict, top: int = 10) -> list[str]:
@@ -70,7 +86,8 @@ def console_lines(rows: list[dict], objective: dict, top: int = 10) -> list[str]
         for row in shown
     ]
     widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
-    numbers = {"rank", objective["metric"], "rung", "epochs", "seeds", "tuning_rank", labels["tuning_objective"]}
+    numbers = {"rank", objective["metric"], ROUND_COLUMN, *HALVING_COLUMNS, "seeds", "tuning_rank",
+               labels["tuning_objective"]}
     right = {i for i, column in enumerate(columns) if column in numbers and (i == 0 or i >= len(params) + 2)}
     lines = [
         "  ".join(

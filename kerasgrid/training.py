@@ -6,23 +6,28 @@ An exception from the user's code ends the trial as `failed`; a NaN or infinite 
 (an objective the model does not log) stop the sweep.
 """
 
+import contextlib
 import math
 import os
 import platform
 import shutil
+import sys
 import time
 import traceback
 from pathlib import Path
 
-from kerasgrid import records, refs, resume
+from kerasgrid import devices, records, refs, resume
 from kerasgrid.errors import ConfigError, ModelError, Status
 
-# The file in a trial's folder that holds its trained model when the sweep keeps models.
+# The file in a trial's folder that holds its trained model when the sweep keeps models; for a
+# model Keras cannot save whole, the file that holds its weights instead.
 TRIAL_MODEL = "model.keras"
+TRIAL_WEIGHTS = "model.weights.h5"
 
 
-def configure_tensorflow(threads: int, seed: int) -> None:
-    """Size TensorFlow's thread pools to the job's threads and seed every generator."""
+def configure_tensorflow(threads: int, seed: int, cpu_devices: int = 1) -> None:
+    """Size TensorFlow's thread pools to the job's threads, set up its devices (GPU memory growth,
+    `cpu_devices` logical CPU devices) and seed every generator."""
     import keras
     import tensorflow as tf
 
@@ -31,6 +36,7 @@ def configure_tensorflow(threads: int, seed: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:
         pass  # TensorFlow already started in this process; its pools are fixed for its lifetime
+    devices.configure(cpu_devices)
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
@@ -88,23 +94,93 @@ def summarise(history: dict) -> dict:
     return summary
 
 
-def save_model(model, path) -> dict:
-    """Save a fitted model to `path` (a .keras file) atomically; the record of what was saved."""
+def weights_path(model_path) -> Path:
+    """Where the weights go when `model_path` (x.keras) cannot hold the whole model: x.weights.h5."""
+    path = Path(model_path)
+    return path.with_name(path.name.removesuffix(".keras") + ".weights.h5")
+
+
+def _save_atomically(save, path: Path, check=None) -> None:
+    # Keras insists on the .keras or .weights.h5 ending, so the temporary name keeps the whole name.
+    tmp = path.with_name(f".tmp.{os.getpid()}.{path.name}")
+    try:
+        save(tmp)
+        if check is not None:
+            check(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def module_classes(function) -> dict:
+    """The classes defined in (or imported into) the module of `function`: the custom layers and
+    models a model function's file holds, for `keras.models.load_model(custom_objects=...)`."""
+    module = sys.modules.get(getattr(function, "__module__", None))
+    return {name: value for name, value in vars(module).items() if isinstance(value, type)} if module else {}
+
+
+def _paragraph(exc: BaseException, which: int = 0) -> str:
+    # Keras' serialisation errors run to a page: the first paragraph says what went wrong when
+    # saving (example code follows), the last one why a model could not be loaded.
+    text = str(exc).strip().split("\n\n")[which]
+    return f"{type(exc).__name__}: {' '.join(text.split())}"
+
+
+class _NotLoadable(Exception):
+    """Keras saved the model, but cannot load the file back."""
+
+
+def serialisation_fix(model) -> str:
+    """The one-line fix that lets Keras save `model` whole and load it back."""
+    if type(model).__module__.startswith("keras."):  # Sequential or functional: a custom part is at fault
+        what = "each custom layer or other custom class in the model"
+    else:
+        what = f"{type(model).__name__} (and any custom layer in it)"
+    return (f"give {what} a get_config() that returns its __init__ arguments and an __init__ that passes "
+            "**kwargs on to super().__init__(), and register it with @keras.saving.register_keras_serializable()")
+
+
+def save_model(model, path, custom_objects: dict | None = None) -> dict:
+    """Save a fitted model to `path` (a .keras file) atomically; the record of what was saved.
+
+    The file is loaded back before it counts (given `custom_objects`, the model file's classes):
+    Keras saves some models it cannot load, such as a subclassed model whose __init__ takes no
+    **kwargs. A model Keras cannot save whole, or load back (a subclassed model whose __init__
+    takes arguments but that has no get_config(), a custom layer that cannot be serialised), has
+    its weights saved instead, as `weights_path(path)`: every Keras model can save those, and
+    `build_model(params)` then `load_weights` gives it back. Saving never fails a trial: if even
+    the weights cannot be written, the record says so and has no path.
+    """
+    import keras
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Keras insists on the .keras suffix, so the temporary name keeps it.
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+
+    def loads_back(saved):
+        try:
+            keras.models.load_model(saved, custom_objects=custom_objects)
+        except Exception as exc:
+            raise _NotLoadable(f"Keras saved it but cannot load it back: {_paragraph(exc, -1)}") from exc
+
     try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except Exception as exc:
-        tmp.unlink(missing_ok=True)
-        raise ModelError(
-            f"could not save the trained model to {path}: {type(exc).__name__}: {exc}. A model with "
-            "custom layers or a subclassed model must be serialisable: give each custom class a "
-            "get_config() and register it with @keras.saving.register_keras_serializable()"
-        ) from exc
-    return {"path": str(path), "sha256": records.sha256(path)}
+        _save_atomically(model.save, path, check=loads_back)
+        return {"path": str(path), "sha256": records.sha256(path), "format": "keras", "error": None}
+    except _NotLoadable as exc:
+        not_whole = str(exc)
+    except Exception as exc:  # noqa: BLE001 - whatever Keras raises, the weights are the way out
+        not_whole = _paragraph(exc)
+    weights = weights_path(path)
+    try:
+        _save_atomically(model.save_weights, weights)
+    except Exception as exc:  # noqa: BLE001 - a trial's result never depends on saving its model
+        error = f"{not_whole}; nor could its weights be saved: {_paragraph(exc)}"
+        print(f"kerasgrid: could not save the trained model to {path}: {error}", flush=True)
+        return {"path": None, "sha256": None, "format": None, "error": error}
+    fix = serialisation_fix(model)
+    print(f"kerasgrid: could not save the model whole ({not_whole}); saved its weights to {weights}. "
+          f"To save it whole, {fix}.", flush=True)
+    return {"path": str(weights), "sha256": records.sha256(weights), "format": "weights", "error": not_whole,
+            "fix": fix}
 
 
 def versions() -> dict:
@@ -140,6 +216,9 @@ def new_record(params: dict, settings: dict, out_dir: Path, threads: int, object
         "versions": None,
         "host": platform.node(),
         "pid": os.getpid(),
+        # What the trial trained on: TensorFlow's device names, and which GPUs those were.
+        "devices": None,
+        "cuda_visible_devices": None,
         "saved_model": None,
         "metrics": {},
     }
@@ -169,18 +248,21 @@ def run_trial(
     resume_from=None,
     save_state_to=None,
     trial_id: str | None = None,
+    tensorboard_dir=None,
 ) -> dict:
     """Train one combination and write params.json, history.csv and metrics.json to `out_dir`.
 
     `settings` is `Sweep.settings()`: the model and data references, budget and seed.
     `objective` ({metric, direction, source}) is checked after the first epoch and recorded.
     `model_path` (a .keras file): where to save the fitted model if the trial ends ok; the
-    record's `saved_model` then names it with its SHA-256.
+    record's `saved_model` then names the file (the weights, if Keras cannot save the model
+    whole; see `save_model`) with its SHA-256.
     `epochs`: train to this many epochs in all instead of the budget's (a rung of halving).
     `resume_from`: a folder where an earlier, shorter run of this trial saved its state
     (`save_state_to`); training continues from there and ends exactly where training straight
     through would have. Without a state there, the trial trains from the start.
     `trial_id`: the id to record (default: the name of `out_dir`).
+    `tensorboard_dir`: where to write the trial's TensorBoard logs (kerasgrid.tensorboard_logs).
     Returns the record written to metrics.json.
     """
     started = time.perf_counter()
@@ -195,16 +277,22 @@ def run_trial(
     objective = dict(objective or {"metric": "val_loss" if settings["validation"] else "loss"})
     source = objective.pop("source", "the config")
     records.write_json(out_dir / "params.json", params)
-    # A model kept by an earlier run of this trial is not this run's model.
+    # A model kept by an earlier run of this trial is not this run's model, nor are its logs.
     (out_dir / TRIAL_MODEL).unlink(missing_ok=True)
+    (out_dir / TRIAL_WEIGHTS).unlink(missing_ok=True)
+    if tensorboard_dir is not None:
+        shutil.rmtree(tensorboard_dir, ignore_errors=True)
 
-    configure_tensorflow(threads, settings["seed"])
+    configure_tensorflow(threads, settings["seed"], cpu_devices=devices.cpu_devices(settings))
     import keras
 
+    strategy, trains_on = devices.strategy(settings, source)
     record = new_record(params, settings, out_dir, threads, objective, trial_id)
     record["versions"] = versions()
     record["epochs_target"] = target_epochs
     record["resumed_from_epoch"] = first_epoch
+    record["devices"] = trains_on
+    record["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
     history_tmp = out_dir / f".history.csv.{os.getpid()}.tmp"
     history = {}
     if state:
@@ -212,7 +300,11 @@ def run_trial(
         shutil.copyfile(Path(resume_from) / "history.csv", history_tmp)
     model = None
     try:
-        model = build_model(refs.load(refs.Ref(settings["model"], "model", source)), params)
+        build = refs.load(refs.Ref(settings["model"], "model", source))
+        # Under a strategy, the model is built and compiled in its scope; Keras' fit then splits
+        # each global batch across the replicas.
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model = build_model(build, params)
         data = {}
         for key in ("train", "validation"):
             if settings[key]:
@@ -225,6 +317,8 @@ def run_trial(
                         print(f"kerasgrid: warning: the training fraction is off: {warning}", flush=True)
                 else:
                     data[key] = as_dataset(fn, params, **size)
+                if strategy:
+                    data[key] = devices.split_evenly(data[key], len(trains_on), f"data.{key}")
         # Resumed: the data must continue where the earlier epochs left it. Keras' training
         # iterator carries on across epochs: skip the batches trained on. Validation starts a new
         # iterator each epoch, and a seeded reshuffling pipeline draws its order from how many came
@@ -232,8 +326,13 @@ def run_trial(
         data["train"] = data["train"].skip(first_epoch * budget["steps_per_epoch"])
         for _ in range(first_epoch if "validation" in data else 0):
             iter(data["validation"])
-        callbacks = [resume.restore_callback(state, data["train"].element_spec)] if state else []
         csv_logger = keras.callbacks.CSVLogger(str(history_tmp), append=bool(state))
+        callbacks = [resume.restore_callback(state, data["train"].element_spec)] if state else []
+        callbacks += [csv_logger, keras.callbacks.TerminateOnNaN(), _objective_guard(objective["metric"], source, first_epoch)]
+        if tensorboard_dir is not None:  # imported only when asked for: off costs nothing
+            from kerasgrid.tensorboard_logs import tensorboard_callback
+
+            callbacks.append(tensorboard_callback(tensorboard_dir, params, record["trial_id"]))
         fit_started = time.perf_counter()
         try:
             fitted = model.fit(
@@ -243,11 +342,7 @@ def run_trial(
                 steps_per_epoch=budget["steps_per_epoch"],
                 validation_data=data.get("validation"),
                 validation_steps=budget["validation_steps"] if "validation" in data else None,
-                callbacks=callbacks + [
-                    csv_logger,
-                    keras.callbacks.TerminateOnNaN(),
-                    _objective_guard(objective["metric"], source, first_epoch),
-                ],
+                callbacks=callbacks,
                 shuffle=False,  # the datasets come shuffled (or not) as the user made them
                 verbose=2,
             )
@@ -263,7 +358,7 @@ def run_trial(
     except Exception as exc:  # noqa: BLE001 - any error of the user's code fails this trial only
         traceback.print_exc()
         record["status"] = Status.FAILED.value
-        record["error"] = f"{type(exc).__name__}: {exc}".strip()
+        record["error"] = devices.uneven_batch_error(exc) or f"{type(exc).__name__}: {exc}".strip()
         print(f"kerasgrid: trial failed: {record['error']}", flush=True)
 
     metrics = summarise(history)
@@ -285,7 +380,7 @@ def run_trial(
     else:
         records.write_text(out_dir / "history.csv", "epoch\n")
     if model_path is not None and record["status"] == Status.OK.value:
-        record["saved_model"] = save_model(model, model_path)
+        record["saved_model"] = save_model(model, model_path, custom_objects=module_classes(build))
     if save_state_to is not None and record["status"] == Status.OK.value:
         resume.save_state(model, save_state_to, epochs=record["epochs_run"], history=history)
     record["wall_seconds"] = round(time.perf_counter() - started, 3)

@@ -6,8 +6,15 @@ idle worker process kept by the main `snakemake` process, starting one only when
 A worker runs one trial at a time, resets Keras and every seed before each (as the in-process
 loop it replaces does), and writes the same files and log as a fresh process would. Trials stay
 isolated where it matters: a worker whose trial dies or raises is discarded, and the job fails
-as it would have (so Snakemake's retries apply); Snakemake still decides what runs, so every
-caching guarantee is the same.
+as it would have (so Snakemake's retries apply, except to errors kerasgrid raises on purpose: see
+kerasgrid.attempts); Snakemake still decides what runs, so every caching guarantee is the same.
+
+GPUs: a task asks for `gpus` (the job's `gpu` resource). On a machine with GPUs each worker is
+started with its own CUDA_VISIBLE_DEVICES, taken from the pool's `GpuSlots` (kerasgrid/devices.py)
+and kept for the worker's life (none for a job that asks for 0, so that it trains on the CPU
+without taking GPU memory); they return to the pool when the worker ends. A worker also keeps the
+number of logical CPU devices it started with (TensorFlow fixes its devices at start), so idle
+workers are kept by thread count, GPU count and CPU devices.
 
 Protocol: one JSON task per line on the worker's stdin; one JSON reply per line on a pipe whose
 fd is given on the command line (stdout and stderr belong to the trial's log).
@@ -21,6 +28,7 @@ import sys
 import threading
 import traceback
 
+from kerasgrid import devices
 from kerasgrid.errors import KerasgridError
 
 # A worker is replaced after this many trials, which bounds whatever a user's code leaks.
@@ -42,20 +50,26 @@ class TrialKilled(TrialProcessError):
 
 
 class Worker:
-    def __init__(self, threads: int, log_path: str):
+    """One warm process. `gpus`: its CUDA_VISIBLE_DEVICES entries, or None to inherit ours."""
+
+    def __init__(self, threads: int, log_path: str, gpus: tuple[str, ...] | None = None, cpu_devices: int = 1):
         self.threads = threads
+        self.gpus = gpus
+        self.cpu_devices = cpu_devices
         self.trials = 0
         read_fd, write_fd = os.pipe()
         os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+        env = None if gpus is None else {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(gpus)}
         # Between trials (TensorFlow's start-up chatter) a worker writes to its own log, not to
         # the console; during a trial, to the trial's log.
         with open(log_path, "a", encoding="utf-8") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "kerasgrid.workers", str(threads), str(write_fd)],
+                [sys.executable, "-m", "kerasgrid.workers", str(threads), str(write_fd), str(cpu_devices)],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=log,
                 pass_fds=[write_fd],
+                env=env,
                 text=True,
             )
         os.close(write_fd)
@@ -89,24 +103,30 @@ class Worker:
 
 
 class WorkerPool:
-    """Idle workers by thread count; at most as many as jobs that ran at once."""
+    """Idle workers by thread count, GPU count and CPU devices; at most as many as jobs that ran
+    at once.
 
-    def __init__(self, log_path: str = "logs/workers.log"):
+    `gpus`: the GPUs to hand out, a devices.Gpus or CUDA_VISIBLE_DEVICES entries; with none,
+    workers inherit this process's environment.
+    """
+
+    def __init__(self, log_path: str = "logs/workers.log", gpus=()):
         self.log_path = log_path
-        self._idle: dict[int, list[Worker]] = {}
+        if not isinstance(gpus, devices.Gpus):
+            gpus = devices.Gpus(tuple(gpus), "the worker pool's gpus")
+        self.gpus = devices.GpuSlots(gpus)
+        self._idle: dict[tuple, list[Worker]] = {}
         self._deaths: dict[str, int] = {}
         self._lock = threading.Lock()
+        # Signalled when a worker goes idle or ends: a job waiting for GPUs looks again.
+        self._changed = threading.Condition(self._lock)
 
     def run(self, task: dict) -> None:
-        threads = task["threads"]
-        with self._lock:
-            idle = self._idle.setdefault(threads, [])
-            worker = idle.pop() if idle else None
-        worker = worker or Worker(threads, self.log_path)
+        worker = self._worker_for(task)
         try:
             reply = worker.run(task)
         except TrialKilled as exc:
-            worker.kill()
+            self._retire(worker, kill=True)
             if "out_dir" not in task or self._died(task["out_dir"]) < DEATHS_BEFORE_FAILED:
                 raise
             from kerasgrid.training import record_killed
@@ -115,16 +135,73 @@ class WorkerPool:
                           f"TrialKilled: {exc}, {DEATHS_BEFORE_FAILED} times")
             return
         except BaseException:
-            worker.kill()
+            self._retire(worker, kill=True)
             raise
         if not reply["ok"]:
-            worker.kill()
+            if not reply.get("kerasgrid_error"):
+                self._retire(worker, kill=True)  # whatever broke may have broken the process too
+            elif worker.trials < TRIALS_PER_WORKER:
+                with self._changed:  # an error kerasgrid raised on purpose leaves the worker sound
+                    self._idle[self._key(worker)].append(worker)
+                    self._changed.notify_all()
+            else:
+                self._retire(worker)
             raise TrialProcessError(reply["error"])
         if worker.trials >= TRIALS_PER_WORKER:
-            worker.close()
+            self._retire(worker)
         else:
-            with self._lock:
-                self._idle[threads].append(worker)
+            with self._changed:
+                self._idle[self._key(worker)].append(worker)
+                self._changed.notify_all()
+
+    @staticmethod
+    def _key(worker: Worker) -> tuple:
+        return worker.threads, len(worker.gpus or ()), worker.cpu_devices
+
+    def _worker_for(self, task: dict) -> Worker:
+        """An idle worker that fits the task, or a new one on GPUs of its own."""
+        threads, count = task["threads"], task.get("gpus", 0)
+        cpu_devices = devices.cpu_devices(task["settings"])
+        key = (threads, count, cpu_devices)
+        slots = self.gpus
+        slots.check(count, rule="best_model" if "best_params" in task else "train")
+        while True:
+            with self._changed:
+                idle = self._idle.setdefault(key, [])
+                if idle:
+                    return idle.pop()
+                if not slots.gpus.ids:
+                    taken = None  # no GPUs to share out: the worker's environment is ours
+                    break
+                # A job that asks for no GPU gets none (an empty CUDA_VISIBLE_DEVICES), so that it
+                # cannot take GPU memory from the others.
+                taken = slots.try_take(count)
+                if taken is not None:
+                    break
+                # Idle workers of another kind may hold the GPUs (and busy ones too, when no
+                # `--resources gpu=N` keeps Snakemake from starting more GPU jobs than GPUs).
+                holder = next((w for workers in self._idle.values() for w in workers if w.gpus), None)
+                if holder is None:
+                    self._changed.wait()  # until a worker goes idle or ends
+                    continue
+                self._idle[self._key(holder)].remove(holder)
+            self._retire(holder)
+        try:
+            return Worker(threads, self.log_path, taken, cpu_devices)
+        except BaseException:
+            if taken:
+                slots.give_back(taken)
+            raise
+
+    def _retire(self, worker: Worker, kill: bool = False) -> None:
+        """End a worker's process, then free its GPUs (never while it is alive)."""
+        try:
+            worker.kill() if kill else worker.close()
+        finally:
+            if worker.gpus:
+                self.gpus.give_back(worker.gpus)
+            with self._changed:
+                self._changed.notify_all()
 
     def _died(self, out_dir: str) -> int:
         with self._lock:
@@ -136,36 +213,49 @@ class WorkerPool:
             workers = [w for idle in self._idle.values() for w in idle]
             self._idle.clear()
         for worker in workers:
-            worker.close()
+            self._retire(worker)
 
 
 def run_task(task: dict) -> None:
     """Run one task in this process, its output in its log (what a worker does per line).
 
     A task trains a trial, or with "best_params" writes the winner's model (kerasgrid.best_model).
+    An error kerasgrid raises on purpose would only happen again: the task's next attempt in the
+    same run raises it at once (kerasgrid.attempts) instead of training again.
     """
+    from kerasgrid import attempts
     from kerasgrid.logs import job_log
 
     with job_log(task["log"]):
-        if "best_params" in task:
-            from kerasgrid.best_model import save_best_model
+        attempts.raise_if_failed_before(task["log"])
+        try:
+            _run(task)
+        except KerasgridError as exc:
+            attempts.remember(task["log"], str(exc))
+            raise
 
-            save_best_model(
-                task["best_params"], task["settings"], task["model_path"], trials_dir=task["trials_dir"],
-                scratch_dir=task["scratch_dir"], threads=task["threads"], source=task["source"],
-            )
-        else:
-            from kerasgrid.training import TRIAL_MODEL, run_trial
 
-            model_path = os.path.join(task["out_dir"], TRIAL_MODEL) if task.get("keep_model") else None
-            run_trial(task["params"], task["settings"], task["out_dir"], threads=task["threads"],
-                      objective=task["objective"], model_path=model_path, epochs=task.get("epochs"),
-                      resume_from=task.get("resume_from"), save_state_to=task.get("save_state_to"),
-                      trial_id=task.get("trial_id"))
-            if task.get("resume_from") and not task.get("keep_states"):
-                from kerasgrid.resume import remove_state
+def _run(task: dict) -> None:
+    if "best_params" in task:
+        from kerasgrid.best_model import save_best_model
 
-                remove_state(task["resume_from"])  # a halving rung's state, now carried on
+        save_best_model(
+            task["best_params"], task["settings"], task["model_path"], manifest_path=task["manifest_path"],
+            trials_dir=task["trials_dir"], scratch_dir=task["scratch_dir"], threads=task["threads"],
+            source=task["source"],
+        )
+    else:
+        from kerasgrid.training import TRIAL_MODEL, run_trial
+
+        model_path = os.path.join(task["out_dir"], TRIAL_MODEL) if task.get("keep_model") else None
+        run_trial(task["params"], task["settings"], task["out_dir"], threads=task["threads"],
+                  objective=task["objective"], model_path=model_path, tensorboard_dir=task.get("tensorboard_dir"),
+                  epochs=task.get("epochs"), resume_from=task.get("resume_from"),
+                  save_state_to=task.get("save_state_to"), trial_id=task.get("trial_id"))
+        if task.get("resume_from") and not task.get("keep_states"):
+            from kerasgrid.resume import remove_state
+
+            remove_state(task["resume_from"])  # a halving rung's state, now carried on
 
 
 def _die_with_parent():
@@ -178,11 +268,12 @@ def _die_with_parent():
         pass
 
 
-def serve(threads: int, reply_fd: int) -> None:
+def serve(threads: int, reply_fd: int, cpu_devices: int = 1) -> None:
     _die_with_parent()
     from kerasgrid.training import configure_tensorflow
 
-    configure_tensorflow(threads, seed=0)  # imports TensorFlow and fixes its thread pools, once
+    # Imports TensorFlow and fixes its thread pools and devices, once.
+    configure_tensorflow(threads, seed=0, cpu_devices=cpu_devices)
     replies = os.fdopen(reply_fd, "w", encoding="utf-8")
     for line in sys.stdin:
         task = json.loads(line)
@@ -190,7 +281,7 @@ def serve(threads: int, reply_fd: int) -> None:
             run_task(task)
             reply = {"ok": True}
         except SystemExit:  # a KerasgridError, already reported on the console and in the log
-            reply = {"ok": False, "error": _last_error(task["log"])}
+            reply = {"ok": False, "error": _last_error(task["log"]), "kerasgrid_error": True}
         except BaseException as exc:  # noqa: BLE001 - reported to the job, which fails
             reply = {"ok": False, "error": "".join(traceback.format_exception(exc))}
         replies.write(json.dumps(reply) + "\n")
@@ -204,4 +295,4 @@ def _last_error(log_path) -> str:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]), int(sys.argv[2]))
+    serve(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))

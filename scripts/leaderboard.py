@@ -1,7 +1,8 @@
-"""Rule `leaderboard`: rank every trial of the current grid into results/leaderboard.tsv."""
+"""Rule `leaderboard`: rank every trial of the current grid (or search) into results/leaderboard.tsv."""
 
 from kerasgrid.logs import job_log
 from kerasgrid.results import write_leaderboard
+from kerasgrid.search.rounds import trial_rounds
 
 with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     write_leaderboard(
@@ -11,6 +12,7 @@ with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         snakemake.output.leaderboard,  # noqa: F821
         source=snakemake.params.source,  # noqa: F821
         rungs=snakemake.params.rungs,  # noqa: F821
+        rounds=trial_rounds(snakemake.input.rounds) or None,  # noqa: F821
         repeats=snakemake.params.repeats,  # noqa: F821
         confirmed_paths=snakemake.input.confirmed if snakemake.params.confirm else None,  # noqa: F821
     )

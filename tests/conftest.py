@@ -28,6 +28,11 @@ def tiny_config(**overrides) -> dict:
     return config
 
 
+def trained_trials(output: str) -> list[str]:
+    """The trial ids of the train jobs a snakemake run or plan names on the console, in its order."""
+    return re.findall(r"^Job \d+: Model \d+ of \d+: .* \(trial ([0-9a-f]{12})\)$", output, flags=re.M)
+
+
 class Workflow:
     """A copy of the workflow in a temporary folder, run with the real `snakemake`."""
 
@@ -65,6 +70,10 @@ class Workflow:
         """What `snakemake -n` would run: rule name -> sorted trial ids (or [''] per job)."""
         output = self.sweep(config, "--dry-run").output
         jobs: dict[str, list[str]] = {}
+        # A train job is shown by its message, "Job 3: Model 1 of 4: a=1, b=2 (trial <id>)".
+        trained = trained_trials(output)
+        if trained:
+            jobs["train"] = trained
         for block in re.split(r"^(?=(?:local)?rule \w+:)", output, flags=re.M):
             match = re.match(r"(?:local)?rule (\w+):", block)
             if match and match.group(1) != "all":

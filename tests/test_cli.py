@@ -65,3 +65,9 @@ def test_summary_imports_no_tensorflow(partial):
             f"main(['summary', '--results', {str(partial[0])!r}]); print('TENSORFLOW', 'tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert "TENSORFLOW False" in out
+
+
+def test_workflow_prints_the_snakefile_of_this_checkout():
+    from conftest import REPO
+
+    assert kerasgrid("workflow").stdout == f"{REPO / 'Snakefile'}\n"

@@ -9,7 +9,7 @@ import time
 
 import yaml
 
-from conftest import faulty_config
+from conftest import faulty_config, trained_trials
 from kerasgrid.grid import expand_grid
 from kerasgrid.results import read_leaderboard
 
@@ -31,6 +31,7 @@ def test_a_sweep_where_every_trial_failed_ends_with_an_error_and_keeps_its_leade
     assert "All 2 trials failed or diverged, so there is no best model" in result.output
     assert [r["status"] for r in read_leaderboard(faulty.path("results/leaderboard.tsv"))] == ["diverged", "failed"]
     assert not faulty.path("results/best_params.yaml").exists()
+    assert "Trying to restart job" not in result.output  # it would only fail again
 
 
 def start(workflow, config, *args):
@@ -61,7 +62,7 @@ def test_a_sweep_killed_with_sigkill_resumes_with_only_the_unfinished_trials(fau
     assert 2 <= len(done) < 5
 
     result = faulty.sweep(config)
-    trained = {chunk[:12] for chunk in result.output.split("wildcards: trial=")[1:]}
+    trained = set(trained_trials(result.output))
     unfinished = set(expand_grid(config["grid"])) - done
     # The one job running at the kill may have written its metrics.json before Snakemake marked
     # it complete; Snakemake then (rightly) trains it again. Every other finished trial is kept.
@@ -150,3 +151,59 @@ def test_hostile_values_get_safe_ids_stay_inside_results_and_reach_the_model_unc
         received.append(json.loads(log.split("RECEIVED ", 1)[1].splitlines()[0])["odd key/{x} $HOME"])
     assert sorted(map(json.dumps, received)) == sorted(map(json.dumps, expected))
     assert [type(v) for v in received if v in (1, 1.0) and not isinstance(v, bool)].count(int) == 1
+
+
+COUNTED = """
+import json
+
+import keras
+import numpy as np
+
+
+def build(params, seed):
+    with open("builds.txt", "a") as builds:  # Snakemake empties a job's log before a retry
+        builds.write(json.dumps(params) + "\\n")
+    dense = keras.layers.Dense(1, kernel_initializer=keras.initializers.RandomNormal(seed=seed))
+    model = keras.Sequential([keras.Input((4,)), dense])
+    model.compile(keras.optimizers.SGD(params["lr"]), "mse")
+    return model
+
+
+def build_model(params):
+    return build(params, seed=None)  # seeded by kerasgrid, as any model
+
+
+def drifting(params):
+    # An unseeded generator: every build starts from other weights, so no retrain matches its trial.
+    return build(params, seed=int(np.random.SeedSequence().entropy % 2**31))
+"""
+
+
+def builds(workflow) -> list[dict]:
+    return [json.loads(line) for line in workflow.path("builds.txt").read_text().splitlines()]
+
+
+def test_an_objective_the_model_does_not_log_is_not_retried(faulty):
+    faulty.path("counted.py").write_text(COUNTED, encoding="utf-8")
+    config = faulty_config({"lr": [0.01]}, model="counted.py:build_model", objective={"metric": "mae"})
+    result = faulty.sweep(config, check=False)
+    assert result.returncode != 0 and "my.yaml: objective.metric is 'mae', but the model logs only: loss." in result.output
+    # The default profile retries a failed job once; the retry repeats the error without training.
+    assert "The same error as this job's earlier attempt in this run" in result.output
+    assert builds(faulty) == [{"lr": 0.01}]
+
+
+def test_a_winner_that_does_not_retrain_to_its_loss_fails_the_run_and_is_not_retrained_twice(faulty):
+    faulty.path("counted.py").write_text(COUNTED, encoding="utf-8")
+    config = faulty_config({"lr": [0.01, 0.02]}, model="counted.py:drifting")
+    result = faulty.sweep(config, check=False)
+    assert result.returncode != 0
+    assert "training the winner, trial " in result.output and "training is not deterministic here" in result.output
+    assert "The same error as this job's earlier attempt in this run" in result.output
+    assert len(builds(faulty)) == 3  # two trials and one retrain of the winner
+    assert not faulty.path("results/best_model.yaml").exists() and not faulty.path("results/best_model.keras").exists()
+    assert [r["status"] for r in read_leaderboard(faulty.path("results/leaderboard.tsv"))] == ["ok", "ok"]
+
+    # The next run is another run: the user may have fixed the cause, so the winner is retrained.
+    again = faulty.sweep(config, check=False)
+    assert again.returncode != 0 and len(builds(faulty)) == 4

@@ -58,7 +58,8 @@ def rank_only(workflow, config):
 
 
 def jobs_run(output) -> set[tuple]:
-    """(rule, wildcards) of every job a snakemake run started."""
+    """(rule, wildcards) of every job a snakemake run started that has no message (train and rung
+    jobs print theirs instead: see `trained`)."""
     jobs = set()
     for block in re.split(r"^(?=\[)", output, flags=re.M):
         rule = re.search(r"^(?:local)?(?:rule|checkpoint|localcheckpoint) (\w+):", block, flags=re.M)
@@ -68,13 +69,12 @@ def jobs_run(output) -> set[tuple]:
     return jobs
 
 
-def trained(output) -> dict[str, set[str]]:
-    """Trial ids trained per rung (by epochs) in a run's output."""
+def trained(output) -> dict[int, set[str]]:
+    """Trial ids trained per rung (by the epochs it ends at) in a run's output, read from the jobs'
+    messages: "Model 3 of 15: ... (trial <id>), until epoch 3" (a rung), or without "until" (the last)."""
     rungs = {}
-    for rule, wildcards in jobs_run(output):
-        if rule in ("rung", "train"):
-            fields = dict(part.split("=") for part in wildcards.split(", "))
-            rungs.setdefault(int(fields.get("epochs", 9)), set()).add(fields["trial"])
+    for trial, epochs in re.findall(r"^Job \d+: Model \d+ of \d+: .*\(trial (\w{12})\)(?:, until epoch (\d+))?$", output, flags=re.M):
+        rungs.setdefault(int(epochs or 9), set()).add(trial)
     return rungs
 
 

@@ -94,3 +94,32 @@ def test_a_sweep_without_an_ok_trial_is_plotted(faulty_sweep, tmp_path):
     assert "no trial logged a finite value" in texts(plots.learning_curves(trials, LOSS, ["fault", "shape"]))
     plots.save(plots.ranking(trials, LOSS, ["fault", "shape"]), tmp_path / "ranking.png")
     assert_png(tmp_path / "ranking.png")
+
+
+def test_the_optimization_history_draws_the_best_so_far_in_the_order_proposed(tmp_path):
+    losses = {"t1": 0.5, "t2": None, "t3": 0.7, "t4": 0.2, "t5": 0.3}  # None: failed
+    paths = []
+    for trial, value in losses.items():
+        record = {"trial_id": trial, "status": "ok" if value is not None else "failed", "params": {"x": len(paths)},
+                  "metrics": {"loss": {"final": value}} if value is not None else {}, "fit_seconds": 1.0,
+                  "error": None if value is not None else "E: no"}
+        paths.append(tmp_path / "trials" / trial / "metrics.json")
+        paths[-1].parent.mkdir(parents=True)
+        paths[-1].write_text(json.dumps(record))
+        (paths[-1].parent / "params.json").write_text(json.dumps(record["params"]))
+    rounds = {"t1": 0, "t2": 0, "t3": 1, "t4": 1, "t5": 2}
+    write_leaderboard(paths, LOSS, ["x"], tmp_path / "leaderboard.tsv", rounds=rounds)
+    trials = plots.load_trials(tmp_path / "leaderboard.tsv", LOSS)
+    assert {t.trial_id: t.round for t in trials} == rounds
+    assert plots.trial_label(trials[0], ["x"]) == "#1 t4 (round 1): x=3"
+
+    by_id = {t.trial_id: t for t in trials}
+    figure = plots.optimization_history([by_id[t] for t in losses], LOSS)
+    best = next(line for line in figure.axes[0].get_lines() if line.get_label().startswith("best"))
+    assert list(best.get_xdata()) == [1, 2, 3, 4, 5] and list(best.get_ydata()) == [0.5, 0.5, 0.5, 0.2, 0.2]
+    drawn = texts(figure)
+    assert "best loss so far: 0.2" in drawn and "1 failed (no loss)" in drawn
+    assert "Optimization history: loss of each trial and the best so far\n5 trials in 3 rounds (4 ok, 1 failed)" in drawn
+    assert ["round 0", "round 1", "round 2"] == [text for text in drawn if text.startswith("round ")]
+    plots.write_optimization_history(tmp_path / "leaderboard.tsv", list(losses), LOSS, tmp_path / "history.png")
+    assert_png(tmp_path / "history.png")

@@ -1,5 +1,6 @@
 """The rerun table of the README, checked with the real snakemake: dry-run plans and real runs."""
 
+import re
 import subprocess
 import sys
 
@@ -47,6 +48,9 @@ def test_the_rerun_table(faulty):
     reordered = faulty_config({"units": [4], "lr": [0.03, 0.01, 0.02]})
     assert faulty.plan(reordered) == {}
 
+    # What is kept or logged, not what is computed: nothing.
+    assert faulty.plan(dict(config, keep_models=True, tensorboard=True)) == {}
+
     # Objective-only change: only aggregation.
     assert faulty.plan(dict(config, objective={"metric": "loss", "direction": "max"})) == AGGREGATION
 
@@ -88,3 +92,17 @@ def test_planning_imports_no_tensorflow(faulty):
     faulty.write_config(faulty_config({"lr": [0.01], "units": [4]}))
     out = subprocess.run([sys.executable, str(probe)], cwd=faulty.root, capture_output=True, text=True, timeout=120)
     assert "TENSORFLOW_LOADED False" in out.stdout, out.stdout + out.stderr
+
+
+def test_each_train_job_names_its_model_and_its_place_without_changing_what_reruns(faulty):
+    config = faulty_config({"lr": [0.01, 0.02], "units": [4]})
+    first, second = ids(0.01)[0], ids(0.02)[0]
+    named = [f"Model 1 of 2: lr=0.01, units=4 (trial {first})", f"Model 2 of 2: lr=0.02, units=4 (trial {second})"]
+    assert sorted(re.findall(r"^Job \d+: (Model .*)$", faulty.sweep(config, "--dry-run").output, re.M)) == named
+    assert sorted(re.findall(r"^Job \d+: (Model .*)$", faulty.sweep(config).output, re.M)) == named
+
+    # A value added before the others renumbers the sweep; only the new trial trains.
+    config["grid"]["lr"].insert(0, 0.005)
+    plan = faulty.sweep(config, "--dry-run").output
+    assert re.findall(r"^Job \d+: (Model .*)$", plan, re.M) == [f"Model 1 of 3: lr=0.005, units=4 (trial {ids(0.005)[0]})"]
+    assert faulty.plan(config) == {"train": ids(0.005), **AGGREGATION}

@@ -74,3 +74,14 @@ def test_no_winner_when_every_trial_failed_or_diverged(tmp_path):
     with pytest.raises(NoSuccessfulTrial, match=r"All 2 trials failed or diverged.*ValueError: boom; loss became NaN"):
         write_best(tmp_path / "leaderboard.tsv", MIN, tmp_path / "best_params.yaml")
     assert not (tmp_path / "best_params.yaml").exists()
+
+
+def test_an_adaptive_search_leaderboard_names_the_round_of_each_trial(tmp_path):
+    records = [record("b", val_loss=0.5, params={"round": "a grid key"}), record("a", "failed", error="E: x"),
+               record("d", val_loss=0.25)]
+    out = tmp_path / "leaderboard.tsv"
+    write_leaderboard(write(tmp_path, records), MIN, ["round"], out, rounds={"a": 0, "b": 1, "d": 1})
+    rows = read_leaderboard(out)
+    assert list(rows[0]) == ["rank", "trial_id", "param.round", "objective", "status", "fit_seconds", "error", "round"]
+    assert [(r["trial_id"], r["round"]) for r in rows] == [("d", "1"), ("b", "1"), ("a", "0")]
+    assert rows[1]["param.round"] == "a grid key"

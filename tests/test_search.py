@@ -144,3 +144,12 @@ def test_promotions_keep_the_best_third_ties_by_id_never_a_failed_or_diverged_tr
     only_bad = [record("d", "diverged"), record("f", "failed"), record("c", loss=0.3)]
     assert Halving(eta=2).promote(only_bad, 3, objective) == ["c"]
     assert math.ceil(7 / 3) == Halving(eta=3).keep(7)
+
+
+def test_a_wide_integer_range_is_sized_and_sampled_without_listing_it():
+    space = parse({"seed": {"low": 1, "high": 10**9}, "units": {"low": 32, "high": 256, "step": 32}})
+    assert size(space) == 10**9 * 8
+    draws = RandomSampler(50).candidates(space, seed=0)
+    assert len(draws) == 50 and all(1 <= p["seed"] <= 10**9 and p["units"] in range(32, 257, 32) for p in draws.values())
+    with pytest.raises(ConfigError, match=r"grid expands to 8,000,000,000 trials \(1,000,000,000 seed x 8 units\)"):
+        sweep_from_config(full_config(grid={"seed": {"low": 1, "high": 10**9}, "units": [1, 2, 3, 4, 5, 6, 7, 8]}), "my.yaml")

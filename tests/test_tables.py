@@ -1,4 +1,4 @@
-from kerasgrid.tables import console_lines, page
+from kerasgrid.tables import console_lines, page, trial_message
 
 MIN = {"metric": "val_loss", "direction": "min"}
 
@@ -38,3 +38,20 @@ def test_the_page_names_the_winner_marks_failures_and_escapes_values():
     assert "ValueError: &lt;b&gt;bad&lt;/b&gt;" in html and "<b>bad</b>" not in html
     failed_first = page([ROWS[3]], MIN)
     assert "No trial finished ok, so there is no winner." in failed_first
+
+
+def test_a_train_jobs_message_names_its_place_and_its_params_shortly():
+    params = {"units": 128, "lr": 0.01, "act": "relu", "note": "a long\tdescription " * 3, "shape": [1, 2],
+              "flag": True, "none": None}
+    assert trial_message(5, 16, params, "307daa763fbd") == (
+        "Model 5 of 16: act=relu, flag=true, lr=0.01, none=null, note=a long description a lo…, shape=[1, 2], "
+        "units=128 (trial 307daa763fbd)"
+    )
+
+
+def test_an_adaptive_search_shows_the_round_of_each_trial():
+    rows = [{**r, "round": str(number // 2)} for number, r in enumerate(ROWS)]
+    lines = console_lines(rows, MIN)
+    assert lines[1].split() == ["rank", "trial_id", "lr", "act", "val_loss", "status", "round"]
+    assert [line.split()[-1] for line in lines[2:]] == ["0", "0", "1", "1"]
+    assert "<th>round</th>" in page(rows, MIN) and '<td class="num">1</td>' in page(rows, MIN)

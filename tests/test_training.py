@@ -1,11 +1,13 @@
 import csv
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from kerasgrid.errors import ConfigError, ModelError
+from kerasgrid.errors import ConfigError
 from kerasgrid.training import run_trial
 
 MODELS = Path(__file__).resolve().parent / "trial_models.py"
@@ -100,6 +102,12 @@ def test_an_objective_the_model_does_not_log_stops_the_sweep(tmp_path):
     assert not (tmp_path / "t/metrics.json").exists()
 
 
+def test_a_model_of_an_unregistered_class_is_saved_whole_if_it_loads_back(tmp_path):
+    record = run_trial({"units": 3}, settings(model="configured"), tmp_path / "t", model_path=tmp_path / "t" / "model.keras")
+    assert record["saved_model"]["format"] == "keras" and record["saved_model"]["error"] is None
+    assert not (tmp_path / "t" / "model.weights.h5").exists()
+
+
 def test_the_fitted_model_is_saved_when_asked(tmp_path):
     import keras
     import numpy as np
@@ -118,7 +126,93 @@ def test_the_fitted_model_is_saved_when_asked(tmp_path):
     assert failed["saved_model"] is None and not (tmp_path / "f" / "model.keras").exists()
 
 
-def test_a_model_keras_cannot_save_is_a_clear_error(tmp_path):
-    with pytest.raises(ModelError, match=r"could not save the trained model to .*model\.keras: TypeError: .*register it with @keras\.saving\.register_keras_serializable\(\)"):
-        run_trial({}, settings(model="unsaveable"), tmp_path / "t", model_path=tmp_path / "t" / "model.keras")
-    assert not (tmp_path / "t" / "metrics.json").exists() and not list((tmp_path / "t").glob(".*"))
+@pytest.mark.parametrize("model, culprit", [
+    # Keras cannot save it: a subclassed model whose __init__ takes arguments, without get_config().
+    ("subclassed_with_args", r"NotImplementedError: Object Net was created by passing non-serializable argument values"),
+    # Keras saves it but cannot load it back: its __init__ takes no **kwargs.
+    ("subclassed", r"Keras saved it but cannot load it back: TypeError: Error encountered during deserialization: "
+                   r"TwoLayers.__init__\(\) got an unexpected keyword argument 'trainable'$"),
+    ("unsaveable", r"TypeError: "),
+])
+def test_a_model_keras_cannot_save_whole_keeps_its_weights_and_the_trial_ok(tmp_path, model, culprit):
+    import numpy as np
+
+    from kerasgrid import refs
+    from kerasgrid.data import as_dataset
+    from kerasgrid.records import sha256
+
+    out = tmp_path / "t"
+    record = run_trial({"units": 3}, settings(model=model), out, model_path=out / "model.keras")
+    assert record["status"] == "ok" and read(out) == record
+    saved = record["saved_model"]
+    assert saved["path"] == str(out / "model.weights.h5") and saved["format"] == "weights"
+    assert saved["sha256"] == sha256(out / "model.weights.h5")
+    assert re.match(culprit, saved["error"]) and "\n" not in saved["error"]
+    assert "register_keras_serializable()" in saved["fix"]
+    if model == "subclassed_with_args":
+        assert saved["fix"].startswith("give Net (and any custom layer in it) a get_config() that returns its "
+                                       "__init__ arguments and an __init__ that passes **kwargs on to super().__init__()")
+    assert not (out / "model.keras").exists() and not list(out.glob(".*"))
+
+    # build_model(params), one batch to create the variables, load_weights: the trained model,
+    # whose loss on the validation batches is the one the trial recorded.
+    rebuilt = refs.load(refs.Ref(f"{MODELS}:{model}", "model", "test"))({"units": 3})
+    rebuilt(np.zeros((1, 4), "float32"))
+    rebuilt.optimizer.build(rebuilt.trainable_variables)  # the file holds the optimizer's state too
+    rebuilt.load_weights(out / "model.weights.h5")
+    validation = as_dataset(refs.load(refs.Ref(f"{MODELS}:data", "data", "test")), {}, batch_size=8, seed=0)
+    loss = rebuilt.evaluate(validation, steps=2, return_dict=True, verbose=0)["loss"]
+    assert loss == pytest.approx(record["metrics"]["val_loss"]["final"], rel=1e-6, abs=0)
+
+    # Rerun keeping nothing: the weights of the earlier run go too.
+    assert run_trial({"units": 3}, settings(model=model), out)["saved_model"] is None
+    assert not (out / "model.weights.h5").exists()
+
+
+def test_tensorboard_logs_hold_the_trials_hparams_and_every_epochs_metrics(tmp_path):
+    import tensorflow as tf
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    params = {"lr": 0.01, "units": 3, "act": "relu", "deep": True, "shape": [1, 2], "none": None}
+    logs = tmp_path / "tensorboard" / "abcdefabcdef"
+    logs.mkdir(parents=True)
+    (logs / "stale.v2").write_text("an earlier training's logs")
+    record = run_trial(params, settings(epochs=3), tmp_path / "abcdefabcdef", tensorboard_dir=logs)
+    assert record["status"] == "ok" and not (logs / "stale.v2").exists()
+    # Logging changes no result (which is why it is no param of the train rule).
+    assert run_trial(params, settings(epochs=3), tmp_path / "without")["metrics"] == record["metrics"]
+
+    def accumulated(folder):
+        events = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+        events.Reload()
+        return events
+
+    session = accumulated(logs)
+    content = session.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+    start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    assert start.group_name == "abcdefabcdef"
+    hparams = {name: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind")) for name, value in start.hparams.items()}
+    assert hparams == {"lr": 0.01, "units": 3.0, "act": "relu", "deep": True, "shape": "[1, 2]", "none": "null"}
+
+    with (tmp_path / "abcdefabcdef" / "history.csv").open() as handle:
+        history = list(csv.DictReader(handle))
+    for run, prefix in (("train", ""), ("validation", "val_")):
+        events = accumulated(logs / run)
+        for metric in ("loss", "mae"):
+            scalars = [(e.step, tf.make_ndarray(e.tensor_proto).item()) for e in events.Tensors(f"epoch_{metric}")]
+            assert [step for step, _ in scalars] == [0, 1, 2]
+            assert [value for _, value in scalars] == pytest.approx([float(row[prefix + metric]) for row in history], rel=1e-6)
+
+
+def test_tensorboard_off_writes_nothing_and_imports_nothing(tmp_path):
+    code = (
+        "import sys, json; from kerasgrid.training import run_trial; from test_training import settings; "
+        f"record = run_trial({{}}, settings(), {str(tmp_path / 't')!r}); "
+        "print(json.dumps([record['status'], sorted(m for m in sys.modules if m.split('.')[0] == 'tensorboard' "
+        "or m == 'kerasgrid.tensorboard_logs')]))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=MODELS.parent, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == ["ok", []]
+    assert sorted(path.name for path in (tmp_path / "t").iterdir()) == ["history.csv", "metrics.json", "params.json"]

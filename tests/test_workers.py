@@ -67,3 +67,38 @@ def test_a_failing_trial_is_recorded_and_the_worker_goes_on(tmp_path, pool):
     pool.run(ok)
     assert metrics(failed)["status"] == "failed" and metrics(ok)["status"] == "ok"
     assert metrics(failed)["pid"] == metrics(ok)["pid"]
+
+
+def test_an_error_kerasgrid_raises_on_purpose_keeps_the_worker(tmp_path, pool):
+    before, after = task(tmp_path, "before", {}), task(tmp_path, "after", {})
+    bad = task(tmp_path, "bad", {})
+    bad["objective"] = {"metric": "val_auc", "direction": "max", "source": "my.yaml"}
+    pool.run(before)
+    with pytest.raises(TrialProcessError):
+        pool.run(bad)
+    pool.run(after)
+    assert metrics(after)["pid"] == metrics(before)["pid"]  # no new process, no new TensorFlow import
+
+
+def test_a_jobs_second_attempt_in_a_run_raises_its_first_attempts_error_without_training(tmp_path, pool, monkeypatch):
+    from kerasgrid import attempts, runlock
+
+    monkeypatch.chdir(tmp_path)  # the run's records live in .snakemake/ of the folder it runs in
+    runlock.claim()
+    attempts.forget()
+    bad = task(tmp_path, "bad", {})
+    bad["objective"] = {"metric": "val_auc", "direction": "max", "source": "my.yaml"}
+    first = r"^my\.yaml: objective\.metric is 'val_auc', but the model logs only: loss, mae, val_loss, val_mae\."
+    with pytest.raises(TrialProcessError, match=first):
+        pool.run(bad)
+    with pytest.raises(TrialProcessError, match=first + r".* \(The same error as this job's earlier attempt in this run; "
+                       r"it would only happen again, so the job is not run again\. Fix the cause and run snakemake again\.\)$"):
+        pool.run(bad)
+    assert Path(bad["log"]).read_text().count("Epoch 1/2") == 1  # trained once
+
+    runlock.claim()  # the next run: the user may have fixed the cause, so the trial trains again
+    with pytest.raises(TrialProcessError, match=first) as raised:
+        pool.run(bad)
+    assert "The same error" not in str(raised.value)
+    assert Path(bad["log"]).read_text().count("Epoch 1/2") == 2
+    runlock.release()

@@ -27,6 +27,37 @@ def subclassed(params):
     return _compile(TwoLayers(), params)
 
 
+class Net(keras.Model):
+    """As Keras and KerasTuner tutorials write a model: __init__ takes arguments, no get_config()."""
+
+    def __init__(self, units, activation):
+        super().__init__()
+        self.hidden = keras.layers.Dense(units, activation=activation)
+        self.out = keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def subclassed_with_args(params):
+    return _compile(Net(params.get("units", 8), "relu"), params)
+
+
+class ConfiguredNet(Net):
+    """Net as Keras can save and load it whole: get_config() and **kwargs (but not registered)."""
+
+    def __init__(self, units, activation, **kwargs):
+        super().__init__(units, activation)
+        self.units, self.activation = units, activation
+
+    def get_config(self):
+        return {"units": self.units, "activation": self.activation}
+
+
+def configured(params):
+    return _compile(ConfiguredNet(params.get("units", 8), "relu"), params)
+
+
 def multi_io(params):
     a, b = keras.Input((4,), name="a"), keras.Input((2,), name="b")
     h = keras.layers.Dense(8, "relu")(keras.layers.Concatenate()([a, b]))
@@ -88,7 +119,7 @@ def unsaveable(params):
     return _compile(keras.Sequential([keras.Input((4,)), Unsaveable(), keras.layers.Dense(1)]), params)
 
 
-class Net(keras.Model):
+class DropoutNet(keras.Model):
     """Written as Keras tutorials write them: __init__ takes arguments, no get_config."""
 
     def __init__(self, units, rate):
@@ -102,7 +133,7 @@ class Net(keras.Model):
 
 
 def subclassed_dropout(params):
-    return _compile(Net(8, 0.3), params)
+    return _compile(DropoutNet(8, 0.3), params)
 
 
 def dropout_mlp(params):
@@ -120,3 +151,32 @@ def dataset(params):
 
     x, y = arrays()
     return tf.data.Dataset.from_tensor_slices((x, y)).shuffle(96, seed=1).batch(16)
+
+
+def by_kind(params):
+    """A ConfiguredNet (saved whole) or a Net (saved as weights), as the grid key `kind` says."""
+    return {"configured": configured, "net": subclassed_with_args}[params["kind"]](params)
+def odd_data(params):
+    rng = np.random.default_rng(0)
+    for size in (8, 8, 7):
+        x = rng.normal(size=(size, 4)).astype("float32")
+        yield x, x.sum(axis=1, keepdims=True)
+
+
+def waits(params):
+    """`sequential`, after `sleep` seconds, or once `parties` trials are in here at the same time
+    (each leaves a file named after it in the folder `barrier`)."""
+    import time
+    from pathlib import Path
+
+    if "barrier" in params:
+        folder = Path(params["barrier"])
+        folder.mkdir(exist_ok=True)
+        (folder / params["name"]).touch()
+        deadline = time.monotonic() + 30
+        while (arrived := len(list(folder.iterdir()))) < params["parties"]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {arrived} of {params['parties']} trials ran at the same time")
+            time.sleep(0.05)
+    time.sleep(params.get("sleep", 0))
+    return sequential(params)

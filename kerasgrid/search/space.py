@@ -55,6 +55,12 @@ class Range:
     def finite(self) -> bool:
         return self.step is not None or self.num is not None or self.integer
 
+    def count(self) -> int:
+        """How many values `finite_values` gives at most, without making them (a range can be wide)."""
+        if self.num is not None:
+            return self.num
+        return math.floor((self.high - self.low) / (self.step if self.step is not None else 1) + 1e-9) + 1
+
     def finite_values(self) -> list:
         if self.num is not None:
             if self.log:
@@ -71,15 +77,22 @@ class Range:
         return list(dict.fromkeys(values))  # rounding may merge neighbours
 
     def sample(self, rng):
-        if self.step is not None or self.num is not None:
+        if self.num is not None:
             values = self.finite_values()
             return values[int(rng.integers(len(values)))]
+        if self.step is not None:  # the i-th value of finite_values, without making them all
+            return self._typed(self.low + self.step * int(rng.integers(self.count())))
         if self.log:
             point = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
         elif self.integer:
             return int(rng.integers(self.low, self.high + 1))
         else:
             point = rng.uniform(self.low, self.high)
+        return self._typed(point)
+
+    def value(self, point: float):
+        """The value of this range that a point drawn in it stands for: typed and rounded as
+        every value of the range is (what an adaptive sampler's proposal becomes)."""
         return self._typed(point)
 
     def _typed(self, point: float):
@@ -149,5 +162,19 @@ def size(space: dict[str, Dimension]) -> float:
     """How many distinct combinations the space holds (infinite with a continuous range)."""
     if continuous_keys(space):
         return math.inf
-    return math.prod(len(dim.finite_values()) for dim in space.values())
+    return math.prod(len(dim.values) if isinstance(dim, Choice) else dim.count() for dim in space.values())
 
+
+
+def describe_space(space: dict[str, Dimension]) -> dict:
+    """The grid that `parse_space` reads back into `space`, in one canonical form: keys sorted,
+    each list's values in the order of their canonical JSON, a range's keys as given. Two grids
+    that differ only in the order of their keys or list values describe the same space."""
+    described = {}
+    for key, dim in space.items():
+        if isinstance(dim, Choice):
+            described[key] = sorted(dim.values, key=canonical)
+        else:
+            spec = {"low": dim.low, "high": dim.high, "step": dim.step, "num": dim.num, "log": dim.log}
+            described[key] = {name: value for name, value in spec.items() if value is not None}
+    return described

@@ -24,6 +24,7 @@ rule leaderboard:
     input:
         metrics=trial_metrics,
         confirmed=confirmed_metrics,
+        rounds=round_files,
         plan="results/search.json",
     output:
         leaderboard=report(
@@ -33,6 +34,9 @@ rule leaderboard:
         ),
     log:
         "logs/leaderboard.log",
+    # Ranking files already here: a failure (no trial ok, an objective no trial logged) would only
+    # happen again, so the default profile's retries, meant for killed trials, do not apply.
+    retries: 0
     params:
         objective=ranking_objective,
         grid_keys=grid_keys,
@@ -52,6 +56,7 @@ rule best_params:
         best="results/best_params.yaml",
     log:
         "logs/best_params.log",
+    retries: 0  # as leaderboard
     params:
         objective=ranking_objective,
         rungs=rungs,

@@ -1,16 +1,20 @@
 # Config validation and the helpers the rules call. The logic lives in the kerasgrid package.
 
+import glob
 import os
+import shutil
 
 from snakemake.utils import validate
 
+from kerasgrid.best_model import saved_model_lines
 from kerasgrid.config import check, config_source, load_schema, sweep_from_config
-from kerasgrid.records import read_json
 from kerasgrid.fraction import summary_lines
+from kerasgrid.records import read_json
 from kerasgrid.results import record_dir, winner_lines
 from kerasgrid.search import halving
-from kerasgrid.tables import leaderboard_lines
-from kerasgrid import runlock, runs, workers
+from kerasgrid.search.rounds import proposal_order, proposals, proposed_params
+from kerasgrid.tables import leaderboard_lines, trial_message
+from kerasgrid import attempts, devices, runlock, runs, workers
 
 if workflow.is_main_process:
     stale = runlock.release_stale_lock()
@@ -37,15 +41,24 @@ wildcard_constraints:
     seed_path="(/seeds/-?[0-9]+)?",
 
 
+def run_records(trials):
+    """The metrics.json of each of these trials' runs, one per seed.
+
+    Strings, not kerasgrid.runs.run_dir's Paths: this runs for every trial of 100k-trial grids.
+    """
+    return [f"results/trials/{trial}{runs.seed_path(seed, SWEEP.seed)}/metrics.json"
+            for trial in trials for seed in SWEEP.seeds]
+
+
 def trial_metrics(wildcards):
     """Each candidate's records (one per seed): its trial's metrics.json, or with halving, the
     rung's where it stopped."""
     if SWEEP.halving:
         return furthest_records()  # workflow/rules/halving.smk
+    if SWEEP.adaptive:
+        return sorted(round_records(len(SWEEP.round_sizes)))  # workflow/rules/adaptive.smk
     # Sorted, so that reordering the grid changes nothing Snakemake compares.
-    # Strings, not kerasgrid.runs.run_dir's Paths: this runs for every trial of 100k-trial grids.
-    return [f"results/trials/{trial}{runs.seed_path(seed, SWEEP.seed)}/metrics.json"
-            for trial in sorted(SWEEP.trials) for seed in SWEEP.seeds]
+    return run_records(sorted(SWEEP.trials))
 
 
 # With data.fraction, the summary of what the tuning runs trained on (rule training_data).
@@ -106,10 +119,73 @@ def config_file(wildcards):
     return CONFIG_SOURCE
 
 
-WORKERS = workers.WorkerPool()
+class TrainMessages:
+    """Each train job's console entry (the rule's `message`, shown by `snakemake -n` too):
+    "Model 5 of 16: act=relu, lr=0.01, units=128 (trial 307daa763fbd)".
+
+    Snakemake formats a message with the workflow's globals and the job's wildcards, but cannot
+    look a global up by a wildcard; a format spec can carry one: "{TRAIN_MESSAGES:{wildcards.trial}}"
+    formats this object with the trial id as its spec. Not a param, since params are a rerun
+    trigger and the numbering changes whenever the grid grows; the message is not one.
+    """
+
+    def __init__(self, trials):
+        self.numbers = {trial: number for number, trial in enumerate(trials, 1)}  # the grid's order
+        self.trials = trials
+
+    def __format__(self, spec):
+        trial, _, seed = spec.partition("/seeds/")  # with repeats, the spec ends with the run's seed path
+        if SWEEP.adaptive:  # numbered in the order the rounds proposed them
+            order = proposal_order(glob.glob("results/rounds/*.json"))
+            message = trial_message(order.index(trial) + 1, sum(SWEEP.round_sizes), trial_params(trial), trial)
+        else:
+            message = trial_message(self.numbers[trial], len(self.trials), self.trials[trial], trial)
+        return f"{message}, seed {seed or SWEEP.seed}" if REPEATED else message
 
 
-def train(wildcards, params, output, threads, log, confirm=False):
+def round_file(index):
+    return f"results/rounds/{index}.json"
+
+
+def round_files(wildcards):
+    """An adaptive search's round files (which round proposed each trial); none otherwise."""
+    return [round_file(index) for index in range(len(SWEEP.round_sizes))]
+
+
+def search_plots(wildcards):
+    """The figures only some searches draw: an adaptive search's optimization history."""
+    return ["results/plots/optimization_history.png"] if SWEEP.adaptive else []
+
+
+def trial_params(trial):
+    """A candidate's params: from the config, or in an adaptive search, from the round that proposed it."""
+    return proposed_params("results/rounds")[trial] if SWEEP.adaptive else SWEEP.trials[trial]
+
+
+
+TRAIN_MESSAGES = TrainMessages(SWEEP.trials)
+
+
+# GPUs are kerasgrid's to share out only where this process trains the trials: in a local run
+# (a cluster executor sets `nodes`, through --jobs). On a cluster the profile's gpu or gres asks
+# the scheduler, which gives each job its devices; kerasgrid then neither asks nor assigns.
+TRAINS_HERE = workflow.is_main_process and workflow.nodes is None
+GPUS = devices.visible_gpus() if TRAINS_HERE else devices.Gpus((), "not shared out here")
+if TRAINS_HERE:
+    devices.check_gpu_limit(workflow.global_resources.get("gpu").value, GPUS)
+    devices.check_mirrored(SWEEP.distribute, GPUS, CONFIG_SOURCE)
+WORKERS = workers.WorkerPool(gpus=GPUS)
+
+
+def trial_gpus(wildcards):
+    # The `gpu` resource of train, rung and best_model, unless a profile sets it: one GPU per
+    # trial (a mirrored trial: every GPU) on a machine with GPUs, none without or on a cluster.
+    if not GPUS.ids:
+        return 0
+    return len(GPUS.ids) if SWEEP.distribute else 1
+
+
+def train(wildcards, params, output, threads, resources, log, confirm=False):
     """A train job (with halving, a run's last rung), a rung job or a confirm job: one run of a
     trial (one seed) to its epochs."""
     base_seed = not wildcards.get("seed_path")
@@ -117,14 +193,18 @@ def train(wildcards, params, output, threads, log, confirm=False):
     epochs = int(wildcards.get("epochs", rungs[-1]))
     last = epochs == rungs[-1]
     before = halving.previous_rung(epochs, rungs)
-    run_dir = runs.run_dir(os.path.join("results", "trials", wildcards.trial), run_seed(wildcards), SWEEP.seed,
-                           confirm=confirm)
-    run_task({
+    run_dir, tensorboard_dir = (
+        str(runs.run_dir(os.path.join("results", folder, wildcards.trial), run_seed(wildcards), SWEEP.seed,
+                         confirm=confirm))
+        for folder in ("trials", "tensorboard")
+    )
+    task = {
         "trial_id": wildcards.trial,
-        "params": SWEEP.trials[wildcards.trial],
+        "params": trial_params(wildcards.trial),
         "settings": params.settings,
         "out_dir": os.path.dirname(output.metrics),
         "threads": threads,
+        "gpus": resources.get("gpu", 0),
         "objective": {**SWEEP.objective, "source": CONFIG_SOURCE},
         # Not a param of the rule: keeping a model changes no result, so flipping it retrains nothing.
         # With halving the last rung keeps it, and a finalist's confirmation too, so that the winner's
@@ -135,18 +215,26 @@ def train(wildcards, params, output, threads, log, confirm=False):
         "resume_from": str(record_dir(run_dir, before, rungs)) if before else None,
         "save_state_to": None if last else os.path.dirname(output.metrics),
         "keep_states": SWEEP.keep_models,
+        # Nor is writing TensorBoard logs; with it off, logs of an earlier training of this trial go.
+        "tensorboard_dir": tensorboard_dir if SWEEP.tensorboard else None,
         "log": log[0],
-    })
+    }
+    if not SWEEP.tensorboard:
+        shutil.rmtree(tensorboard_dir, ignore_errors=True)
+    run_task(task)
 
 
-def best_model(input, output, params, threads, log):
+def best_model(input, output, params, threads, resources, log):
+    stem = os.path.splitext(output.manifest)[0]  # results/best_model
     run_task({
         "best_params": input.best,
         "settings": params.settings,
-        "model_path": output.model,
+        "model_path": f"{stem}.keras",  # or, for a model that cannot be saved whole, .weights.h5
+        "manifest_path": output.manifest,
         "trials_dir": os.path.join(os.path.dirname(input.best), "trials"),
-        "scratch_dir": os.path.splitext(output.model)[0],  # results/best_model/<id>: the retrain
+        "scratch_dir": stem,  # results/best_model/<id>: the retrain
         "threads": threads,
+        "gpus": resources.get("gpu", 0),
         "source": CONFIG_SOURCE,
         "log": log[0],
     })
@@ -161,15 +249,18 @@ def run_task(task):
 
 def run_started():
     runlock.claim()
+    attempts.forget()  # errors of earlier runs: the user may have fixed their cause
 
 
-def run_ended(leaderboard=None, best_params=None, training_data=None):
+def run_ended(leaderboard=None, best_params=None, best_model=None, training_data=None):
     WORKERS.close()
     runlock.release()
     lines = summary_lines(training_data) if training_data else []
     if leaderboard:
         lines += [""] * bool(lines) + leaderboard_lines(leaderboard, SWEEP.objective)
     if best_params:
-        lines += [""] * bool(lines) + winner_lines(best_params)
+        # A winner kept as weights only is said last but for the winner, which ends the run.
+        note = saved_model_lines(best_model) if best_model else []
+        lines += [""] * bool(lines) + note + winner_lines(best_params)
     for line in lines:
         print(line)

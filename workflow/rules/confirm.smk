@@ -34,6 +34,14 @@ rule confirm:
         settings=confirm_settings,
     wildcard_constraints:
         trial="[0-9a-f]{12}",
+    message:
+        (
+            "{TRAIN_MESSAGES:{wildcards.trial}{wildcards.seed_path}}, on all the data"
+            if REPEATED
+            else "{TRAIN_MESSAGES:{wildcards.trial}}, on all the data"
+        )
     threads: 1
+    resources:
+        gpu=trial_gpus,  # as train's
     run:
-        train(wildcards, params, output, threads, log, confirm=True)
+        train(wildcards, params, output, threads, resources, log, confirm=True)

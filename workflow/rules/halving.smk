@@ -56,9 +56,18 @@ rule rung:
     wildcard_constraints:
         trial="[0-9a-f]{12}",
         epochs="[0-9]+",
+    # "Model 5 of 16: act=relu, lr=0.01 (trial 307daa763fbd), until epoch 3", as train says it.
+    message:
+        (
+            "{TRAIN_MESSAGES:{wildcards.trial}{wildcards.seed_path}}, until epoch {wildcards.epochs}"
+            if REPEATED
+            else "{TRAIN_MESSAGES:{wildcards.trial}}, until epoch {wildcards.epochs}"
+        )
     threads: 1
+    resources:
+        gpu=trial_gpus,  # as train's
     run:
-        train(wildcards, params, output, threads, log)
+        train(wildcards, params, output, threads, resources, log)
 
 
 checkpoint promotions:

@@ -6,11 +6,15 @@
 localrules: plots, leaderboard_page
 
 
+# The declared output is best_model.yaml, written last: which file holds the winner and how to load
+# it. The model is results/best_model.keras, or results/best_model.weights.h5 for one that cannot be
+# saved whole (kerasgrid/best_model.py); declaring either would fail the step, or every rerun,
+# whenever the other is written.
 rule best_model:
     input:
         best="results/best_params.yaml",
     output:
-        model="results/best_model.keras",
+        manifest="results/best_model.yaml",
     log:
         "logs/best_model.log",
     params:
@@ -18,9 +22,11 @@ rule best_model:
         # settings with confirm).
         settings=SWEEP.winner_settings(),
     threads: 1
+    resources:
+        gpu=trial_gpus,  # as train's: the retrain must run on the devices the trial ran on
     # A run block, as train's: it hands the retrain to a warm worker (kerasgrid/workers.py).
     run:
-        best_model(input, output, params, threads, log)
+        best_model(input, output, params, threads, resources, log)
 
 
 rule plots:
@@ -44,6 +50,8 @@ rule plots:
         ),
     log:
         "logs/plots.log",
+    # Drawing from files already here: a failure would only happen again.
+    retries: 0
     params:
         objective=ranking_objective,
         grid_keys=grid_keys,
@@ -66,8 +74,32 @@ rule leaderboard_page:
         ),
     log:
         "logs/leaderboard_page.log",
+    retries: 0  # as plots
     params:
         objective=ranking_objective,
         fraction=SWEEP.fraction,
     script:
         "../../scripts/leaderboard_page.py"
+
+
+if SWEEP.adaptive:
+
+    localrules: optimization_history
+
+    # Optuna's "optimization history": whether the search converged (workflow/rules/adaptive.smk).
+    rule optimization_history:
+        input:
+            leaderboard="results/leaderboard.tsv",
+            rounds=round_files,
+        output:
+            history=report(
+                "results/plots/optimization_history.png",
+                caption="../report/optimization_history.rst",
+                category="Plots",
+            ),
+        log:
+            "logs/optimization_history.log",
+        params:
+            objective=ranking_objective,
+        script:
+            "../../scripts/optimization_history.py"

@@ -18,8 +18,14 @@ rule train:
         settings=run_settings,
     wildcard_constraints:
         trial="[0-9a-f]{12}",
+    # "Model 5 of 16: act=relu, lr=0.01, units=128 (trial 307daa763fbd)" (see TrainMessages).
+    message:
+        "{TRAIN_MESSAGES:{wildcards.trial}{wildcards.seed_path}}" if REPEATED else "{TRAIN_MESSAGES:{wildcards.trial}}"
     threads: 1
+    resources:
+        # The trial's worker sees only its own GPUs (see the README's GPUs section).
+        gpu=trial_gpus,
     # A run block, not a script: in the main snakemake process (the default profile's
     # force-use-threads) it hands the trial to a warm worker process; see kerasgrid/workers.py.
     run:
-        train(wildcards, params, output, threads, log)
+        train(wildcards, params, output, threads, resources, log)

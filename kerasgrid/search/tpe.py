@@ -1,0 +1,50 @@
+"""TPE: Optuna's Tree-structured Parzen Estimator proposes each round's trials from those before.
+
+Nothing of Optuna's persists between rounds. A round rebuilds an in-memory study from the history
+(kerasgrid.search.optuna_space.rebuild_study), seeds Optuna's TPESampler with the round's seed,
+and asks it for the round's trials one after another. `constant_liar` counts the trials asked but
+not yet told as bad, which keeps the trials of one round apart; a suggestion equal to a trial
+already tried (or already proposed this round) is left running the same way and the sampler is
+asked again, so a round proposes only trials that are new. Proposals are thus a pure function of
+(history, seed, count), and those of a smaller count are a prefix of them.
+
+TPE samples its first `n_startup_trials` (Optuna's 10) at random; failed and diverged trials do
+not count towards them and do not shape its model (Optuna's TPE leaves FAIL trials out), but they
+are never proposed again.
+"""
+
+from dataclasses import dataclass
+
+from kerasgrid.grid import trial_id
+from kerasgrid.search.base import Observation
+from kerasgrid.search.space import Dimension
+
+# Suggestions allowed per trial asked for before a round settles for fewer: only a space nearly
+# used up (every combination left already tried) makes TPE suggest known trials over and over.
+ATTEMPTS_PER_PROPOSAL = 100
+
+
+@dataclass(frozen=True)
+class TPESampler:
+    name = "tpe"
+
+    def propose(
+        self, space: dict[str, Dimension], history: list[Observation], count: int, seed: int, direction: str
+    ) -> dict[str, dict]:
+        import optuna  # here only: planning a sweep never loads Optuna
+
+        from kerasgrid.search.optuna_space import ask, rebuild_study
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" per round
+        sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+        study = rebuild_study(space, history, direction, sampler)
+        tried = {observation.trial_id for observation in history}
+        proposed: dict[str, dict] = {}
+        for _ in range(count * ATTEMPTS_PER_PROPOSAL):
+            if len(proposed) == count:
+                break
+            params = ask(study, space)
+            new = trial_id(params)
+            if new not in tried and new not in proposed:
+                proposed[new] = params
+        return proposed

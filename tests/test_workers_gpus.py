@@ -1,0 +1,175 @@
+"""GPUs shared out among warm workers, tested without GPUs: CUDA_VISIBLE_DEVICES as each worker
+process sees it, read from /proc while the trials run."""
+
+import json
+import os
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conftest import tiny_config
+from kerasgrid.workers import TrialKilled, WorkerPool
+from test_workers import metrics, task
+
+GPUS = ("0", "1", "2", "3")
+
+
+class LiveWorkers:
+    """Samples, every 10 ms, which worker processes of this test are alive and the
+    CUDA_VISIBLE_DEVICES each was started with: `snapshots` is a list of {pid: value}."""
+
+    def __init__(self):
+        self.snapshots = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.snapshots.append(self.now())
+            self._stop.wait(0.01)
+
+    @staticmethod
+    def now() -> dict[int, str | None]:
+        live = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                ppid, state = int(stat.rsplit(")", 1)[1].split()[1]), stat.rsplit(")", 1)[1].split()[0]
+                if ppid != os.getpid() or state == "Z" or b"kerasgrid.workers" not in (entry / "cmdline").read_bytes():
+                    continue
+                env = dict(item.split(b"=", 1) for item in (entry / "environ").read_bytes().split(b"\0") if b"=" in item)
+            except (OSError, ValueError, IndexError):
+                continue  # it ended while we looked
+            value = env.get(b"CUDA_VISIBLE_DEVICES")
+            live[int(entry.name)] = value.decode() if value is not None else None
+        return live
+
+
+def gpu_task(tmp_path, name, params, gpus=1, model="waits"):
+    return {**task(tmp_path, name, params, model=model), "gpus": gpus}
+
+
+def test_eight_trials_on_four_gpus_never_share_one_and_a_dead_workers_gpu_is_freed(tmp_path):
+    pool = WorkerPool(gpus=GPUS)
+    # One set of job threads for the whole test, as Snakemake keeps: a worker is bound to the
+    # thread that started it (it dies with it, see workers._die_with_parent).
+    jobs = ThreadPoolExecutor(9)
+    try:
+        trials = [gpu_task(tmp_path, f"t{i}", {"sleep": 0.3, "i": i}) for i in range(8)]
+        dies = gpu_task(tmp_path, "dies", {}, model="dies")
+        # More jobs at once than GPUs, as Snakemake starts without --resources gpu=4: the rest wait.
+        with LiveWorkers() as seen:
+            done = [jobs.submit(pool.run, t) for t in trials]
+            died = jobs.submit(pool.run, dies)
+            for job in done:
+                job.result()
+            with pytest.raises(TrialKilled, match=r"killed by signal 9"):
+                died.result()
+
+        records = [metrics(t) for t in trials]
+        assert {r["status"] for r in records} == {"ok"}
+        assert {r["cuda_visible_devices"] for r in records} == set(GPUS)  # each trial on one GPU, all four used
+        by_worker = {}
+        for r in records:
+            by_worker.setdefault(r["pid"], set()).add(r["cuda_visible_devices"])
+        assert all(len(gpus) == 1 for gpus in by_worker.values())  # a worker keeps its GPU
+        assert len(by_worker) <= len(GPUS) + 1  # warm: reused, bar the one started after the death
+        assert len({pid for snapshot in seen.snapshots for pid in snapshot}) >= len(GPUS)
+        for snapshot in seen.snapshots:
+            gpus = list(snapshot.values())
+            assert set(gpus) <= set(GPUS) and len(gpus) == len(set(gpus)), f"two live workers on one GPU: {snapshot}"
+
+        # The dead worker's GPU came back: four trials that only finish together all finish.
+        together = [gpu_task(tmp_path, f"together{i}", {"barrier": str(tmp_path / "barrier"), "parties": 4, "name": str(i)}) for i in range(4)]
+        for job in [jobs.submit(pool.run, t) for t in together]:
+            job.result()
+        assert [metrics(t)["status"] for t in together] == ["ok"] * 4
+        assert sorted(metrics(t)["cuda_visible_devices"] for t in together) == list(GPUS)
+    finally:
+        pool.close()
+        jobs.shutdown()
+    assert pool.gpus.free == GPUS and LiveWorkers.now() == {}
+
+
+def test_what_each_worker_sees(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")  # the snakemake process's own
+    pool = WorkerPool(gpus=("0", "1"))
+    try:
+        # A job that asks for no GPU gets none, so that it takes no GPU memory from the others.
+        none = gpu_task(tmp_path, "none", {}, gpus=0, model="sequential")
+        pool.run(none)
+        assert metrics(none)["cuda_visible_devices"] == "" and metrics(none)["devices"] == ["/device:CPU:0"]
+        both = gpu_task(tmp_path, "both", {}, gpus=2, model="sequential")
+        pool.run(both)
+        assert metrics(both)["cuda_visible_devices"] == "0,1"
+        # The idle two-GPU worker holds both GPUs: a one-GPU job ends it first, then takes one.
+        one = gpu_task(tmp_path, "one", {}, gpus=1, model="sequential")
+        pool.run(one)
+        assert metrics(one)["cuda_visible_devices"] == "0"
+        assert metrics(both)["pid"] not in LiveWorkers.now()
+        assert set(LiveWorkers.now().values()) == {"", "0"}
+    finally:
+        pool.close()
+
+    # Without GPUs to share out (a machine without any), a worker's environment is ours.
+    plain = WorkerPool()
+    try:
+        inherited = gpu_task(tmp_path, "inherited", {}, gpus=0, model="sequential")
+        plain.run(inherited)
+        assert metrics(inherited)["cuda_visible_devices"] == "7"
+    finally:
+        plain.close()
+
+
+def plan_resources(output: str) -> dict[str, set[str]]:
+    """The `resources:` line of each job of a dry run, by rule."""
+    found = {}
+    for block in re.split(r"^(?=(?:local)?rule \w+:)", output, flags=re.M):
+        rule, resources = re.match(r"(?:local)?rule (\w+):", block), re.search(r"^\s+resources: (.*)$", block, flags=re.M)
+        if rule and resources:
+            found.setdefault(rule.group(1), set()).add(resources.group(1))
+    return found
+
+
+def test_a_workstation_sweep_trains_each_trial_on_a_gpu_of_its_own(workflow, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # two "GPUs": TensorFlow finds none and uses the CPU
+    config = tiny_config()
+    # A train job's console entry is its message ("Model 1 of 4: ..."), so best_model, which asks
+    # what train asks (trial_gpus), shows the plan's resources; the run below shows train's.
+    planned = plan_resources(workflow.sweep(config, "--dry-run").output)
+    assert planned["best_model"] == {"tmpdir=/tmp, gpu=1"}
+
+    too_many = workflow.sweep(config, "--resources", "gpu=3", check=False)
+    assert too_many.returncode != 0 and not workflow.path("results").exists()
+    assert ("--resources gpu=3 (on the command line or under `resources:` in a profile) lets Snakemake train on 3 GPUs "
+            "at once, but kerasgrid sees 2 on this machine (CUDA_VISIBLE_DEVICES='0,1'). Set gpu=2 or less") in too_many.output
+
+    workflow.sweep(config, "--resources", "gpu=2")
+    records = [json.loads(p.read_text()) for p in workflow.root.glob("results/trials/*/metrics.json")]
+    assert len(records) == 4 and {r["status"] for r in records} == {"ok"}
+    assert {r["cuda_visible_devices"] for r in records} == {"0", "1"}  # two at a time, one GPU each
+    retrain = json.loads(next(workflow.root.glob("results/best_model/*/metrics.json")).read_text())
+    assert retrain["cuda_visible_devices"] in {"0", "1"}
+
+
+def test_without_gpus_a_trial_asks_for_none_and_asking_for_one_is_an_error(workflow, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    config = tiny_config(grid={"lr": [0.01], "act_in": ["relu"], "act_out": ["sigmoid"], "loss": ["mean_squared_error"]})
+    assert plan_resources(workflow.sweep(config, "--dry-run").output)["best_model"] == {"tmpdir=/tmp, gpu=0"}
+    asked = workflow.sweep(config, "--set-resources", "train:gpu=1", check=False)
+    assert asked.returncode != 0 and not list(workflow.root.glob("results/trials/*/metrics.json"))
+    assert ("each train job asks for 1 GPU (its `gpu` resource: `set-resources` in a profile or on the command line), "
+            "but kerasgrid sees 0 on this machine (CUDA_VISIBLE_DEVICES='')") in asked.output
