@@ -1,6 +1,7 @@
 """Confirming the finalists on all the data: rank agreement, config errors, and real sweeps."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -14,7 +15,6 @@ from kerasgrid.confirm import agreement, kendall_tau, merge
 from kerasgrid.errors import ConfigError
 from kerasgrid.results import format_winner, read_leaderboard
 from test_config import REPO, SCHEMA, full_config
-from test_halving import jobs_run
 
 MIN = {"metric": "loss", "direction": "min"}
 
@@ -184,8 +184,11 @@ def constant(workflow):
     return workflow
 
 
-def jobs(output, rule) -> set[str]:
-    return {wildcards for name, wildcards in jobs_run(output) if name == rule}
+def trained(output, confirmations=False) -> set[str]:
+    """The trials a snakemake run trained (or confirmed), from the jobs' messages: "Model 2 of 4: q=0.1
+    (trial <id>)", and for a confirmation ", on all the data" after it."""
+    ending = ", on all the data" if confirmations else ""
+    return set(re.findall(rf"^Job \d+: Model \d+ of \d+: .*\(trial (\w{{12}})\){ending}$", output, flags=re.M))
 
 
 def test_confirmation_picks_the_best_finalist_on_all_the_data_and_caches(constant):
@@ -202,7 +205,7 @@ def test_confirmation_picks_the_best_finalist_on_all_the_data_and_caches(constan
     assert [float(r["objective"]) for r in rows] == pytest.approx(
         [loss(b, False), loss(a, False), loss(c, True), loss(d, True)], rel=1e-5)
     assert [float(r["tuning_objective"]) for r in rows] == pytest.approx([loss(q, True) for q in (b, a, c, d)], rel=1e-5)
-    assert jobs(result.output, "confirm") == {f"trial={ids[q]}" for q in (a, b)}
+    assert trained(result.output, confirmations=True) == {ids[a], ids[b]}
     record = json.loads(constant.path(f"results/trials/{ids[b]}/confirm/metrics.json").read_text())
     assert record["training_data"]["examples"] == 200 and record["saved_model"] is not None
 
@@ -222,17 +225,17 @@ def test_confirmation_picks_the_best_finalist_on_all_the_data_and_caches(constan
 
     # A new candidate that stays out of the top 2: the ranking is redone, no confirmation trains.
     far = constant.sweep(confirm_config([a, b, c, d, round(float(on_all) + 3, 3)]))
-    assert jobs(far.output, "confirm") == set() and len(jobs(far.output, "train")) == 1
+    assert trained(far.output, confirmations=True) == set() and len(trained(far.output)) == 1
     # One that enters it: only its confirmation trains; a's is reused, b's stays on disk unranked.
     between = round(float(on_fraction + on_all) / 2, 3)
     entered = constant.sweep(confirm_config([a, b, c, d, between]))
     rows = read_leaderboard(constant.path("results/leaderboard.tsv"))
     new = next(r["trial_id"] for r in rows if float(r["q"]) == between)
-    assert jobs(entered.output, "confirm") == {f"trial={new}"}
+    assert trained(entered.output, confirmations=True) == {new}
     assert [(float(r["q"]), r["confirmed"]) for r in rows[:3]] == [(between, "yes"), (a, "yes"), (b, "no")]
     # Back to the first grid: b is a finalist again, and its confirmation is still there.
     again = constant.sweep(confirm_config([a, b, c, d]))
-    assert jobs(again.output, "confirm") == set() and jobs(again.output, "train") == set()
+    assert trained(again.output, confirmations=True) == set() and trained(again.output) == set()
     assert read_leaderboard(constant.path("results/leaderboard.tsv"))[0]["trial_id"] == ids[b]
 
 
@@ -249,4 +252,4 @@ def test_planning_a_confirmed_repeated_sweep_on_a_fraction_imports_no_tensorflow
                                          budget={"epochs": 3, "steps_per_epoch": 1, "batch_size": 1000}))
     out = subprocess.run([sys.executable, str(probe)], cwd=constant.root, capture_output=True, text=True, timeout=120)
     assert "LOADED False False" in out.stdout, out.stdout + out.stderr
-    assert "rule rung" in out.stdout + out.stderr
+    assert ", seed 1, until epoch 1" in out.stdout  # the first rung of every seed, planned

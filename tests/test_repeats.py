@@ -1,6 +1,7 @@
 """Repeats: every combination trains with several seeds, each run cached, ranked by the mean."""
 
 import json
+import re
 import statistics
 
 import numpy as np
@@ -11,7 +12,7 @@ from kerasgrid.config import sweep_from_config
 from kerasgrid.repeats import combine
 from kerasgrid.results import rank, read_leaderboard, write_leaderboard
 from test_config import REPO, full_config
-from test_halving import jobs_run, rank_only
+from test_halving import rank_only
 
 MIN = {"metric": "loss", "direction": "min"}
 
@@ -123,9 +124,11 @@ def ranking(workflow):
     return [float(row["q"]) for row in rows], rows
 
 
-def trained_runs(output) -> set[str]:
-    """The runs a snakemake run trained, as "<q> seed <seed>" (the config's seed: no seed_path)."""
-    return {wildcards for rule, wildcards in jobs_run(output) if rule == "train"}
+def trained_runs(output) -> set[tuple[str, int]]:
+    """(trial id, seed) of the runs a snakemake run trained, from the train jobs' messages: "Model 2
+    of 3: q=0.01 (trial <id>), seed 1" with repeats, without the seed (the config's, 0) otherwise."""
+    found = re.findall(r"^Job \d+: Model \d+ of \d+: .*\(trial (\w{12})\)(?:, seed (\d+))?$", output, flags=re.M)
+    return {(trial, int(seed or 0)) for trial, seed in found}
 
 
 def test_repeats_rank_by_the_mean_and_each_seed_is_a_run_of_its_own(noisy):
@@ -137,8 +140,7 @@ def test_repeats_rank_by_the_mean_and_each_seed_is_a_run_of_its_own(noisy):
 
     result = noisy.sweep(noisy_config(repeats=3))
     # Only the new seeds trained, each its own job; the first seed's runs were not touched.
-    assert trained_runs(result.output) == {
-        f"trial={row['trial_id']}, seed_path=/seeds/{seed}" for row in base_rows for seed in (1, 2)}
+    assert trained_runs(result.output) == {(row["trial_id"], seed) for row in base_rows for seed in (1, 2)}
     assert all(noisy.snapshot()[path] == stamp for path, stamp in before.items())
     means, rows = ranking(noisy)
     assert means == sorted(Q, key=lambda q: np.mean([expected_loss(q, s) for s in range(3)])) == [0.01, -0.005, 0.2]
@@ -177,3 +179,17 @@ def test_halving_with_repeats_promotes_by_the_mean_over_seeds(noisy):
     for seed_path in ("", "/seeds/1", "/seeds/2"):  # every seed of the promoted trial went on from its own rung
         record = json.loads(noisy.path(f"results/trials/{rows[0.01]['trial_id']}{seed_path}/metrics.json").read_text())
         assert record["epochs_run"] == 3 and record["resumed_from_epoch"] == 1
+
+
+def test_an_adaptive_search_with_repeats_trains_every_seed_and_is_told_each_trials_mean(noisy):
+    config = noisy_config(repeats=2, search={"strategy": "tpe", "trials": 4, "batch": 2},
+                          grid={"q": {"low": 0.0, "high": 0.2}})
+    rank_only(noisy, config)
+    told = json.loads(noisy.path("results/rounds/1.json").read_text())["told"]  # round 0's two trials
+    assert len(told) == 2
+    for entry in told:
+        losses = [json.loads(noisy.path(f"results/trials/{entry['trial_id']}{path}/metrics.json").read_text())
+                  ["metrics"]["loss"]["final"] for path in ("", "/seeds/1")]
+        assert entry["status"] == "ok" and entry["objective"] == pytest.approx(statistics.fmean(losses))
+    rows = ranking(noisy)[1]
+    assert len(rows) == 4 and {row["seeds"] for row in rows} == {"2"} and {row["round"] for row in rows} == {"0", "1"}
