@@ -33,6 +33,11 @@ if SWEEP.adaptive:
     include: "workflow/rules/adaptive.smk"
 
 
+if SWEEP.confirm:
+
+    include: "workflow/rules/confirm.smk"
+
+
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 
@@ -57,7 +62,7 @@ onstart:
 
 
 onsuccess:
-    run_ended("results/leaderboard.tsv", "results/best_params.yaml", "results/best_model.yaml")
+    run_ended("results/leaderboard.tsv", "results/best_params.yaml", "results/best_model.yaml", TRAINING_DATA)
 
 
 onerror:

@@ -2,11 +2,16 @@
 
 `build_model` turns one combination of the grid into a compiled model; `train_data` and
 `val_data` are generators of (x, y) batches, the most common shape of a user's data.
+`train_arrays` returns the same training data as whole arrays, from which kerasgrid draws
+`data.fraction` itself; `train_data` takes the fraction as a keyword and draws it with
+kerasgrid's own function, as a generator must.
 """
 
 import keras
 import numpy as np
 from sklearn.datasets import load_digits
+
+from kerasgrid import fraction as fractions
 
 VALIDATION_FRACTION = 0.2
 
@@ -47,9 +52,16 @@ def _batches(x, y, batch_size, shuffle_seed=None):
         yield x[batch], y[batch]
 
 
-def train_data(params):
+def train_data(params, fraction=1.0):
     (x, y), _ = _split()
+    if fraction < 1:  # data.fraction: kerasgrid's seeded draw, stratified by class
+        x, y = fractions.take((x, y), fraction, seed=0)
     return _batches(x, y, params.get("batch_size", 32), shuffle_seed=0)
+
+
+def train_arrays():
+    (x, y), _ = _split()
+    return x, y
 
 
 def val_data(params):

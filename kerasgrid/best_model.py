@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from kerasgrid import records, refs
+from kerasgrid import records, refs, runs
 from kerasgrid.errors import ModelError, NotReproducible, Status
 from kerasgrid.training import TRIAL_MODEL, TRIAL_WEIGHTS, run_trial, weights_path
 
@@ -62,9 +62,13 @@ def save_best_model(
     for earlier in (model_path, weights_path(model_path)):  # an earlier winner's, whichever it was
         earlier.unlink(missing_ok=True)
 
-    kept = kept_model(Path(trials_dir) / trial)
+    # The run that won (with the config's seed): the trial's own, or its confirmation.
+    run_dir = runs.run_dir(Path(trials_dir) / trial, confirm=bool(winner.get("confirmed")))
+    if winner.get("repeats"):  # best_params holds the mean over seeds; this run's own value is this
+        objective = {**objective, "value": winner["repeats"]["values"][0]}
+    kept = kept_model(run_dir)
     if kept:
-        saved = records.read_json(Path(trials_dir) / trial / "metrics.json")["saved_model"]
+        saved = records.read_json(run_dir / "metrics.json")["saved_model"]
         saved.setdefault("format", "keras")  # as recorded before kerasgrid could keep weights
         target = model_path if saved["format"] == "keras" else weights_path(model_path)
         records.copy_file(kept, target)
@@ -85,7 +89,7 @@ def save_best_model(
         if record["status"] != Status.OK.value or value != objective["value"]:
             model_path.unlink(missing_ok=True)
             weights_path(model_path).unlink(missing_ok=True)
-            raise _not_reproducible(trial, objective, value, record, trials_dir, threads, model_path)
+            raise _not_reproducible(trial, objective, value, record, run_dir, threads, model_path)
         saved = record["saved_model"]
         if not saved["path"]:
             raise ModelError(f"could not save the winner, trial {trial}: {saved['error']}")
@@ -125,9 +129,9 @@ def save_best_model(
     return manifest
 
 
-def _not_reproducible(trial, objective, value, record, trials_dir, threads, model_path) -> NotReproducible:
+def _not_reproducible(trial, objective, value, record, run_dir, threads, model_path) -> NotReproducible:
     got = f"{objective['metric']} = {value!r}" if value is not None else f"status {record['status']}"
-    recorded_threads = records.read_json(Path(trials_dir) / trial / "metrics.json").get("threads", threads)
+    recorded_threads = records.read_json(Path(run_dir) / "metrics.json").get("threads", threads)
     threads_differ = (
         f"it trained with {recorded_threads} threads and this retrain with {threads} (give best_model "
         "the train rule's threads and resources), " if recorded_threads != threads else ""

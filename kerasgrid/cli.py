@@ -43,15 +43,17 @@ def summary(results="results", top: int = 10, metric: str | None = None, directi
             "a sweep wrote (the one that holds trials/)."
         )
     finished, unfinished, halving = [], 0, False
-    for folder in sorted(path for path in trials_dir.iterdir() if path.is_dir()):
-        # With halving, a trial's record is that of the furthest rung it finished.
-        found = [folder / "metrics.json", *folder.glob("rungs/*/metrics.json")]
-        done = [records.read_json(path) for path in found if path.exists()]
-        halving |= len(found) > 1
-        if done:
-            finished.append(max(done, key=epochs_target))
-        elif (folder / "params.json").exists() or any(folder.glob("rungs/*/params.json")):
-            unfinished += 1  # running now, or stopped before it ended
+    for trial in sorted(path for path in trials_dir.iterdir() if path.is_dir()):
+        # The run with the config's seed, and with repeats every further seed's (kerasgrid.runs).
+        for folder in [trial, *sorted(trial.glob("seeds/*"))]:
+            # With halving, a run's record is that of the furthest rung it finished.
+            found = [folder / "metrics.json", *folder.glob("rungs/*/metrics.json")]
+            done = [records.read_json(path) for path in found if path.exists()]
+            halving |= len(found) > 1
+            if done:
+                finished.append(max(done, key=epochs_target))
+            elif (folder / "params.json").exists() or any(folder.glob("rungs/*/params.json")):
+                unfinished += 1  # running now, or stopped before it ended
 
     objective, note = recorded_objective(finished)
     if metric:
@@ -70,14 +72,17 @@ def summary(results="results", top: int = 10, metric: str | None = None, directi
     ranked = rank(finished, objective)
     counts = Counter(record["status"] for record in finished)
     statuses = ", ".join(f"{counts[s.value]} {s.value}" for s in Status if counts[s.value])
+    runs = "runs" if len(ranked) < len(finished) else "trials"  # repeats: several seeds per trial
     lines = [
-        f"{trials_dir}: {len(finished)} trials finished" + (f" ({statuses})" if finished else "")
+        f"{trials_dir}: {len(finished)} {runs} finished" + (f" ({statuses})" if finished else "")
         + f", {unfinished} started but not finished."
     ]
     if not finished:
         return lines
     rungs = sorted({epochs_target(record) for record in finished}) if halving else None
-    header, rows = leaderboard_rows(ranked, sorted({key for record in finished for key in record["params"]}), rungs)
+    most_runs = max(entry.get("runs", 1) for entry in ranked)
+    header, rows = leaderboard_rows(ranked, sorted({key for record in finished for key in record["params"]}), rungs,
+                                    repeats=most_runs)
     table = console_lines([dict(zip(header, row)) for row in rows], objective, top)
     lines += [f"{table[0]}, {note}:", *table[1:]]
     if top < len(rows):
@@ -85,10 +90,13 @@ def summary(results="results", top: int = 10, metric: str | None = None, directi
     winner = ranked[0]
     if winner["status"] == Status.OK.value:
         lines.append("")
+        spread = {"repeats": {"seeds": winner["run_seeds"], "values": winner["run_values"],
+                              "std": winner["objective_std"]}} if winner.get("runs", 1) > 1 else {}
         lines += format_winner({
             "trial_id": winner["trial_id"],
             "objective": {**objective, "value": winner["objective_value"]},
             "params": winner["params"],
+            **spread,
         })
     return lines
 

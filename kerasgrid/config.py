@@ -8,7 +8,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from kerasgrid import refs, search
+from kerasgrid import refs, repeats, runs, search
+from kerasgrid.confirm import Confirm
 from kerasgrid.errors import ConfigError
 from kerasgrid.grid import canonical
 from kerasgrid.search.rounds import round_sizes
@@ -99,6 +100,11 @@ class Sweep:
     # the candidates, while an adaptive search's come from its rounds' files).
     round_sizes: list[int] = field(default_factory=list)
     space: dict = field(default_factory=dict, repr=False)
+    # data.fraction: the share of the training data that tuning runs train on (1: all of it).
+    fraction: float = 1
+    repeats: int = 1
+    # The finalists' confirmation, or None without `confirm`.
+    confirm: Confirm | None = None
 
     @property
     def halving(self) -> bool:
@@ -108,13 +114,24 @@ class Sweep:
     def adaptive(self) -> bool:
         return bool(self.round_sizes)
 
+    @property
+    def seeds(self) -> list[int]:
+        """The seed of each run of a combination: seed, then seed+1, ... with repeats."""
+        return repeats.seeds(self.seed, self.repeats)
+
     def plan(self) -> dict:
-        """How the candidates are found and trained: results/search.json."""
+        """How the candidates are found and trained: results/search.json. With confirm and repeats,
+        those too: a leaderboard that waits on a checkpoint (finalists, promotions) must be redone
+        when they change."""
         plan = {"strategy": self.strategy, "rungs": self.rungs}
         if self.halving:
             plan["halving"] = {"eta": self.schedule.eta, "min_epochs": self.schedule.min_epochs}
         if self.adaptive:
             plan["rounds"] = self.round_sizes  # raising search.trials adds rounds: the ranking is redone
+        if self.confirm:
+            plan["confirm"] = {"top": self.confirm.top, "budget": self.confirm.budget}
+        if self.repeats > 1:
+            plan["repeats"] = self.repeats
         return plan
     tensorboard: bool = False
 
@@ -130,18 +147,37 @@ class Sweep:
             "objective": {"metric": self.objective["metric"], "direction": self.objective["direction"]},
         }))
 
-    def settings(self) -> dict:
-        """Everything a trial's result depends on besides its params (the objective is not).
+    def settings(self, seed: int | None = None) -> dict:
+        """Everything a tuning run's result depends on besides its params (the objective is not):
+        the run with the config's seed, or with `seed` (repeats).
 
-        Keys sorted at every level, so that its repr (what Snakemake compares) is canonical.
+        Keys sorted at every level, so that its repr (what Snakemake compares) is canonical. A config
+        without fraction or repeats gives exactly the settings it gave before they existed.
         """
+        budget, drawn = dict(self.budget), {}
+        if self.fraction < 1:
+            budget["steps_per_epoch"] = runs.fraction_steps(budget["steps_per_epoch"], self.fraction)
+            drawn = {"fraction": self.fraction, "draw_seed": self.seed}
+        return self._settings(budget, seed, drawn)
+
+    def confirm_settings(self, seed: int | None = None) -> dict:
+        """The settings of a finalist's confirmation: all the data, the budget with confirm.budget."""
+        drawn = {"fraction": 1.0, "draw_seed": self.seed} if self.fraction < 1 else {}
+        return self._settings({**self.budget, **self.confirm.budget}, seed, drawn)
+
+    def winner_settings(self) -> dict:
+        """What the winner's run (with the config's seed) trained with: its confirmation's with confirm."""
+        return self.confirm_settings() if self.confirm else self.settings()
+
+    def _settings(self, budget: dict, seed: int | None, drawn: dict) -> dict:
         settings = {
             "model": self.model.text,
             "train": self.train.text,
             "validation": self.validation.text if self.validation else None,
-            "budget": self.budget,
-            "seed": self.seed,
+            "budget": budget,
+            "seed": self.seed if seed is None else seed,
             "training_version": TRAINING_VERSION,
+            **drawn,
         }
         # Only when set, so that configs without it keep their trials (settings are a rerun trigger).
         if self.distribute:
@@ -185,6 +221,9 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
                 "values or ranges, or use search.strategy: grid to train every combination."
             ) from None
     schedule = _schedule(config["search"], config["budget"], source)
+    fraction = config["data"].get("fraction", 1)
+    # An adaptive search's candidates are proposed round by round: search.trials of them.
+    confirmation = _confirm(config, len(trials) or sum(sizes), source)
     return Sweep(
         source=source,
         model=model,
@@ -204,6 +243,9 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         tensorboard=config.get("tensorboard", False),
         round_sizes=sizes,
         space=space,
+        fraction=fraction,
+        repeats=config.get("repeats", 1),
+        confirm=confirmation,
     )
 
 
@@ -215,6 +257,29 @@ def missing_config(folder, snakefile) -> ConfigError:
         f"{snakefile} --cores 4 --configfile sweep.yaml, run from the folder its paths are relative to "
         f"(a commented example: {Path(snakefile).parent / 'config.yaml'}); or name it config.yaml."
     )
+
+
+def _confirm(config: dict, candidates: int, source: str) -> Confirm | None:
+    """The confirmation `confirm` asks for, checked against the candidates and the tuning."""
+    settings = config.get("confirm")
+    if settings is None:
+        return None
+    confirmation = Confirm(top=settings.get("top", 5), budget=dict(settings.get("budget") or {}))
+    if confirmation.top >= candidates:
+        raise ConfigError(
+            f"{source}: confirm.top is {confirmation.top}, but the sweep has {candidates} candidates, so every one "
+            "would be confirmed: that is tuning on all the data, with the tuning run first for nothing. Lower "
+            f"confirm.top below {candidates}, or remove confirm and data.fraction to tune on all the data."
+        )
+    budget = config["budget"]
+    if config["data"].get("fraction", 1) == 1 and {**budget, **confirmation.budget} == budget:
+        raise ConfigError(
+            f"{source}: confirm is set, but data.fraction is 1 and confirm.budget changes nothing, so each "
+            "finalist would train again exactly as it was tuned, to the same result. Tune on a part of the "
+            "data (e.g. data.fraction: 0.1), or give the confirmation a bigger budget (e.g. confirm: "
+            "{top: 5, budget: {epochs: 30}}), or remove confirm."
+        )
+    return confirmation
 
 
 def _sampler(settings: dict, space: dict, max_trials: int, source: str):

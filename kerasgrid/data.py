@@ -10,6 +10,10 @@ one of:
 
 Endless streams are what make "every trial trains on exactly epochs x steps_per_epoch batches" true
 whatever the source's length.
+
+With `data.fraction`, `as_fraction_dataset` trains on a fraction of what the callable returns:
+kerasgrid draws it from whole arrays itself (kerasgrid.fraction), and a callable that takes a
+`fraction` keyword receives it and draws its own.
 """
 
 import inspect
@@ -18,16 +22,33 @@ import itertools
 import numpy as np
 import tensorflow as tf
 
-from kerasgrid.errors import DataError
+from kerasgrid import fraction as fractions
+from kerasgrid.errors import ConfigError, DataError
 
 
-def call_data_fn(fn, params: dict):
-    """Call `fn(params)` if it takes an argument, else `fn()`."""
+def _parameters(fn) -> list[str] | None:
     try:
-        takes_params = bool(inspect.signature(fn).parameters)
+        return list(inspect.signature(fn).parameters)
     except (TypeError, ValueError):  # builtins without a signature
-        takes_params = True
-    return fn(params) if takes_params else fn()
+        return None
+
+
+def takes_fraction(fn) -> bool:
+    """Whether a data callable draws its own fraction: it has a parameter named `fraction`."""
+    return "fraction" in (_parameters(fn) or [])
+
+
+def call_data_fn(fn, params: dict, fraction: float | None = None):
+    """Call `fn(params)` if it takes an argument, else `fn()`; with `fraction`, a callable that takes
+    a `fraction` parameter receives it as a keyword."""
+    names = _parameters(fn)
+    keywords = {"fraction": fraction} if fraction is not None and "fraction" in (names or []) else {}
+    takes_params = names is None or any(name != "fraction" for name in names)
+    return fn(params, **keywords) if takes_params else fn(**keywords)
+
+
+def _whole_arrays(source) -> bool:
+    return isinstance(source, (tuple, list)) and len(source) in (2, 3)
 
 
 def _as_tuple(element):
@@ -65,10 +86,59 @@ def endless(make_iterator, first=None):
 
 def as_dataset(fn, params: dict, *, batch_size: int, seed: int, name: str = "data") -> tf.data.Dataset:
     """An endless, prefetched tf.data.Dataset of batches from data callable `fn`."""
-    source = call_data_fn(fn, params)
+    return _dataset(call_data_fn(fn, params), lambda: call_data_fn(fn, params), params, batch_size, seed, name)
+
+
+def as_fraction_dataset(
+    fn, params: dict, fraction: float, *, draw_seed: int, batch_size: int, seed: int, name: str = "data",
+    source: str = "the config",
+) -> tuple[tf.data.Dataset, dict]:
+    """`as_dataset` of a `fraction` of what `fn` gives, and the record of what that fraction holds
+    (kerasgrid.fraction.describe: examples kept and in all, class shares, warnings).
+
+    Whole arrays are drawn from here, by `draw_seed`; a callable with a `fraction` parameter receives
+    the fraction and draws it itself (recorded if it uses kerasgrid.fraction.indices). Anything
+    else cannot be cut from outside: ConfigError, naming `source` (the config) and the fix.
+    """
+    if takes_fraction(fn):
+        fractions.start_recording()
+        try:
+            data = call_data_fn(fn, params, fraction)
+            # A generator runs its body, and so its draw, when _dataset peeks at its first batch.
+            dataset = _dataset(data, lambda: call_data_fn(fn, params, fraction), params, batch_size, seed, name)
+        finally:
+            draws = fractions.stop_recording()
+        examples = fractions.length(data[:2]) if _whole_arrays(data) else None
+        return dataset, draws[0] if draws else fractions.unmeasured(fraction, "the data callable", examples)
+    data = call_data_fn(fn, params)
+    if not _whole_arrays(data):
+        if fraction == 1:  # all of it: nothing to cut
+            dataset = _dataset(data, lambda: call_data_fn(fn, params), params, batch_size, seed, name)
+            return dataset, fractions.unmeasured(fraction, None)
+        raise ConfigError(
+            f"{source}: data.fraction is {fraction}, but {name} returned {type(data).__name__}, which kerasgrid "
+            "cannot cut a fraction from. Return whole (x, y) arrays, which kerasgrid draws the fraction from, or "
+            "give the function a fraction parameter (def train_data(params, fraction=1.0)) and keep that fraction "
+            "inside it, e.g. with kerasgrid.fraction.indices(labels, fraction, seed=0)."
+        )
+    arrays = tuple(data)
+    try:
+        fractions.length(arrays)
+    except ValueError as exc:
+        raise DataError(f"{name}: {exc}") from None
+    labels = fractions.first_target(arrays)
+    rows = fractions.draw(labels, fraction, draw_seed)
+    record = fractions.describe(labels, rows, fraction)
+    if fraction < 1:
+        arrays = fractions.subset(arrays, rows)
+    return _dataset(arrays, None, params, batch_size, seed, name), record
+
+
+def _dataset(source, restart, params: dict, batch_size: int, seed: int, name: str) -> tf.data.Dataset:
+    """What as_dataset makes of a callable's return value; `restart` calls the callable again."""
     if isinstance(source, tf.data.Dataset):
         dataset = source.repeat()
-    elif isinstance(source, (tuple, list)) and len(source) in (2, 3):
+    elif _whole_arrays(source):
         arrays = tuple(source)
         n = len(tf.nest.flatten(arrays[0])[0])
         dataset = (
@@ -86,9 +156,6 @@ def as_dataset(fn, params: dict, *, batch_size: int, seed: int, name: str = "dat
             signature = infer_signature(first)
         except DataError as exc:
             raise DataError(f"{name}: {exc}") from None
-
-        def restart():
-            return call_data_fn(fn, params)
 
         # The first pass reuses the generator we peeked at; re-iterating the dataset (Keras does
         # for validation) starts over from a fresh call, so every trial sees the same batches.

@@ -40,25 +40,51 @@ class Trial:
     params: dict
     curve: list[float] = field(default_factory=list)
     round: int | None = None  # the round that proposed it, in an adaptive search
+    # With repeats: the objective of each seed (value is their mean) and their std.
+    seed_values: list[float] = field(default_factory=list)
+    std: float | None = None
+    # With confirm: whether value is the confirmation's, and the tuning's value.
+    confirmed: bool = False
+    tuning_value: float | None = None
+
+    @property
+    def tuned(self) -> float | None:
+        """The objective every trial has on the same footing: the tuning's."""
+        return self.tuning_value if self.confirmed else self.value
 
 
-def load_trials(leaderboard_path, objective: dict, trials_dir=None, rungs=None) -> list[Trial]:
+def _float(cell: str | None) -> float | None:
+    return float(cell) if cell else None
+
+
+def load_trials(leaderboard_path, objective: dict, trials_dir=None, rungs=None, seeds=None) -> list[Trial]:
     """The leaderboard's trials, best first, with their params.json and objective history (with
-    halving, `rungs`, the history up to the rung where each stopped)."""
+    halving, `rungs`, the history up to the rung where each stopped; with repeats, `seeds`, the
+    config's first, each seed's objective and the first's history; a confirmed finalist's are its
+    confirmation's)."""
     leaderboard_path = Path(leaderboard_path)
     trials_dir = Path(trials_dir) if trials_dir else leaderboard_path.parent / "trials"
     trials = []
     for row in read_leaderboard(leaderboard_path):
         folder = row_dir(trials_dir, row, rungs)
+        seed_values = []
+        if seeds and len(seeds) > 1 and row["status"] == Status.OK.value:
+            for seed in seeds:
+                record = records.read_json(row_dir(trials_dir, row, rungs, seed, seeds[0]) / "metrics.json")
+                seed_values.append(record["metrics"][objective["metric"]]["final"])
         trials.append(
             Trial(
                 rank=int(row["rank"]),
                 trial_id=row["trial_id"],
                 status=row["status"],
-                value=float(row["objective"]) if row["objective"] else None,
+                value=_float(row["objective"]),
                 params=records.read_json(folder / "params.json"),
                 curve=_curve(folder / "history.csv", objective["metric"]),
                 round=int(row["round"]) if row.get("round") else None,
+                seed_values=seed_values,
+                std=_float(row.get("std")),
+                confirmed=row.get("confirmed") == "yes",
+                tuning_value=_float(row.get("tuning_objective")),
             )
         )
     return trials
@@ -202,6 +228,10 @@ def learning_curves(trials: list[Trial], objective: dict, grid_keys: list[str], 
     ax.set_ylabel(f"{metric} ({better(objective['direction'])})")
     ax.grid(alpha=0.3)
     note = f"; {failed} failed, so no curve" if failed else ""
+    if any(t.confirmed for t in trials):
+        note += "; the finalists' curves are their confirmation's, on all the data"
+    if any(t.seed_values for t in trials):
+        note += "; each trial's first seed"
     ax.set_title(f"Learning curves: {metric} per epoch\n{len(trials)} trials ({_counts(trials)}){note}")
     return figure
 
@@ -225,7 +255,7 @@ def param_effects(trials: list[Trial], objective: dict, grid_keys: list[str]):
         labels = []
         for x, value in enumerate(values):
             same = [t for t in trials if key in t.params and canonical({"v": t.params[key]}) == canonical({"v": value})]
-            scores = [t.value for t in same if t.status == Status.OK.value and t.value is not None]
+            scores = [t.tuned for t in same if t.status == Status.OK.value and t.tuned is not None]
             if len(scores) > 1:
                 ax.boxplot([scores], positions=[x], widths=0.5, showfliers=False, manage_ticks=False,
                            medianprops={"color": "#1f77b4"}, boxprops={"color": GREY}, whiskerprops={"color": GREY},
@@ -236,7 +266,7 @@ def param_effects(trials: list[Trial], objective: dict, grid_keys: list[str]):
             marks = ", ".join(f"{n} {status}" for status, n in bad.items() if n)
             labels.append(value_label(value) + (f"\n({marks})" if marks else ""))
             if winner and key in winner.params and canonical({"v": winner.params[key]}) == canonical({"v": value}):
-                ax.scatter([x], [winner.value], marker="*", s=220, color=COLOURS[0], edgecolor="white", zorder=4)
+                ax.scatter([x], [winner.tuned], marker="*", s=220, color=COLOURS[0], edgecolor="white", zorder=4)
         ax.set_xticks(range(len(values)))
         ax.set_xticklabels(labels, rotation=30 if len(values) > 4 else 0, ha="right" if len(values) > 4 else "center",
                            fontsize=9)
@@ -252,8 +282,11 @@ def param_effects(trials: list[Trial], objective: dict, grid_keys: list[str]):
     for ax in axes[len(keys):]:
         ax.set_visible(False)
     constant = ", ".join(f"{value_label(key, 30)}={value_label(trials[0].params.get(key))}" for key in fixed)
+    confirmed = any(t.confirmed for t in trials)
+    repeated = any(t.seed_values for t in trials)
     figure.suptitle(
-        f"Effect of each hyperparameter on {metric} ({better(objective['direction'])})\n"
+        f"Effect of each hyperparameter on {metric} ({better(objective['direction'])})"
+        + (" in the tuning" if confirmed else "") + (", mean over seeds" if repeated else "") + "\n"
         "dots: ok trials; boxes: their spread; star: the winner\n"
         "diverged and failed trials are counted under their value"
         + (f"\nthe same in every trial: {constant}" if constant else ""),
@@ -269,15 +302,24 @@ def ranking(trials: list[Trial], objective: dict, grid_keys: list[str]):
     ok = [t for t in trials if t.status == Status.OK.value and t.value is not None]
     bad = [t for t in trials if t not in ok]
     shown = ok[:MAX_BARS] + bad[:MAX_MARKED]
-    figure = _figure(10, max(3.0, 0.34 * len(shown) + 1.8))
+    notes = any(t.seed_values for t in ok) + any(t.confirmed for t in ok)  # lines under the title
+    figure = _figure(10, max(3.0, 0.34 * len(shown) + 1.8 + 0.3 * notes))
     ax = figure.subplots()
-    values = [t.value for t in ok[:MAX_BARS]]
+    values = [v for t in ok[:MAX_BARS] for v in [t.value, *t.seed_values, *([t.tuning_value] * t.confirmed)]]
     span = max([abs(v) for v in values] or [1.0]) or 1.0
     for y, trial in enumerate(shown):
         if trial in ok:
             colour = COLOURS[0] if trial is trials[0] else "#1f77b4"
-            ax.barh(y, trial.value, color=colour, height=0.7)
-            ax.text(trial.value + 0.01 * span * (1 if trial.value >= 0 else -1), y, f" {trial.value:.4g}", va="center",
+            ax.barh(y, trial.value, color=colour, height=0.7, hatch="//" if trial.confirmed else None,
+                    edgecolor="white" if trial.confirmed else None)
+            if trial.seed_values:  # repeats: the spread over seeds
+                ax.errorbar(trial.value, y, xerr=trial.std or 0.0, color="black", capsize=3, lw=1, zorder=3)
+                ax.scatter(trial.seed_values, [y] * len(trial.seed_values), s=12, color="black", zorder=4)
+            if trial.confirmed and trial.tuning_value is not None:
+                ax.scatter([trial.tuning_value], [y], marker="D", s=36, facecolor="none", edgecolor="#e65100", zorder=5)
+            drawn = [trial.value, *trial.seed_values, *([trial.tuning_value] * trial.confirmed)]
+            end = max(drawn) if trial.value >= 0 else min(drawn)
+            ax.text(end + 0.01 * span * (1 if trial.value >= 0 else -1), y, f" {trial.value:.4g}", va="center",
                     ha="left" if trial.value >= 0 else "right", fontsize=9)
         else:
             colour = STATUS_COLOURS.get(trial.status, GREY)
@@ -299,7 +341,13 @@ def ranking(trials: list[Trial], objective: dict, grid_keys: list[str]):
     ax.grid(axis="x", alpha=0.3)
     left_out = len(trials) - len(shown)
     note = f"; the best {len(shown)} shown, {left_out} more in results/leaderboard.tsv" if left_out else ""
-    ax.set_title(f"Trials ranked by {metric}: {len(trials)} trials ({_counts(trials)}){note}")
+    keys_ = []
+    if any(t.seed_values for t in ok):
+        keys_.append("bars: the mean over seeds, dots: each seed, whiskers: ± 1 std")
+    if any(t.confirmed for t in ok):
+        keys_.append("hatched: the finalists, by their confirmation on all the data; diamonds: their tuning value")
+    ax.set_title(f"Trials ranked by {metric}: {len(trials)} trials ({_counts(trials)}){note}"
+                 + "".join(f"\n{key}" for key in keys_))
     return figure
 
 
@@ -379,9 +427,9 @@ def save(figure, path) -> None:
 
 
 def write_plots(leaderboard_path, objective: dict, grid_keys: list[str], *, learning_curves_png, param_effects_png,
-                ranking_png, trials_dir=None, rungs=None) -> None:
+                ranking_png, trials_dir=None, rungs=None, seeds=None) -> None:
     """The three figures of the sweep whose leaderboard is given, as PNG files."""
-    trials = load_trials(leaderboard_path, objective, trials_dir, rungs)
+    trials = load_trials(leaderboard_path, objective, trials_dir, rungs, seeds)
     halving = rungs if rungs and len(rungs) > 1 else None
     save(learning_curves(trials, objective, grid_keys, halving), learning_curves_png)
     for draw, path in ((param_effects, param_effects_png), (ranking, ranking_png)):

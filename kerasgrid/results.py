@@ -6,11 +6,12 @@ Imports neither TensorFlow nor Keras, so aggregation takes a blink.
 import csv
 import json
 import math
+import statistics
 from pathlib import Path
 
 import yaml
 
-from kerasgrid import records
+from kerasgrid import confirm, records, repeats, runs
 from kerasgrid.errors import ConfigError, Direction, NoSuccessfulTrial, Status
 
 _STATUS_ORDER = {Status.OK: 0, Status.DIVERGED: 1, Status.FAILED: 2}
@@ -19,6 +20,12 @@ FIXED_COLUMNS = ["rank", "trial_id", "objective", "status", "fit_seconds", "erro
 HALVING_COLUMNS = ["rung", "epochs"]
 # With adaptive search: the round that proposed the trial (0 = the first).
 ROUND_COLUMN = "round"
+# With repeats: the standard deviation of the objective over the seeds (objective is their mean),
+# and how many seeds ran.
+REPEAT_COLUMNS = ["std", "seeds"]
+# With confirm: whether the row's objective is its confirmation's (yes for the finalists), and
+# its rank and objective in the tuning.
+CONFIRM_COLUMNS = ["confirmed", "tuning_rank", "tuning_objective"]
 
 
 def objective_value(record: dict, objective: dict, source: str = "the config"):
@@ -41,20 +48,18 @@ def epochs_target(record: dict) -> int:
 
 
 def rank(records_: list[dict], objective: dict, source: str = "the config") -> list[dict]:
-    """Records best first: ok trials by the epochs they trained to (a halving rung: the furthest
-    first), then objective; then diverged, then failed; ties by trial id."""
+    """Trials best first: ok trials by the epochs they trained to (a halving rung: the furthest
+    first), then objective; then diverged, then failed; ties by trial id. A trial with several
+    records (one per seed, with repeats) is one entry, ranked by their mean (repeats.combine)."""
     sign = -1.0 if Direction(objective["direction"]) is Direction.MAX else 1.0
+    entries = repeats.combine(records_, [objective_value(record, objective, source) for record in records_])
 
-    def key(record):
-        value = objective_value(record, objective, source)
-        status = _STATUS_ORDER[Status(record["status"])]
-        return (status, -epochs_target(record), sign * value if value is not None else math.inf, record["trial_id"])
+    def key(entry):
+        value = entry["objective_value"]
+        status = _STATUS_ORDER[Status(entry["status"])]
+        return (status, -epochs_target(entry), sign * value if value is not None else math.inf, entry["trial_id"])
 
-    ranked = sorted(records_, key=key)
-    return [
-        {**record, "rank": position, "objective_value": objective_value(record, objective, source)}
-        for position, record in enumerate(ranked, 1)
-    ]
+    return [{**entry, "rank": position} for position, entry in enumerate(sorted(entries, key=key), 1)]
 
 
 def _cell(value) -> str:
@@ -63,14 +68,23 @@ def _cell(value) -> str:
     return " ".join(text.split("\t")).replace("\n", " ")
 
 
+def _number(value) -> str:
+    return "" if value is None else repr(value)
+
+
 def leaderboard_rows(
-    ranked: list[dict], grid_keys: list[str], rungs: list[int] | None = None, rounds: dict[str, int] | None = None
+    ranked: list[dict], grid_keys: list[str], rungs: list[int] | None = None, rounds: dict[str, int] | None = None,
+    repeats: int = 1, confirmed: bool = False,
 ) -> tuple[list[str], list[list[str]]]:
     """Header and rows: rank, trial id, one column per grid key, objective, status, fit s, error;
     with adaptive search (`rounds`: trial id -> round), the round that proposed each trial; with
-    halving (`rungs`: the epochs each rung ends at), also the rung reached and epochs trained."""
+    halving (`rungs`: the epochs each rung ends at), also the rung reached and epochs trained;
+    with `repeats` above 1, the std over seeds and their count (objective is the mean); with
+    `confirmed` (a confirm.merge ranking), whether the row was confirmed and its tuning rank and
+    objective."""
     halving = rungs is not None and len(rungs) > 1
-    fixed = FIXED_COLUMNS + [ROUND_COLUMN] * bool(rounds) + HALVING_COLUMNS * halving
+    fixed = (FIXED_COLUMNS + [ROUND_COLUMN] * bool(rounds) + HALVING_COLUMNS * halving
+             + REPEAT_COLUMNS * (repeats > 1) + CONFIRM_COLUMNS * confirmed)
     param_columns = [f"param.{key}" if key in fixed else key for key in grid_keys]
     header = fixed[:2] + param_columns + fixed[2:]
     rows = []
@@ -80,7 +94,7 @@ def leaderboard_rows(
             [str(record["rank"]), record["trial_id"]]
             + [_cell(record["params"].get(key)) if key in record["params"] else "" for key in grid_keys]
             + [
-                "" if value is None else repr(value),
+                _number(value),
                 record["status"],
                 f"{record['fit_seconds']:.2f}",
                 _cell(record["error"] or ""),
@@ -89,24 +103,42 @@ def leaderboard_rows(
         if rounds:
             row.append(str(rounds[record["trial_id"]]))
         if halving:
-            row += [str(rungs.index(epochs_target(record))), str(record["epochs_run"])]
+            tuning = record.get("tuning", record)  # a confirmation has no rungs: the tuning's
+            row += [str(rungs.index(epochs_target(tuning))), str(tuning["epochs_run"])]
+        if repeats > 1:
+            row += [_number(record.get("objective_std")), str(record.get("runs", 1))]
+        if confirmed:
+            tuning = record["tuning"]
+            row += ["yes" if record["confirmed"] else "no", str(tuning["rank"]), _number(tuning["objective_value"])]
         rows.append(row)
     return header, rows
 
 
 def write_leaderboard(
-    metrics_paths, objective: dict, grid_keys: list[str], path, source="the config", rungs=None, rounds=None
+    metrics_paths, objective: dict, grid_keys: list[str], path, source="the config", rungs=None, rounds=None,
+    repeats: int = 1, confirmed_paths=None,
 ):
-    """Rank the trials whose metrics.json files are given and write the leaderboard TSV."""
+    """Rank the trials whose metrics.json files are given and write the leaderboard TSV.
+
+    `confirmed_paths` (with confirm): the finalists' confirmation records, which rank them first.
+    """
     ranked = rank([records.read_json(p) for p in metrics_paths], objective, source)
-    header, rows = leaderboard_rows(ranked, grid_keys, rungs, rounds)
+    if confirmed_paths is not None:
+        confirmations = rank([records.read_json(p) for p in confirmed_paths], objective, source)
+        ranked = confirm.merge(ranked, confirmations, objective)
+    header, rows = leaderboard_rows(ranked, grid_keys, rungs, rounds, repeats, confirmed=confirmed_paths is not None)
     lines = ["\t".join(header)] + ["\t".join(row) for row in rows]
     records.write_text(path, "\n".join(lines) + "\n")
     return ranked
 
 
-def best(leaderboard_path, objective: dict, source="the config", rungs=None) -> dict:
-    """The winner of a written leaderboard: params, id and objective; NoSuccessfulTrial if none."""
+def best(leaderboard_path, objective: dict, source="the config", rungs=None, seeds=None, fraction: float = 1) -> dict:
+    """The winner of a written leaderboard: params, id and objective; NoSuccessfulTrial if none.
+
+    With repeats (`seeds`: the seeds of every combination, the config's first), the objective is
+    the mean over them and `repeats` lists each; with confirm, `confirmed` and `confirmation` say
+    how the tuning's ranking of the finalists held up (`fraction`: data.fraction, for the words).
+    """
     rows = read_leaderboard(leaderboard_path)
     if not rows or rows[0]["status"] != Status.OK.value:
         errors = sorted({row["error"] for row in rows if row["error"]})
@@ -115,22 +147,46 @@ def best(leaderboard_path, objective: dict, source="the config", rungs=None) -> 
             f"{leaderboard_path} lists them and logs/trials/<id>.log holds each trial's output. "
             f"The errors: {'; '.join(errors)[:2000]}"
         )
+    finalists = [row for row in rows if row.get("confirmed") == "yes"]
+    if "confirmed" in rows[0] and rows[0]["confirmed"] != "yes":
+        errors = sorted({row["error"] for row in finalists if row["error"]})
+        raise NoSuccessfulTrial(
+            f"None of the {len(finalists)} finalists finished ok when confirmed, so there is no confirmed winner. "
+            f"{leaderboard_path} lists them (confirmed: yes) and logs/confirm/<id>.log holds each confirmation's "
+            f"output. The errors: {'; '.join(errors)[:2000]}"
+        )
     winner_id = rows[0]["trial_id"]
-    # The exact values (types included) are in the trial's own record, not in the TSV.
-    record = records.read_json(row_dir(Path(leaderboard_path).parent / "trials", rows[0], rungs) / "metrics.json")
-    return {
+    trials_dir = Path(leaderboard_path).parent / "trials"
+    # The exact values (types included) are in the trial's own records, not in the TSV.
+    seeds = seeds or [None]
+    runs_ = [records.read_json(row_dir(trials_dir, rows[0], rungs, seed, seeds[0]) / "metrics.json") for seed in seeds]
+    values = [objective_value(record, objective, source) for record in runs_]
+    winner = {
         "trial_id": winner_id,
         "objective": {
             "metric": objective["metric"],
             "direction": objective["direction"],
-            "value": objective_value(record, objective, source),
+            "value": values[0] if len(values) == 1 else statistics.fmean(values),
         },
-        "params": record["params"],
+        "params": runs_[0]["params"],
     }
+    if len(values) > 1:
+        winner["repeats"] = {"seeds": seeds, "values": values, "std": statistics.stdev(values)}
+    if finalists:
+        ranks = [{"tuning_rank": int(row["tuning_rank"]), "rank": int(row["rank"]), "status": row["status"]}
+                 for row in finalists]
+        winner["confirmed"] = True
+        winner["confirmation"] = {
+            "tuning_rank": int(rows[0]["tuning_rank"]),
+            "tuning_objective": float(rows[0]["tuning_objective"]),
+            **confirm.agreement(ranks, fraction),
+        }
+    return winner
 
 
-def write_best(leaderboard_path, objective: dict, path, source="the config", rungs=None) -> dict:
-    winner = best(leaderboard_path, objective, source, rungs)
+def write_best(leaderboard_path, objective: dict, path, source="the config", rungs=None, seeds=None,
+               fraction: float = 1) -> dict:
+    winner = best(leaderboard_path, objective, source, rungs, seeds, fraction)
     records.write_text(path, yaml.safe_dump(winner, sort_keys=False, allow_unicode=True))
     return winner
 
@@ -144,11 +200,18 @@ def winner_lines(best_params_path) -> list[str]:
 
 
 def format_winner(winner: dict) -> list[str]:
-    """The two lines naming a winner ({trial_id, objective, params}, as in best_params.yaml)."""
+    """The lines naming a winner ({trial_id, objective, params}, as in best_params.yaml): with
+    confirm, first how the tuning's ranking held up; with repeats, the objective as mean ± std."""
     objective = winner["objective"]
-    return [
-        f"Best trial: {winner['trial_id']} with {objective['metric']} = {objective['value']:.6g} "
-        f"({objective['direction']})",
+    spread = winner.get("repeats")
+    value = f"{objective['value']:.6g}" + (
+        f" ± {spread['std']:.2g} over {len(spread['seeds'])} seeds" if spread else "")
+    lines = []
+    if winner.get("confirmed"):
+        confirmation = winner["confirmation"]
+        lines.append(f"Confirmed the top {confirmation['finalists']}: {confirmation['agreement']}.")
+    return lines + [
+        f"Best trial: {winner['trial_id']} with {objective['metric']} = {value} ({objective['direction']})",
         f"Best params found: {winner['params']}",
     ]
 
@@ -160,12 +223,15 @@ def record_dir(trial_dir, epochs: int, rungs: list[int]) -> Path:
     return trial_dir if epochs == rungs[-1] else trial_dir / "rungs" / str(epochs)
 
 
-def row_dir(trials_dir, row: dict, rungs: list[int] | None = None) -> Path:
-    """The folder of a leaderboard row's record: with halving, that of the rung the trial reached."""
-    trial_dir = Path(trials_dir) / row["trial_id"]
-    if rungs and row.get("rung"):
-        return record_dir(trial_dir, rungs[int(row["rung"])], rungs)
-    return trial_dir
+def row_dir(trials_dir, row: dict, rungs: list[int] | None = None, seed: int | None = None,
+            base_seed: int | None = None) -> Path:
+    """The folder of a leaderboard row's record (of `seed`, with repeats): its confirmation's for a
+    confirmed row; with halving, that of the rung the trial reached."""
+    confirmed = row.get("confirmed") == "yes"
+    run = runs.run_dir(Path(trials_dir) / row["trial_id"], seed, base_seed, confirm=confirmed)
+    if rungs and row.get("rung") and not confirmed:
+        return record_dir(run, rungs[int(row["rung"])], rungs)
+    return run
 
 
 def read_leaderboard(path) -> list[dict]:

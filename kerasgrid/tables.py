@@ -7,9 +7,10 @@ Both take the leaderboard's rows as dicts of strings (`results.read_leaderboard`
 import html
 import json
 
-from kerasgrid import records
+from kerasgrid import confirm, records
 from kerasgrid.errors import Direction, Status
-from kerasgrid.results import HALVING_COLUMNS, ROUND_COLUMN, read_leaderboard
+from kerasgrid.fraction import describe_draw
+from kerasgrid.results import CONFIRM_COLUMNS, HALVING_COLUMNS, REPEAT_COLUMNS, ROUND_COLUMN, read_leaderboard
 
 # A grid value longer than this is cut in the console (the TSV and the web page keep it whole).
 MAX_CELL = 24
@@ -27,6 +28,13 @@ def _short(text: str, width: int = MAX_CELL) -> str:
 
 def _number(cell: str) -> str:
     return f"{float(cell):.6g}" if cell else "-"
+
+
+def _objective(row: dict) -> str:
+    """The objective cell as people read it: with repeats, the mean ± the std over seeds."""
+    if row.get("std"):
+        return f"{float(row['objective']):.4g} ± {float(row['std']):.2g}"
+    return _number(row["objective"])
 
 
 def _value_text(value) -> str:
@@ -56,21 +64,30 @@ def search_columns(rows: list[dict]) -> list[str]:
     return [key for key in [ROUND_COLUMN, *HALVING_COLUMNS] if rows and key in rows[0]]
 
 
+def extra_columns(rows: list[dict]) -> list[str]:
+    """After status: `search_columns`, then repeats' seed count, and with confirm whether the row
+    was confirmed and its tuning rank and objective."""
+    return search_columns(rows) + [key for key in REPEAT_COLUMNS[1:] + CONFIRM_COLUMNS if rows and key in rows[0]]
+
+
 def console_lines(rows: list[dict], objective: dict, top: int = 10) -> list[str]:
-    """A title and the top rows as an aligned table: rank, trial id, grid keys, objective, status."""
+    """A title and the top rows as an aligned table: rank, trial id, grid keys, objective (mean ±
+    std with repeats), status, and the extra columns of halving, repeats and confirm."""
     params = param_columns(rows)
-    searched = search_columns(rows)
-    columns = ["rank", "trial_id", *params, objective["metric"], "status", *searched]
+    extra = extra_columns(rows)
+    labels = {"tuning_objective": f"tuning_{objective['metric']}"}
+    columns = ["rank", "trial_id", *params, objective["metric"], "status", *(labels.get(key, key) for key in extra)]
     shown = rows[:top]
     table = [columns] + [
         [row["rank"], row["trial_id"]]
         + [_short(row[key]) for key in params]
-        + [_number(row["objective"]), row["status"]]
-        + [row[key] for key in searched]
+        + [_objective(row), row["status"]]
+        + [_number(row[key]) if key == "tuning_objective" else row[key] for key in extra]
         for row in shown
     ]
     widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
-    numbers = {"rank", objective["metric"], *searched}
+    numbers = {"rank", objective["metric"], ROUND_COLUMN, *HALVING_COLUMNS, "seeds", "tuning_rank",
+               labels["tuning_objective"]}
     right = {i for i, column in enumerate(columns) if column in numbers and (i == 0 or i >= len(params) + 2)}
     lines = [
         "  ".join(
@@ -103,6 +120,7 @@ td.error { white-space: normal; max-width: 40em; color: #555; }
 tr.rank1.ok { background: #eef6ee; font-weight: bold; }
 tr.diverged td.status { color: #b26a00; font-weight: bold; }
 tr.failed td.status { color: #c62828; font-weight: bold; }
+.warning { color: #b26a00; font-weight: bold; }
 """
 
 
@@ -112,8 +130,50 @@ def _td(text: str, css: str = "", width: int = 60) -> str:
     return f"<td{klass}{title}>{html.escape(_short(text, width))}</td>"
 
 
-def page(rows: list[dict], objective: dict, title: str = "kerasgrid leaderboard") -> str:
-    """A self-contained HTML page: the winner, then every trial best first, failures marked."""
+def confirmation_sentence(rows: list[dict], fraction: float) -> str | None:
+    """With confirm, how the tuning's ranking of the finalists held up (confirm.agreement), from a
+    leaderboard's rows; None without confirm."""
+    finalists = [
+        {"tuning_rank": int(row["tuning_rank"]), "rank": int(row["rank"]), "status": row["status"]}
+        for row in rows if row.get("confirmed") == "yes"
+    ]
+    if not rows or "confirmed" not in rows[0]:
+        return None
+    return confirm.agreement(finalists, fraction)["agreement"]
+
+
+def _training_data_table(summary: dict) -> list[str]:
+    """The draw the tuning trained on, once: in words, then per class (or bin) against the whole."""
+    draw = summary["draw"]
+    if draw is None:
+        return []
+    parts = [f"<h2>Training data</h2><p>The tuning trained on {html.escape(describe_draw(draw))}; "
+             "validation used all the validation data.</p>"]
+    if summary["same_draw"] < summary["recorded"]:
+        parts.append(f"<p>{summary['recorded'] - summary['same_draw']} of {summary['recorded']} runs trained on "
+                     "other draws; their metrics.json says which.</p>")
+    if draw["strata"]:
+        kind = "class" if draw["stratified_by"] == "class" else "bin"
+        kept, whole = draw["examples"], draw["whole_examples"]
+        parts.append(f"<table><thead><tr><th>{kind}</th><th>examples</th><th>share</th><th>of the whole</th>"
+                     "<th>share of the whole</th></tr></thead><tbody>")
+        for stratum in draw["strata"]:
+            parts.append(
+                "<tr>" + _td(stratum["label"]) + _td(str(stratum["examples"]), "num")
+                + _td(f"{stratum['examples'] / kept:.2%}", "num") + _td(str(stratum["whole"]), "num")
+                + _td(f"{stratum['whole'] / whole:.2%}", "num") + "</tr>"
+            )
+        parts.append("</tbody></table>")
+    for warning in summary["warnings"]:
+        parts.append(f'<p class="warning">Not representative: {html.escape(warning)}.</p>')
+    return parts
+
+
+def page(rows: list[dict], objective: dict, title: str = "kerasgrid leaderboard", training_data: dict | None = None,
+         fraction: float = 1) -> str:
+    """A self-contained HTML page: the winner, then every trial best first, failures marked; with
+    confirm, both rankings side by side and how well they agree; with data.fraction,
+    `training_data` (fraction.summarise) as a table."""
     params = param_columns(rows)
     metric = html.escape(objective["metric"])
     counts = {status: sum(row["status"] == status.value for row in rows) for status in Status}
@@ -123,12 +183,13 @@ def page(rows: list[dict], objective: dict, title: str = "kerasgrid leaderboard"
         f"<style>{_STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
-    if rows and rows[0]["status"] == Status.OK.value:
+    confirmed = confirmation_sentence(rows, fraction)
+    if rows and rows[0]["status"] == Status.OK.value and rows[0].get("confirmed", "yes") == "yes":
         best = rows[0]
         settings = ", ".join(f"{html.escape(k)} = {html.escape(_short(best[k], 80))}" for k in params)
         parts.append(
             f'<div class="winner">Winner: trial <code>{html.escape(best["trial_id"])}</code> with '
-            f"{metric} = <b>{_number(best['objective'])}</b> ({better(objective['direction'])})"
+            f"{metric} = <b>{html.escape(_objective(best))}</b> ({better(objective['direction'])})"
             f"<br>{settings}</div>"
         )
     else:
@@ -136,8 +197,14 @@ def page(rows: list[dict], objective: dict, title: str = "kerasgrid leaderboard"
     summary = ", ".join(f"{counts[s]} {s.value}" for s in Status if counts[s])
     parts.append(f"<p>{len(rows)} trials ({summary}), ranked by {metric} ({better(objective['direction'])}); "
                  "diverged and failed trials come last.</p>")
-    searched = search_columns(rows)
-    columns = ["rank", "trial_id", *params, objective["metric"], "status", *searched, "fit_seconds", "error"]
+    if confirmed is not None:
+        parts.append(
+            "<p>The finalists (confirmed: yes) trained again on all the data and are ranked by that; every other "
+            "trial keeps its tuning rank. tuning_rank and tuning_objective are the tuning's ranking, side by side "
+            f"with the final one: <b>{html.escape(confirmed)}</b>.</p>"
+        )
+    extra = extra_columns(rows)
+    columns = ["rank", "trial_id", *params, objective["metric"], "status", *extra, "fit_seconds", "error"]
     parts.append("<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr></thead><tbody>")
     for row in rows[:MAX_PAGE_ROWS]:
         status = row["status"]
@@ -145,18 +212,23 @@ def page(rows: list[dict], objective: dict, title: str = "kerasgrid leaderboard"
         cells = (
             [_td(row["rank"], "num"), _td(row["trial_id"])]
             + [_td(row[key]) for key in params]
-            + [_td(_number(row["objective"]), "num"), _td(status, "status")]
-            + [_td(row[key], "num") for key in searched]
+            + [_td(_objective(row), "num"), _td(status, "status")]
+            + [_td(_number(row[key]) if key == "tuning_objective" else row[key], "num") for key in extra]
             + [_td(row["fit_seconds"], "num"), _td(row["error"], "error", 300)]
         )
         parts.append(f'<tr class="{html.escape(css)}">' + "".join(cells) + "</tr>")
     parts.append("</tbody></table>")
     if len(rows) > MAX_PAGE_ROWS:
         parts.append(f"<p>The first {MAX_PAGE_ROWS} of {len(rows)} trials; results/leaderboard.tsv lists them all.</p>")
+    if training_data:
+        parts += _training_data_table(training_data)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-def write_page(leaderboard_path, objective: dict, path) -> None:
-    """The leaderboard's web page (`page`) for results/leaderboard.html."""
-    records.write_text(path, page(read_leaderboard(leaderboard_path), objective))
+def write_page(leaderboard_path, objective: dict, path, training_data=None, fraction: float = 1) -> None:
+    """The leaderboard's web page (`page`) for results/leaderboard.html; `training_data`: the path of
+    results/training_data.json, with data.fraction."""
+    summary = records.read_json(training_data) if training_data else None
+    records.write_text(path, page(read_leaderboard(leaderboard_path), objective, training_data=summary,
+                                  fraction=fraction))

@@ -266,7 +266,7 @@ def run_trial(
     Returns the record written to metrics.json.
     """
     started = time.perf_counter()
-    from kerasgrid.data import as_dataset
+    from kerasgrid.data import as_dataset, as_fraction_dataset
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -309,9 +309,14 @@ def run_trial(
         for key in ("train", "validation"):
             if settings[key]:
                 fn = refs.load(refs.Ref(settings[key], f"data.{key}", source))
-                data[key] = as_dataset(
-                    fn, params, batch_size=budget["batch_size"], seed=settings["seed"], name=f"data.{key}"
-                )
+                size = {"batch_size": budget["batch_size"], "seed": settings["seed"], "name": f"data.{key}"}
+                if key == "train" and "fraction" in settings:  # data.fraction: validation stays whole
+                    data[key], record["training_data"] = as_fraction_dataset(
+                        fn, params, settings["fraction"], draw_seed=settings["draw_seed"], source=source, **size)
+                    for warning in record["training_data"]["warnings"]:
+                        print(f"kerasgrid: warning: the training fraction is off: {warning}", flush=True)
+                else:
+                    data[key] = as_dataset(fn, params, **size)
                 if strategy:
                     data[key] = devices.split_evenly(data[key], len(trains_on), f"data.{key}")
         # Resumed: the data must continue where the earlier epochs left it. Keras' training

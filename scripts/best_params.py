@@ -10,4 +10,6 @@ with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         snakemake.output.best,  # noqa: F821
         source=snakemake.params.source,  # noqa: F821
         rungs=snakemake.params.rungs,  # noqa: F821
+        seeds=snakemake.params.seeds,  # noqa: F821
+        fraction=snakemake.params.fraction,  # noqa: F821
     )

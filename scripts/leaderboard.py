@@ -13,4 +13,6 @@ with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         source=snakemake.params.source,  # noqa: F821
         rungs=snakemake.params.rungs,  # noqa: F821
         rounds=trial_rounds(snakemake.input.rounds) or None,  # noqa: F821
+        repeats=snakemake.params.repeats,  # noqa: F821
+        confirmed_paths=snakemake.input.confirmed if snakemake.params.confirm else None,  # noqa: F821
     )

@@ -8,4 +8,6 @@ with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         snakemake.input.leaderboard,  # noqa: F821
         snakemake.params.objective,  # noqa: F821
         snakemake.output.page,  # noqa: F821
+        training_data=snakemake.input.training_data or None,  # noqa: F821
+        fraction=snakemake.params.fraction,  # noqa: F821
     )

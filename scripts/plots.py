@@ -12,4 +12,5 @@ with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         param_effects_png=snakemake.output.param_effects,  # noqa: F821
         ranking_png=snakemake.output.ranking,  # noqa: F821
         rungs=snakemake.params.rungs,  # noqa: F821
+        seeds=snakemake.params.seeds,  # noqa: F821
     )

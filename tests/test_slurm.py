@@ -228,3 +228,22 @@ def test_a_tpe_search_proposes_where_snakemake_runs_trains_on_the_cluster_and_ma
 
     again = submit(cluster, config, RANKING)
     assert "Nothing to be done" in again.output and "submitted with SLURM jobid" not in again.output
+
+
+def test_a_confirmed_repeated_sweep_on_a_fraction_submits_each_run_and_ranks_as_locally(cluster, tmp_path):
+    from test_confirm import CONSTANT, confirm_config
+
+    cluster.path("constant.py").write_text(CONSTANT, encoding="utf-8")
+    config = confirm_config([0.0, 0.1, 0.5], repeats=2)
+    local = Workflow(Path(shutil.copytree(cluster.root, tmp_path / "local", symlinks=True)))
+    local.write_config(config)
+    local.run(RANKING, "--cores", "2", "--configfile", "my.yaml")
+    submit(cluster, config, RANKING)
+    jobs = ended_jobs(cluster)
+    # 3 candidates x 2 seeds on the fraction, then the 2 finalists x 2 seeds on all the data: every run
+    # a job of its own; the finalists are chosen where snakemake runs.
+    assert sorted(job["comment"].split("_wildcards_")[0] for job in jobs) == ["rule_confirm"] * 4 + ["rule_train"] * 6
+    assert {job["State"] for job in jobs} == {"COMPLETED"}
+    rows = read_leaderboard(cluster.path(RANKING))
+    assert without_timing(rows) == without_timing(read_leaderboard(local.path(RANKING)))
+    assert [(row["confirmed"], row["seeds"]) for row in rows] == [("yes", "2"), ("yes", "2"), ("no", "2")]

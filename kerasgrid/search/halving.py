@@ -65,11 +65,12 @@ def write_promotions(record_paths, objective: dict, schedule: Halving, epochs: i
     gives the same result.
     """
     entries = [records.read_json(p) for p in record_paths]
-    promoted = schedule.promote(entries, len(entries), objective)
+    entrants = len({entry["trial_id"] for entry in entries})  # with repeats, a trial has a record per seed
+    promoted = schedule.promote(entries, entrants, objective)
     ranked = rank(entries, objective)
     records.write_json(path, {
         "epochs": epochs,
-        "entrants": len(entries),
+        "entrants": entrants,
         "promoted": promoted,
         "ranked": [
             {"trial_id": r["trial_id"], "status": r["status"], "objective": r["objective_value"]} for r in ranked

@@ -23,6 +23,7 @@ from kerasgrid.grid import canonical
 from kerasgrid.search import ADAPTIVE_SAMPLERS
 from kerasgrid.search.base import Observation
 from kerasgrid.search.space import parse_space
+from kerasgrid.repeats import combine
 from kerasgrid.results import objective_value
 
 
@@ -74,13 +75,13 @@ def proposed_params(rounds_dir) -> dict[str, dict]:
 
 
 def observations(round_paths, record_paths, objective: dict, source: str = "the config") -> list[Observation]:
-    """The trials of these rounds as a sampler is told them, in the order they were proposed."""
-    by_id = {}
-    for path in record_paths:
-        record = records.read_json(path)
-        by_id[record["trial_id"]] = record
+    """The trials of these rounds as a sampler is told them, in the order they were proposed. With
+    repeats a trial has a record per seed: it is told their mean, and failed if any seed was not ok
+    (kerasgrid.repeats.combine)."""
+    read = [records.read_json(path) for path in record_paths]
+    by_id = {entry["trial_id"]: entry for entry in combine(read, [objective_value(r, objective, source) for r in read])}
     return [
-        Observation(trial, by_id[trial]["params"], by_id[trial]["status"], objective_value(by_id[trial], objective, source))
+        Observation(trial, by_id[trial]["params"], by_id[trial]["status"], by_id[trial]["objective_value"])
         for trial in proposal_order(round_paths)
     ]
 

@@ -13,8 +13,9 @@ def round_trials(index):
 
 
 def round_records(count):
-    """The metrics.json of every trial of the first `count` rounds, in the order proposed."""
-    return [f"results/trials/{trial}/metrics.json" for index in range(count) for trial in round_trials(index)]
+    """The metrics.json of every trial of the first `count` rounds, in the order proposed (with
+    repeats, of every seed: the sampler is told each trial's mean)."""
+    return run_records([trial for index in range(count) for trial in round_trials(index)])
 
 
 def earlier_rounds(wildcards):

@@ -1,7 +1,7 @@
 # Ranking the trials of the current grid; trials of values since removed stay on disk, unranked.
 
 # Seconds of work on files already here: on a cluster they run where snakemake runs, not as jobs.
-localrules: search_plan, leaderboard, best_params
+localrules: search_plan, leaderboard, best_params, training_data
 
 
 # How the sweep finds and trains its candidates, as a file the leaderboard reads. With halving,
@@ -23,6 +23,7 @@ rule search_plan:
 rule leaderboard:
     input:
         metrics=trial_metrics,
+        confirmed=confirmed_metrics,
         rounds=round_files,
         plan="results/search.json",
     output:
@@ -40,6 +41,8 @@ rule leaderboard:
         objective=ranking_objective,
         grid_keys=grid_keys,
         rungs=rungs,
+        repeats=SWEEP.repeats,
+        confirm=bool(SWEEP.confirm),
         source=config_file,
     script:
         "../../scripts/leaderboard.py"
@@ -57,6 +60,20 @@ rule best_params:
     params:
         objective=ranking_objective,
         rungs=rungs,
+        seeds=seeds,
+        fraction=SWEEP.fraction,
         source=config_file,
     script:
         "../../scripts/best_params.py"
+
+
+# With data.fraction: what the tuning runs trained on, for the report and the console.
+rule training_data:
+    input:
+        metrics=trial_metrics,
+    output:
+        summary="results/training_data.json",
+    log:
+        "logs/training_data.log",
+    script:
+        "../../scripts/training_data.py"

@@ -8,12 +8,13 @@ from snakemake.utils import validate
 
 from kerasgrid.best_model import saved_model_lines
 from kerasgrid.config import check, config_source, load_schema, sweep_from_config
+from kerasgrid.fraction import summary_lines
 from kerasgrid.records import read_json
 from kerasgrid.results import record_dir, winner_lines
 from kerasgrid.search import halving
 from kerasgrid.search.rounds import proposal_order, proposals, proposed_params
 from kerasgrid.tables import leaderboard_lines, trial_message
-from kerasgrid import attempts, devices, runlock, workers
+from kerasgrid import attempts, devices, runlock, runs, workers
 
 if workflow.is_main_process:
     stale = runlock.release_stale_lock()
@@ -29,14 +30,67 @@ validate(config, SCHEMA_FILE)  # fills in the schema's defaults
 SWEEP = sweep_from_config(config, CONFIG_SOURCE)
 
 
+# A run's folder below results/trials: "{trial}" for the config's seed, "{trial}/seeds/<seed>" for
+# each further seed of `repeats` (kerasgrid/runs.py). With repeats the rules' paths hold the seed
+# part as a wildcard that may be empty; without, they are exactly those of a sweep before repeats
+# existed (and so are job names, SLURM job comments and logs).
+REPEATED = SWEEP.repeats > 1
+
+
+wildcard_constraints:
+    seed_path="(/seeds/-?[0-9]+)?",
+
+
+def run_records(trials):
+    """The metrics.json of each of these trials' runs, one per seed.
+
+    Strings, not kerasgrid.runs.run_dir's Paths: this runs for every trial of 100k-trial grids.
+    """
+    return [f"results/trials/{trial}{runs.seed_path(seed, SWEEP.seed)}/metrics.json"
+            for trial in trials for seed in SWEEP.seeds]
+
+
 def trial_metrics(wildcards):
-    """Each candidate's record: its trial's metrics.json, or with halving, the rung's where it stopped."""
+    """Each candidate's records (one per seed): its trial's metrics.json, or with halving, the
+    rung's where it stopped."""
     if SWEEP.halving:
         return furthest_records()  # workflow/rules/halving.smk
     if SWEEP.adaptive:
         return sorted(round_records(len(SWEEP.round_sizes)))  # workflow/rules/adaptive.smk
     # Sorted, so that reordering the grid changes nothing Snakemake compares.
-    return expand("results/trials/{trial}/metrics.json", trial=sorted(SWEEP.trials))
+    return run_records(sorted(SWEEP.trials))
+
+
+# With data.fraction, the summary of what the tuning runs trained on (rule training_data).
+TRAINING_DATA = "results/training_data.json" if SWEEP.fraction < 1 else None
+
+
+def training_data_summary(wildcards):
+    return TRAINING_DATA or []
+
+
+def confirmed_metrics(wildcards):
+    """With confirm, each finalist's confirmation records, one per seed (workflow/rules/confirm.smk)."""
+    if not SWEEP.confirm:
+        return []
+    chosen = read_json(checkpoints.finalists.get().output.finalists)["finalists"]
+    return [str(runs.run_dir(f"results/trials/{trial}", seed, SWEEP.seed, confirm=True) / "metrics.json")
+            for trial in sorted(chosen) for seed in SWEEP.seeds]
+
+
+def run_seed(wildcards) -> int:
+    """The seed of the run a job trains: the config's, or the one its folder names."""
+    path = wildcards.get("seed_path", "")
+    return int(path.rpartition("/")[2]) if path else SWEEP.seed
+
+
+def run_settings(wildcards):
+    """A tuning run's settings: those of its seed."""
+    return SWEEP.settings(run_seed(wildcards))
+
+
+def confirm_settings(wildcards):
+    return SWEEP.confirm_settings(run_seed(wildcards))
 
 
 # The aggregation rules' params are functions too: Snakemake would format plain strings as
@@ -51,6 +105,10 @@ def grid_keys(wildcards):
 
 def rungs(wildcards):
     return SWEEP.rungs
+
+
+def seeds(wildcards):
+    return SWEEP.seeds
 
 
 def search_plan(wildcards):
@@ -75,11 +133,14 @@ class TrainMessages:
         self.numbers = {trial: number for number, trial in enumerate(trials, 1)}  # the grid's order
         self.trials = trials
 
-    def __format__(self, trial):
+    def __format__(self, spec):
+        trial, _, seed = spec.partition("/seeds/")  # with repeats, the spec ends with the run's seed path
         if SWEEP.adaptive:  # numbered in the order the rounds proposed them
             order = proposal_order(glob.glob("results/rounds/*.json"))
-            return trial_message(order.index(trial) + 1, sum(SWEEP.round_sizes), trial_params(trial), trial)
-        return trial_message(self.numbers[trial], len(self.trials), self.trials[trial], trial)
+            message = trial_message(order.index(trial) + 1, sum(SWEEP.round_sizes), trial_params(trial), trial)
+        else:
+            message = trial_message(self.numbers[trial], len(self.trials), self.trials[trial], trial)
+        return f"{message}, seed {seed or SWEEP.seed}" if REPEATED else message
 
 
 def round_file(index):
@@ -124,13 +185,19 @@ def trial_gpus(wildcards):
     return len(GPUS.ids) if SWEEP.distribute else 1
 
 
-def train(wildcards, params, output, threads, resources, log):
-    """A train job (with halving, a trial's last rung) or a rung job: one trial to its epochs."""
-    epochs = int(wildcards.get("epochs", SWEEP.rungs[-1]))
-    last = epochs == SWEEP.rungs[-1]
-    before = halving.previous_rung(epochs, SWEEP.rungs)
-    trial_dir = os.path.join("results", "trials", wildcards.trial)
-    tensorboard_dir = os.path.join("results", "tensorboard", wildcards.trial)
+def train(wildcards, params, output, threads, resources, log, confirm=False):
+    """A train job (with halving, a run's last rung), a rung job or a confirm job: one run of a
+    trial (one seed) to its epochs."""
+    base_seed = not wildcards.get("seed_path")
+    rungs = [params.settings["budget"]["epochs"]] if confirm else SWEEP.rungs  # confirmations train straight
+    epochs = int(wildcards.get("epochs", rungs[-1]))
+    last = epochs == rungs[-1]
+    before = halving.previous_rung(epochs, rungs)
+    run_dir, tensorboard_dir = (
+        str(runs.run_dir(os.path.join("results", folder, wildcards.trial), run_seed(wildcards), SWEEP.seed,
+                         confirm=confirm))
+        for folder in ("trials", "tensorboard")
+    )
     task = {
         "trial_id": wildcards.trial,
         "params": trial_params(wildcards.trial),
@@ -140,11 +207,12 @@ def train(wildcards, params, output, threads, resources, log):
         "gpus": resources.get("gpu", 0),
         "objective": {**SWEEP.objective, "source": CONFIG_SOURCE},
         # Not a param of the rule: keeping a model changes no result, so flipping it retrains nothing.
-        # With halving the last rung keeps it, so that the winner's model is its own, not a retrain.
-        "keep_model": SWEEP.keep_models or (SWEEP.halving and last),
+        # With halving the last rung keeps it, and a finalist's confirmation too, so that the winner's
+        # model is its own, not a retrain.
+        "keep_model": SWEEP.keep_models or (base_seed and last and (SWEEP.halving or confirm)),
         "epochs": epochs,
         # Halving: continue from the rung before, and leave a state for the rung after.
-        "resume_from": str(record_dir(trial_dir, before, SWEEP.rungs)) if before else None,
+        "resume_from": str(record_dir(run_dir, before, rungs)) if before else None,
         "save_state_to": None if last else os.path.dirname(output.metrics),
         "keep_states": SWEEP.keep_models,
         # Nor is writing TensorBoard logs; with it off, logs of an earlier training of this trial go.
@@ -184,10 +252,12 @@ def run_started():
     attempts.forget()  # errors of earlier runs: the user may have fixed their cause
 
 
-def run_ended(leaderboard=None, best_params=None, best_model=None):
+def run_ended(leaderboard=None, best_params=None, best_model=None, training_data=None):
     WORKERS.close()
     runlock.release()
-    lines = leaderboard_lines(leaderboard, SWEEP.objective) if leaderboard else []
+    lines = summary_lines(training_data) if training_data else []
+    if leaderboard:
+        lines += [""] * bool(lines) + leaderboard_lines(leaderboard, SWEEP.objective)
     if best_params:
         # A winner kept as weights only is said last but for the winner, which ends the run.
         note = saved_model_lines(best_model) if best_model else []

@@ -15,42 +15,54 @@ def entrants(index):
     return read_json(promoted)["promoted"]
 
 
-def rung_record(trial, index):
-    trial_dir = os.path.join("results", "trials", trial)
-    return os.path.join(record_dir(trial_dir, SWEEP.rungs[index], SWEEP.rungs), "metrics.json")
+def rung_records(trial, index):
+    """The trial's records at rung `index`, one per seed (a trial is promoted with all its seeds)."""
+    return [
+        str(record_dir(runs.run_dir(f"results/trials/{trial}", seed, SWEEP.seed), SWEEP.rungs[index], SWEEP.rungs)
+            / "metrics.json")
+        for seed in SWEEP.seeds
+    ]
 
 
 def promotion_entrants(wildcards):
     """The records of the rung before the one `promotions` fills."""
     index = SWEEP.rungs.index(int(wildcards.epochs)) - 1
-    return [rung_record(trial, index) for trial in entrants(index)]
+    return [record for trial in entrants(index) for record in rung_records(trial, index)]
 
 
 def furthest_records():
-    """Each candidate's record at the last rung it entered, by trial id."""
+    """Each candidate's records at the last rung it entered, by trial id."""
     furthest = {}
     for index in range(len(SWEEP.rungs)):
         for trial in entrants(index):
-            furthest[trial] = rung_record(trial, index)
-    return [furthest[trial] for trial in sorted(furthest)]
+            furthest[trial] = rung_records(trial, index)
+    return [record for trial in sorted(furthest) for record in furthest[trial]]
 
 
 rule rung:
     input:
         SWEEP.code_files,
     output:
-        metrics="results/trials/{trial}/rungs/{epochs}/metrics.json",
+        metrics=(
+            "results/trials/{trial}{seed_path}/rungs/{epochs}/metrics.json"
+            if REPEATED
+            else "results/trials/{trial}/rungs/{epochs}/metrics.json"
+        ),
     log:
-        "logs/trials/{trial}.rung{epochs}.log",
+        "logs/trials/{trial}{seed_path}.rung{epochs}.log" if REPEATED else "logs/trials/{trial}.rung{epochs}.log",
     params:
-        # As the train rule's: the same trial, trained for fewer epochs.
-        settings=SWEEP.settings(),
+        # As the train rule's: the same run, trained for fewer epochs.
+        settings=run_settings,
     wildcard_constraints:
         trial="[0-9a-f]{12}",
         epochs="[0-9]+",
     # "Model 5 of 16: act=relu, lr=0.01 (trial 307daa763fbd), until epoch 3", as train says it.
     message:
-        "{TRAIN_MESSAGES:{wildcards.trial}}, until epoch {wildcards.epochs}"
+        (
+            "{TRAIN_MESSAGES:{wildcards.trial}{wildcards.seed_path}}, until epoch {wildcards.epochs}"
+            if REPEATED
+            else "{TRAIN_MESSAGES:{wildcards.trial}}, until epoch {wildcards.epochs}"
+        )
     threads: 1
     resources:
         gpu=trial_gpus,  # as train's

@@ -18,8 +18,9 @@ rule best_model:
     log:
         "logs/best_model.log",
     params:
-        # The winner is retrained with exactly what the sweep trained it with.
-        settings=SWEEP.settings(),
+        # The winner is retrained with exactly what the sweep trained it with (its confirmation's
+        # settings with confirm).
+        settings=SWEEP.winner_settings(),
     threads: 1
     resources:
         gpu=trial_gpus,  # as train's: the retrain must run on the devices the trial ran on
@@ -55,6 +56,7 @@ rule plots:
         objective=ranking_objective,
         grid_keys=grid_keys,
         rungs=rungs,
+        seeds=seeds,
     script:
         "../../scripts/plots.py"
 
@@ -63,6 +65,7 @@ rule plots:
 rule leaderboard_page:
     input:
         leaderboard="results/leaderboard.tsv",
+        training_data=training_data_summary,
     output:
         page=report(
             "results/leaderboard.html",
@@ -74,6 +77,7 @@ rule leaderboard_page:
     retries: 0  # as plots
     params:
         objective=ranking_objective,
+        fraction=SWEEP.fraction,
     script:
         "../../scripts/leaderboard_page.py"
 

@@ -1,4 +1,5 @@
-# One job per combination of the grid: results/trials/<id>/ holds what the trial recorded.
+# One job per combination of the grid (per seed, with repeats): results/trials/<id>/ holds what
+# the trial recorded, results/trials/<id>/seeds/<seed>/ what each further seed did.
 
 
 rule train:
@@ -8,18 +9,18 @@ rule train:
     # written last and atomically, is declared: it marks the trial finished, and every further
     # declared file costs Snakemake time per job on 10k+ grids.
     output:
-        metrics="results/trials/{trial}/metrics.json",
+        metrics="results/trials/{trial}{seed_path}/metrics.json" if REPEATED else "results/trials/{trial}/metrics.json",
     log:
-        "logs/trials/{trial}.log",
+        "logs/trials/{trial}{seed_path}.log" if REPEATED else "logs/trials/{trial}.log",
     params:
         # What the trial's result depends on besides its params (which its id already names):
         # a change here retrains every trial. The objective is not here: it only ranks.
-        settings=SWEEP.settings(),
+        settings=run_settings,
     wildcard_constraints:
         trial="[0-9a-f]{12}",
     # "Model 5 of 16: act=relu, lr=0.01, units=128 (trial 307daa763fbd)" (see TrainMessages).
     message:
-        "{TRAIN_MESSAGES:{wildcards.trial}}"
+        "{TRAIN_MESSAGES:{wildcards.trial}{wildcards.seed_path}}" if REPEATED else "{TRAIN_MESSAGES:{wildcards.trial}}"
     threads: 1
     resources:
         # The trial's worker sees only its own GPUs (see the README's GPUs section).

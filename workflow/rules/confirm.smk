@@ -1,0 +1,47 @@
+# Confirming the finalists (kerasgrid.confirm): once every candidate is ranked on the fraction,
+# the `finalists` checkpoint names the best confirm.top, and each trains again on all the data as
+# a `confirm` job, in results/trials/<id>/confirm/. A confirmation depends on its trial alone, not
+# on the ranking, so a finalist that stays one is never confirmed twice.
+
+# Seconds of work on small files: on a cluster it runs where snakemake runs, not as a job.
+localrules: finalists
+
+
+checkpoint finalists:
+    input:
+        metrics=trial_metrics,
+    output:
+        finalists="results/finalists.json",
+    log:
+        "logs/finalists.log",
+    params:
+        objective=ranking_objective,
+        top=SWEEP.confirm.top,
+        source=config_file,
+    script:
+        "../../scripts/finalists.py"
+
+
+rule confirm:
+    input:
+        SWEEP.code_files,
+    output:
+        metrics="results/trials/{trial}/confirm{seed_path}/metrics.json" if REPEATED else "results/trials/{trial}/confirm/metrics.json",
+    log:
+        "logs/confirm/{trial}{seed_path}.log" if REPEATED else "logs/confirm/{trial}.log",
+    params:
+        # As the train rule's, with data.fraction 1 and confirm.budget.
+        settings=confirm_settings,
+    wildcard_constraints:
+        trial="[0-9a-f]{12}",
+    message:
+        (
+            "{TRAIN_MESSAGES:{wildcards.trial}{wildcards.seed_path}}, on all the data"
+            if REPEATED
+            else "{TRAIN_MESSAGES:{wildcards.trial}}, on all the data"
+        )
+    threads: 1
+    resources:
+        gpu=trial_gpus,  # as train's
+    run:
+        train(wildcards, params, output, threads, resources, log, confirm=True)
