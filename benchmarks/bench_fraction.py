@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
 import sys
 import tempfile
@@ -37,7 +36,7 @@ import psutil
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sweep import REPO, WORKFLOW_FILES, measure  # noqa: E402
+from bench_sweep import REPO, copy_workflow, measure  # noqa: E402
 
 from kerasgrid.confirm import kendall_tau  # noqa: E402
 from kerasgrid.results import read_leaderboard  # noqa: E402
@@ -86,14 +85,7 @@ def config(seed: int, epochs: int, draw: str, fraction: float, top: int) -> dict
 
 def sweep(scratch: Path, settings: dict, seed: int) -> dict:
     scratch.mkdir(parents=True)
-    for name in WORKFLOW_FILES:
-        source = REPO / name
-        if source.is_symlink():
-            os.symlink(os.readlink(source), scratch / name)
-        elif source.is_dir():
-            shutil.copytree(source, scratch / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, scratch / name)
+    copy_workflow(scratch)
     (scratch / "plain_draw.py").write_text(PLAIN_DRAW.format(seed=seed))
     (scratch / "bench.yaml").write_text(yaml.safe_dump(settings))
     result = measure([str(REPO / ".venv/bin/snakemake"), "results/best_params.yaml", "--cores", "2",

@@ -38,6 +38,18 @@ def workload(name: str) -> dict:
     return config
 
 
+def copy_workflow(folder: Path) -> None:
+    """Copy the workflow's files into `folder` (links kept as links), as a user's checkout has them."""
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_symlink():
+            os.symlink(os.readlink(source), folder / name)
+        elif source.is_dir():
+            shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, folder / name)
+
+
 def measure(command, cwd) -> dict:
     """Run `command`; wall seconds, CPU seconds of the process tree, peak summed RSS in MiB."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -76,14 +88,7 @@ def run_tool(tool: str, config: dict, scratch: Path, loops: str = "loops.py", ar
     scratch.mkdir(parents=True)
     config_path = scratch / "bench.yaml"
     if tool == "kerasgrid":
-        for name in WORKFLOW_FILES:
-            source = REPO / name
-            if source.is_symlink():
-                os.symlink(os.readlink(source), scratch / name)
-            elif source.is_dir():
-                shutil.copytree(source, scratch / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(source, scratch / name)
+        copy_workflow(scratch)
         config_path.write_text(yaml.safe_dump(config))
         result = measure([str(REPO / ".venv/bin/snakemake"), "--cores", "2", "--configfile", "bench.yaml"], scratch)
         best = yaml.safe_load((scratch / "results/best_params.yaml").read_text())
