@@ -8,7 +8,8 @@ Every method searches benchmarks/w3.yaml: 81 combinations (lr, units, layers, dr
 of 90 batches, objective val_loss.
   grid            kerasgrid, every combination for the whole budget: the baseline of every ratio
                   and the ground truth (every combination's objective after 27 epochs)
-  grid-halving    kerasgrid, search.halving {eta: 3, min_epochs: 1}: rungs at 1, 3, 9 and 27 epochs
+  grid-halving    kerasgrid, search.halving {eta: 3, min_epochs: M} for each M of --min-epochs:
+                  rungs at 1, 3, 9 and 27 epochs with min_epochs 1; at 3, 9 and 27 with 3
   random-halving  kerasgrid, search.strategy random, 27 trials (a third of the grid), with halving
   hyperband       KerasTuner's Hyperband, max_epochs 27, factor 3
   optuna          Optuna's TPE sampler with its SuccessiveHalvingPruner (min_resource 1, factor 3),
@@ -30,6 +31,7 @@ from an earlier --json, so that a subset of methods can run without the full gri
 
 import argparse
 import csv
+import itertools
 import json
 import math
 import os
@@ -48,7 +50,7 @@ from kerasgrid.grid import count_trials, trial_id
 from kerasgrid.results import read_leaderboard
 
 WORKLOAD = REPO / "benchmarks" / "w3.yaml"
-HALVING = {"eta": 3, "min_epochs": 1}
+ETA = 3  # every halving method's (Hyperband's factor and Optuna's pruner's too)
 KERASGRID_METHODS = ["grid", "grid-halving", "random-halving"]
 IN_PROCESS_METHODS = ["hyperband", "optuna"]
 SEEDED = {"random-halving", "hyperband", "optuna"}
@@ -56,13 +58,14 @@ SEEDED = {"random-halving", "hyperband", "optuna"}
 WITHIN, WALL_SHARE = 0.02, 0.35
 
 
-def method_config(method: str, seed: int) -> dict:
+def method_config(method: str, seed: int, min_epochs: int = 1) -> dict:
     """W3's config as `method` runs it: kerasgrid's search section, or the plain grid."""
     config = yaml.safe_load(WORKLOAD.read_text())
+    halving = {"eta": ETA, "min_epochs": min_epochs}
     if method == "grid-halving":
-        config["search"] = {"strategy": "grid", "halving": HALVING}
+        config["search"] = {"strategy": "grid", "halving": halving}
     elif method == "random-halving":
-        config["search"] = {"strategy": "random", "trials": count_trials(config["grid"]) // 3, "halving": HALVING}
+        config["search"] = {"strategy": "random", "trials": count_trials(config["grid"]) // 3, "halving": halving}
         # The seed that draws the trials; it also seeds their training (kerasgrid has one seed).
         config["seed"] = seed
     return config
@@ -117,8 +120,8 @@ def sweep_figures(results: Path, metric: str, with_truth: bool) -> dict:
     return figures
 
 
-def run_kerasgrid(method: str, seed: int, scratch: Path, metric: str) -> dict:
-    result = run_tool("kerasgrid", method_config(method, seed), scratch)
+def run_kerasgrid(method: str, seed: int, min_epochs: int, scratch: Path, metric: str) -> dict:
+    result = run_tool("kerasgrid", method_config(method, seed, min_epochs), scratch)
     result.update(sweep_figures(scratch / "results", metric, with_truth=method == "grid"))
     return result
 
@@ -140,9 +143,9 @@ def yardstick(result: dict, truth: dict, direction: str) -> None:
     result.update(truth_value=found["value"], truth_rank=found["rank"], gap=gap)
 
 
-def rungs(epochs: int) -> list[int]:
+def rungs(epochs: int, min_epochs: int = 1) -> list[int]:
     """Halving's rungs: min_epochs * eta^k below the budget, then the budget."""
-    below = [HALVING["min_epochs"] * HALVING["eta"] ** k for k in range(epochs)]
+    below = [min_epochs * ETA**k for k in range(epochs)]
     return [e for e in below if e < epochs] + [epochs]
 
 
@@ -158,12 +161,12 @@ def ranked_after(truth: dict, trials, epoch: int, direction: str) -> list[str]:
     return sorted(trials, key=key)
 
 
-def simulated_halving(truth: dict, epochs: int, direction: str) -> str:
+def simulated_halving(truth: dict, epochs: int, direction: str, min_epochs: int) -> str:
     """The winner grid-halving picks if resumed training equals straight training: successive
     halving replayed on the full grid's histories (best ceil(n / eta) go on, ties by trial id)."""
     candidates = sorted(truth)
-    for rung in rungs(epochs)[:-1]:
-        candidates = ranked_after(truth, candidates, rung, direction)[: math.ceil(len(candidates) / HALVING["eta"])]
+    for rung in rungs(epochs, min_epochs)[:-1]:
+        candidates = ranked_after(truth, candidates, rung, direction)[: math.ceil(len(candidates) / ETA)]
     return ranked_after(truth, candidates, epochs, direction)[0]
 
 
@@ -186,6 +189,11 @@ def misleading(truth: dict, epochs: int, direction: str) -> list[str]:
     return lines
 
 
+def label(run: dict) -> str:
+    """The method, and for halving its min_epochs."""
+    return run["method"] + (f" (min_epochs {run['min_epochs']})" if run.get("min_epochs") else "")
+
+
 def describe(params: dict) -> str:
     return " ".join(f"{key}={value}" for key, value in sorted(params.items()))
 
@@ -203,17 +211,17 @@ def report(runs: list[dict], truth: dict, grid_wall: float, epochs: int, directi
     ]
     for r in runs:
         lines.append(
-            f"| {r['method']} | {r['seed'] if r['method'] in SEEDED else '-'} | {r['wall']:.1f} | {r['cpu']:.1f} | "
+            f"| {label(r)} | {r['seed'] if r['method'] in SEEDED else '-'} | {r['wall']:.1f} | {r['cpu']:.1f} | "
             f"{r['peak_mib']:.0f} | {r['wall'] / grid_wall:.2f}x | {r['epochs']:,} | {r['candidates']} | "
             f"{describe(r['params'])} | {cell(r.get('truth_value'), '.5f')} | {cell(r.get('truth_rank'), 'd')} | "
             f"{cell(r.get('gap'), '+.1%')} |"
         )
-    methods = list(dict.fromkeys(r["method"] for r in runs))
-    if any(sum(r["method"] == m for r in runs) > 1 for m in methods):
+    methods = list(dict.fromkeys(label(r) for r in runs))
+    if any(sum(label(r) == m for r in runs) > 1 for m in methods):
         lines += ["", "| method | runs | median wall / grid | median epochs | median gap | worst rank | within 2% |",
                   "|---|---|---|---|---|---|---|"]
         for m in methods:
-            mine = [r for r in runs if r["method"] == m]
+            mine = [r for r in runs if label(r) == m]
             gaps = [r["gap"] for r in mine if r.get("gap") is not None]
             lines.append(
                 f"| {m} | {len(mine)} | {statistics.median(r['wall'] for r in mine) / grid_wall:.2f}x | "
@@ -224,7 +232,7 @@ def report(runs: list[dict], truth: dict, grid_wall: float, epochs: int, directi
             )
     for r in runs:
         if r.get("leaderboard_epochs", r.get("history_epochs")) != r.get("history_epochs"):
-            lines.append(f"\nNOTE {r['method']} seed {r['seed']}: the leaderboard's epochs add up to "
+            lines.append(f"\nNOTE {label(r)} seed {r['seed']}: the leaderboard's epochs add up to "
                          f"{r['leaderboard_epochs']}, the trials' history files to {r['history_epochs']}")
     lines += ["", "Targets:"]
     if not any(r["method"].endswith("halving") for r in runs):
@@ -233,7 +241,7 @@ def report(runs: list[dict], truth: dict, grid_wall: float, epochs: int, directi
     for r in runs:
         if not r["method"].endswith("halving"):
             continue
-        name = f"{r['method']}" + (f" (seed {r['seed']})" if r["method"] in SEEDED else "")
+        name = label(r) + (f" (seed {r['seed']})" if r["method"] in SEEDED else "")
         found = r.get("gap") is not None and r["gap"] <= WITHIN
         fast = r["wall"] <= WALL_SHARE * grid_wall
         lines.append(
@@ -248,14 +256,14 @@ def report(runs: list[dict], truth: dict, grid_wall: float, epochs: int, directi
                 f"{cell(r.get('gap'), '+.1%')} vs {cell(h.get('gap'), '+.1%')}: "
                 f"{'met' if better and r['wall'] <= h['wall'] else 'NOT met'}"
             )
-    expected = simulated_halving(truth, epochs, direction)
-    lines += [
-        "",
-        f"W3's early rankings, from the full grid's histories ({n} combinations):",
-        *(f"- {line}" for line in misleading(truth, epochs, direction)),
-        f"- grid-halving should pick {describe(truth[expected]['params'])} (rank {truth[expected]['rank']}), "
-        "if resumed training equals straight training",
-    ]
+    lines += ["", f"W3's early rankings, from the full grid's histories ({n} combinations):",
+              *(f"- {line}" for line in misleading(truth, epochs, direction))]
+    for min_epochs in sorted({r["min_epochs"] for r in runs if r.get("min_epochs")}):
+        expected = simulated_halving(truth, epochs, direction, min_epochs)
+        lines.append(
+            f"- grid-halving with min_epochs {min_epochs} should pick {describe(truth[expected]['params'])} "
+            f"(rank {truth[expected]['rank']}), if resumed training equals straight training"
+        )
     return lines
 
 
@@ -276,6 +284,8 @@ def main():
                         choices=KERASGRID_METHODS + IN_PROCESS_METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0],
                         help="seeds of random-halving, hyperband and optuna; the others run once")
+    parser.add_argument("--min-epochs", nargs="+", type=int, default=[1, 3],
+                        help="halving's min_epochs: grid-halving and random-halving run once per value")
     parser.add_argument("--json", default="bench_search.json", help="raw figures, rewritten after every run")
     parser.add_argument("--truth", help="an earlier --json holding the full grid's run")
     config = yaml.safe_load(WORKLOAD.read_text())
@@ -298,20 +308,22 @@ def main():
     order = sorted(args.methods, key=lambda m: m != "grid")
     with tempfile.TemporaryDirectory() as tmp:
         for method in order:
-            for seed in args.seeds if method in SEEDED else args.seeds[:1]:
-                scratch = Path(tmp) / f"{method}-{seed}"
+            halving = method.endswith("halving")
+            for seed, min_epochs in itertools.product(args.seeds if method in SEEDED else args.seeds[:1],
+                                                      args.min_epochs if halving else [None]):
+                scratch = Path(tmp) / f"{method}-{seed}-{min_epochs}"
                 if method in KERASGRID_METHODS:
-                    result = run_kerasgrid(method, seed, scratch, objective["metric"])
+                    result = run_kerasgrid(method, seed, min_epochs or 1, scratch, objective["metric"])
                 else:
                     result = run_in_process(method, seed, scratch, args.optuna_trials)
-                result.update(method=method, seed=seed)
+                result.update(method=method, seed=seed, min_epochs=min_epochs)
                 if method == "grid":
                     truth, grid_wall = result.pop("truth"), result["wall"]
                     saved.update(truth=truth, grid_wall=grid_wall)
                 yardstick(result, truth, objective["direction"])
                 saved["runs"].append(result)
                 Path(args.json).write_text(json.dumps(saved, indent=1))
-                print(f"{method} seed {seed}: wall {result['wall']:.1f} s, cpu {result['cpu']:.1f} s, "
+                print(f"{label(result)} seed {seed}: wall {result['wall']:.1f} s, cpu {result['cpu']:.1f} s, "
                       f"{result['epochs']} epochs, winner {describe(result['params'])}, "
                       f"rank {result.get('truth_rank')} in the grid", flush=True)
     print()
