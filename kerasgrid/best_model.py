@@ -1,10 +1,15 @@
 """The winner's trained model: results/best_model.keras, or its weights when it cannot be saved whole.
 
-Trials keep no weights by default (a 10,000-trial sweep of checkpoints fills a disk), so the
-winner is trained once more: the same params, settings, seed and `run_trial` as in the sweep,
-which are deterministic, and the retrained objective must equal the recorded one exactly, or no
-model is written. With `keep_models: true` every trial saves its model as it trains, and the
-winner's file is copied instead.
+Where does the winner's model come from, fastest first:
+- `keep_models: true`: every trial saves its model as it trains; the winner's file is copied.
+- A run on this machine leaves each trial's final training state (kerasgrid.resume: every variable
+  of the model and its optimizer), and `WinnerState` keeps only the best so far of the run, so at
+  most a few states are on disk at any time, never one per trial. The winner is built again by
+  the model function and given its state: exactly the model that won, without training it again.
+- Otherwise (a cluster job trained it, or the objective changed and ranked another trial first)
+  the winner is trained once more: the same params, settings, seed and `run_trial` as in the
+  sweep, which are deterministic, and the retrained objective must equal the recorded one
+  exactly, or no model is written.
 
 A model Keras cannot save whole (a subclassed model without get_config(), as most tutorials write
 them) is kept as its weights, results/best_model.weights.h5, which every model can save; the step
@@ -12,14 +17,78 @@ still succeeds. Either way results/best_model.yaml, written last, says which fil
 and how to load it; it is the step's declared output, because it exists whichever file was saved.
 """
 
+import math
+import threading
 import shutil
 from pathlib import Path
 
 import yaml
 
-from kerasgrid import records, refs, runs
+from kerasgrid import devices, records, refs, resume, runs
 from kerasgrid.errors import ModelError, NotReproducible, Status
 from kerasgrid.training import TRIAL_MODEL, TRIAL_WEIGHTS, run_trial, weights_path
+
+
+class WinnerState:
+    """Of the trials that finish in this run, keeps the final state of the best so far, by the
+    objective (`direction` min or max, ties to the lower trial id, as the leaderboard ranks), and
+    removes every other's as soon as it is beaten: a sweep holds a few states at once, not one per
+    trial. Thread-safe: the jobs of a local run call `offer` from their own threads."""
+
+    def __init__(self, direction: str):
+        self._sign = 1.0 if direction == "min" else -1.0
+        self._best = None  # (sort key, run folder)
+        self._lock = threading.Lock()
+
+    def offer(self, run_dir) -> None:
+        """A trial has finished in `run_dir`: keep its state if it is the best so far."""
+        run_dir = Path(run_dir)
+        try:
+            value = (records.read_json(run_dir / "metrics.json").get("objective") or {}).get("value")
+        except (OSError, ValueError):
+            value = None
+        beaten = run_dir
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            key = (self._sign * value, run_dir.name)
+            with self._lock:
+                if self._best is None or key < self._best[0]:
+                    beaten = self._best[1] if self._best else None
+                    self._best = (key, run_dir)
+        if beaten is not None:
+            resume.remove_state(beaten)
+
+
+def remove_states(trials_dir, keep) -> None:
+    """Remove the final state of every trial under `trials_dir` but the run folder `keep`."""
+    for meta in Path(trials_dir).glob(f"*/{resume.META}"):
+        if meta.parent != Path(keep):
+            resume.remove_state(meta.parent)
+
+
+def restore_winner(run_dir, params: dict, settings: dict, model_path, *, threads: int, source: str) -> dict | None:
+    """Build the winner with the model function, give it the final state its trial left in
+    `run_dir`, and save it as run_trial saves a model (`save_model`); the record of what was saved,
+    or None if there is no state, or one that does not fit the model built now."""
+    state = resume.load_state(run_dir)
+    if state is None:
+        return None
+    from kerasgrid.data import as_dataset
+    from kerasgrid.training import build_model, configure_tensorflow, module_classes, save_model
+
+    configure_tensorflow(threads, settings["seed"], cpu_devices=devices.cpu_devices(settings))
+    build = refs.load(refs.Ref(settings["model"], "model", source))
+    model = build_model(build, params)
+    train = refs.load(refs.Ref(settings["train"], "data.train", source))
+    # Only its element_spec is read: the shapes Keras builds the model and optimizer for.
+    data = as_dataset(train, params, batch_size=settings["budget"]["batch_size"], seed=settings["seed"],
+                      name="data.train")
+    try:
+        resume.assign(model, state, data.element_spec)
+    except resume.ResumeMismatch as exc:
+        print(f"kerasgrid: the state in {run_dir} does not fit the model ({exc}); training the winner again",
+              flush=True)
+        return None
+    return save_model(model, model_path, custom_objects=module_classes(build))
 
 
 def kept_model(trial_dir) -> Path | None:
@@ -50,7 +119,8 @@ def save_best_model(
 ) -> dict:
     """Write the winner named in best_params.yaml to `model_path` and describe it in `manifest_path`.
 
-    Copies the winner's kept model if there is one; otherwise retrains the winner in
+    Copies the winner's kept model if there is one; else builds it and restores the final state
+    its trial left (`restore_winner`); otherwise retrains the winner in
     `scratch_dir`/<trial id> (params.json, history.csv, metrics.json as for any trial) and
     raises NotReproducible, writing no model, unless its objective equals the recorded value.
     A model that cannot be saved whole is saved as its weights, `weights_path(model_path)`.
@@ -67,7 +137,14 @@ def save_best_model(
     if winner.get("repeats"):  # best_params holds the mean over seeds; this run's own value is this
         objective = {**objective, "value": winner["repeats"]["values"][0]}
     kept = kept_model(run_dir)
-    if kept:
+    restored = None if kept else restore_winner(run_dir, winner["params"], settings, model_path, threads=threads,
+                                                source=source)
+    if restored and restored["path"]:
+        saved = restored
+        print(f"kerasgrid: restored trial {trial} from the state its training ended in "
+              f"({objective['metric']} = {objective['value']!r}); saved it to {saved['path']}", flush=True)
+        how = "restored"
+    elif kept:
         saved = records.read_json(run_dir / "metrics.json")["saved_model"]
         saved.setdefault("format", "keras")  # as recorded before kerasgrid could keep weights
         target = model_path if saved["format"] == "keras" else weights_path(model_path)
@@ -126,6 +203,7 @@ def save_best_model(
         seed=settings["seed"],
     )
     records.write_text(manifest_path, yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True, width=100))
+    remove_states(trials_dir, keep=run_dir)  # the winner's stays: the next run may restore it again
     return manifest
 
 

@@ -67,18 +67,25 @@ def restore_callback(state: dict, element_spec):
 
     class RestoreState(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.model._symbolic_build(data_batch=element_spec)  # builds only what is not built yet
-            variables = _variables(self.model)
-            shapes = [list(v.shape) for v in variables]
-            if shapes != state["shapes"]:
-                raise ResumeMismatch(
-                    f"the model built now has {len(shapes)} variables of other shapes than the "
-                    f"{len(state['shapes'])} saved after epoch {state['epochs']}"
-                )
-            for variable, value in zip(variables, state["arrays"]):
-                variable.assign(value)
+            assign(self.model, state, element_spec)
 
     return RestoreState()
+
+
+def assign(model, state: dict, element_spec) -> None:
+    """Give the compiled `model` the variables of `state`, building first what is not built yet
+    (symbolically, from the training data's `element_spec`: no data is read). ResumeMismatch if
+    the model has other variables than the state."""
+    model._symbolic_build(data_batch=element_spec)
+    variables = _variables(model)
+    shapes = [list(v.shape) for v in variables]
+    if shapes != state["shapes"]:
+        raise ResumeMismatch(
+            f"the model built now has {len(shapes)} variables of other shapes than the "
+            f"{len(state['shapes'])} saved after epoch {state['epochs']}"
+        )
+    for variable, value in zip(variables, state["arrays"]):
+        variable.assign(value)
 
 
 class ResumeMismatch(Exception):

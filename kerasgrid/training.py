@@ -277,9 +277,12 @@ def run_trial(
     objective = dict(objective or {"metric": "val_loss" if settings["validation"] else "loss"})
     source = objective.pop("source", "the config")
     records.write_json(out_dir / "params.json", params)
-    # A model kept by an earlier run of this trial is not this run's model, nor are its logs.
+    # A model kept by an earlier run of this trial is not this run's model, nor are its logs, nor
+    # is a state it left where this run leaves its own.
     (out_dir / TRIAL_MODEL).unlink(missing_ok=True)
     (out_dir / TRIAL_WEIGHTS).unlink(missing_ok=True)
+    if save_state_to is not None and save_state_to != resume_from:
+        resume.remove_state(save_state_to)
     if tensorboard_dir is not None:
         shutil.rmtree(tensorboard_dir, ignore_errors=True)
 

@@ -82,11 +82,14 @@ class Workflow:
         return {rule: sorted(ids) for rule, ids in jobs.items()}
 
     def snapshot(self) -> dict[str, tuple[int, str]]:
-        """Modification time and hash of every trial's files: to prove nothing was retrained."""
+        """Modification time and hash of every trial's files: to prove nothing was retrained.
+
+        Training states aside: the best trial's final state stays for best_model only until a
+        better one finishes, and a halving rung's until the next rung carries it on."""
         return {
             str(path.relative_to(self.root)): (path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
             for path in sorted(self.root.glob("results/trials/**/*"))
-            if path.is_file()
+            if path.is_file() and path.name not in ("state.json", "state.npz")
         }
 
 

@@ -1,5 +1,6 @@
-"""results/best_model.keras (or .weights.h5): the winner retrained to the recorded loss, or its
-kept model copied; results/best_model.yaml says which."""
+"""results/best_model.keras (or .weights.h5): the winner restored from the state its training
+ended in, retrained to the recorded loss, or its kept model copied; results/best_model.yaml says
+which."""
 
 import json
 import shutil
@@ -9,14 +10,15 @@ import keras
 import pytest
 import yaml
 
-from conftest import tiny_config
+from conftest import Workflow, tiny_config, trained_trials
 from kerasgrid import load_best_model, refs
-from kerasgrid.best_model import kept_model, save_best_model
+from kerasgrid.best_model import WinnerState, kept_model, save_best_model
 from kerasgrid.config import TRAINING_VERSION
 from kerasgrid.data import as_dataset
 from kerasgrid.errors import NotReproducible
 from kerasgrid.records import sha256
 from kerasgrid.results import read_leaderboard
+from kerasgrid.resume import remove_state
 from kerasgrid.training import run_trial
 from test_training import MODELS, settings
 
@@ -35,25 +37,78 @@ def test_the_best_model_loads_and_reproduces_the_recorded_validation_loss(tiny_s
     loss = model.evaluate(batches, steps=budget["validation_steps"], return_dict=True, verbose=0)["loss"]
     assert loss == pytest.approx(best["objective"]["value"], rel=1e-6, abs=0)
 
-    # The retrain recorded the very numbers the sweep did, and no trial kept a model.
+    # The winner was not trained again: it was built and given the state its trial's training
+    # ended in, the only state left on disk; no trial kept a model.
     trial = best["trial_id"]
-    retrained = json.loads(tiny_sweep.path(f"results/best_model/{trial}/metrics.json").read_text())
-    recorded = json.loads(tiny_sweep.path(f"results/trials/{trial}/metrics.json").read_text())
-    assert retrained["metrics"] == recorded["metrics"]
-    assert retrained["saved_model"]["sha256"] == sha256(tiny_sweep.path("results/best_model.keras"))
-    assert f"retrained trial {trial} to val_loss = {best['objective']['value']!r}, as recorded" in \
-        tiny_sweep.path("logs/best_model.log").read_text()
+    assert not tiny_sweep.path("results/best_model").exists()
+    assert f"restored trial {trial} from the state its training ended in (val_loss = {best['objective']['value']!r})" \
+        in tiny_sweep.path("logs/best_model.log").read_text()
+    assert [p.parent.name for p in tiny_sweep.root.glob("results/trials/*/state.json")] == [trial]
     assert not list(tiny_sweep.root.glob("results/trials/*/model.keras"))
 
     # The manifest, the step's declared output, names the file and how to load it.
     manifest = yaml.safe_load(tiny_sweep.path("results/best_model.yaml").read_text())
     assert {k: manifest[k] for k in ("trial_id", "saved", "path", "how", "load", "params")} == {
-        "trial_id": trial, "saved": "model", "path": "results/best_model.keras", "how": "retrained",
+        "trial_id": trial, "saved": "model", "path": "results/best_model.keras", "how": "restored",
         "load": 'keras.models.load_model("results/best_model.keras")', "params": best["params"]}
     assert manifest["sha256"] == sha256(tiny_sweep.path("results/best_model.keras"))
     assert not tiny_sweep.path("results/best_model.weights.h5").exists()
     loaded = load_best_model(tiny_sweep.path("results/best_model.yaml"))
     assert [w.tolist() for w in loaded.get_weights()] == [w.tolist() for w in model.get_weights()]
+
+
+def test_a_restored_winner_is_the_model_a_retrain_gives_and_without_its_state_it_is_retrained(tiny_sweep, tmp_path):
+    sweep = Workflow(Path(shutil.copytree(tiny_sweep.root, tmp_path / "sweep", symlinks=True)))
+    best = yaml.safe_load(sweep.path("results/best_params.yaml").read_text())
+    restored = keras.models.load_model(sweep.path("results/best_model.keras"))
+
+    # Without the state (a cluster job trained the winner), best_model trains it again, which must
+    # give the recorded numbers; the model is the restored one, variable for variable, the
+    # optimizer's moments and step count included.
+    trial = best["trial_id"]
+    remove_state(sweep.path(f"results/trials/{trial}"))
+    sweep.path("results/best_model.yaml").unlink()
+    result = sweep.sweep(tiny_config())
+    assert "best_model" in result.output and not trained_trials(result.output)
+    retrained = json.loads(sweep.path(f"results/best_model/{trial}/metrics.json").read_text())
+    recorded = json.loads(sweep.path(f"results/trials/{trial}/metrics.json").read_text())
+    assert retrained["metrics"] == recorded["metrics"]
+    assert retrained["saved_model"]["sha256"] == sha256(sweep.path("results/best_model.keras"))
+    assert f"retrained trial {trial} to val_loss = {best['objective']['value']!r}, as recorded" in \
+        sweep.path("logs/best_model.log").read_text()
+    assert yaml.safe_load(sweep.path("results/best_model.yaml").read_text())["how"] == "retrained"
+    again = keras.models.load_model(sweep.path("results/best_model.keras"))
+    assert [v.numpy().tolist() for v in again.variables + again.optimizer.variables] == \
+        [v.numpy().tolist() for v in restored.variables + restored.optimizer.variables]
+
+
+def test_the_winner_state_keeps_only_the_best_so_far(tmp_path):
+    def finished(trial, value, status="ok"):
+        run_dir = tmp_path / trial
+        run_dir.mkdir()
+        (run_dir / "metrics.json").write_text(json.dumps({"status": status, "objective": {"value": value}}))
+        for name in ("state.json", "state.npz"):
+            (run_dir / name).write_text("state")
+        return run_dir
+
+    def states():
+        return sorted(p.parent.name for p in tmp_path.glob("*/state.json"))
+
+    kept = WinnerState("min")
+    kept.offer(finished("bbb", 0.5))
+    kept.offer(finished("ccc", 0.7))  # worse: its state goes at once
+    assert states() == ["bbb"]
+    kept.offer(finished("aaa", 0.5))  # a tie goes to the lower trial id, as on the leaderboard
+    assert states() == ["aaa"]
+    kept.offer(finished("ddd", None, status="diverged"))
+    kept.offer(finished("eee", float("nan")))
+    assert states() == ["aaa"]
+    kept.offer(finished("fff", 0.1))
+    assert states() == ["fff"] and not (tmp_path / "aaa" / "state.npz").exists()
+    highest = WinnerState("max")
+    for trial, value in [("ggg", 0.1), ("hhh", 0.9), ("iii", 0.5)]:
+        highest.offer(finished(trial, value))
+    assert states() == ["fff", "hhh"]
 
 
 def test_a_winner_that_does_not_train_to_its_recorded_loss_is_not_saved(tiny_sweep, tmp_path, monkeypatch):
@@ -68,9 +123,11 @@ def test_a_winner_that_does_not_train_to_its_recorded_loss_is_not_saved(tiny_swe
     message = (rf"training the winner, trial {best['trial_id']}, again gave val_loss = {true_value!r}, but the sweep "
                rf"recorded val_loss = {best['objective']['value']!r}: training is not deterministic here, so no .*"
                r"best_model\.keras was written .* Or set keep_models: true")
+    trials = shutil.copytree(tiny_sweep.path("results/trials"), tmp_path / "trials")
+    remove_state(trials / best["trial_id"])  # as if a cluster job had trained it: it is retrained
     with pytest.raises(NotReproducible, match=message):
         save_best_model(tmp_path / "best_params.yaml", sweep_settings, tmp_path / "best_model.keras",
-                        manifest_path=tmp_path / "best_model.yaml", trials_dir="results/trials",
+                        manifest_path=tmp_path / "best_model.yaml", trials_dir=trials,
                         scratch_dir=tmp_path / "scratch", source="my.yaml")
     assert not (tmp_path / "best_model.keras").exists() and not (tmp_path / "best_model.yaml").exists()
     assert not list(tmp_path.glob(".*"))

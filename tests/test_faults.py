@@ -12,6 +12,7 @@ import yaml
 from conftest import faulty_config, trained_trials
 from kerasgrid.grid import expand_grid
 from kerasgrid.results import read_leaderboard
+from kerasgrid.resume import remove_state
 
 
 def test_diverged_and_failed_trials_are_ranked_last_and_the_sweep_succeeds(faulty):
@@ -196,14 +197,23 @@ def test_an_objective_the_model_does_not_log_is_not_retried(faulty):
 def test_a_winner_that_does_not_retrain_to_its_loss_fails_the_run_and_is_not_retrained_twice(faulty):
     faulty.path("counted.py").write_text(COUNTED, encoding="utf-8")
     config = faulty_config({"lr": [0.01, 0.02]}, model="counted.py:drifting")
+    # Trained on this machine, the winner is given the state its training ended in: a model no
+    # retrain reproduces still gets its very weights, and the run succeeds.
+    faulty.sweep(config)
+    manifest = yaml.safe_load(faulty.path("results/best_model.yaml").read_text())
+    assert manifest["how"] == "restored" and len(builds(faulty)) == 3  # two trials, one build to restore into
+
+    # Without that state (a cluster job trained it), the winner is trained again and must reproduce.
+    remove_state(faulty.path(f"results/trials/{manifest['trial_id']}"))
+    faulty.path("results/best_model.yaml").unlink()
     result = faulty.sweep(config, check=False)
     assert result.returncode != 0
     assert "training the winner, trial " in result.output and "training is not deterministic here" in result.output
     assert "The same error as this job's earlier attempt in this run" in result.output
-    assert len(builds(faulty)) == 3  # two trials and one retrain of the winner
+    assert len(builds(faulty)) == 4  # one retrain of the winner
     assert not faulty.path("results/best_model.yaml").exists() and not faulty.path("results/best_model.keras").exists()
     assert [r["status"] for r in read_leaderboard(faulty.path("results/leaderboard.tsv"))] == ["ok", "ok"]
 
     # The next run is another run: the user may have fixed the cause, so the winner is retrained.
     again = faulty.sweep(config, check=False)
-    assert again.returncode != 0 and len(builds(faulty)) == 4
+    assert again.returncode != 0 and len(builds(faulty)) == 5

@@ -3,10 +3,11 @@
 import glob
 import os
 import shutil
+import threading
 
 from snakemake.utils import validate
 
-from kerasgrid.best_model import saved_model_lines
+from kerasgrid.best_model import WinnerState, saved_model_lines
 from kerasgrid.config import check, config_source, load_schema, sweep_from_config
 from kerasgrid.fraction import summary_lines
 from kerasgrid.records import read_json
@@ -175,6 +176,13 @@ if TRAINS_HERE:
     devices.check_gpu_limit(workflow.global_resources.get("gpu").value, GPUS)
     devices.check_mirrored(SWEEP.distribute, GPUS, CONFIG_SOURCE)
 WORKERS = workers.WorkerPool(gpus=GPUS)
+# Where trials train here, each leaves its final state and WINNER_STATE keeps the best so far's,
+# so that best_model restores the winner instead of training it again (kerasgrid/best_model.py).
+# Not where the winner's model comes from elsewhere: a kept model (keep_models, halving's last
+# rung, a confirmation), the mean of seeds (repeats), a mirrored trial.
+KEEPS_WINNER_STATE = TRAINS_HERE and not (SWEEP.keep_models or SWEEP.halving or SWEEP.confirm or REPEATED
+                                          or SWEEP.distribute)
+WINNER_STATE = WinnerState(SWEEP.objective["direction"])
 
 
 def trial_gpus(wildcards):
@@ -192,6 +200,7 @@ def train(wildcards, params, output, threads, resources, log, confirm=False):
     rungs = [params.settings["budget"]["epochs"]] if confirm else SWEEP.rungs  # confirmations train straight
     epochs = int(wildcards.get("epochs", rungs[-1]))
     last = epochs == rungs[-1]
+    final_state = last and not confirm and KEEPS_WINNER_STATE
     before = halving.previous_rung(epochs, rungs)
     run_dir, tensorboard_dir = (
         str(runs.run_dir(os.path.join("results", folder, wildcards.trial), run_seed(wildcards), SWEEP.seed,
@@ -211,9 +220,10 @@ def train(wildcards, params, output, threads, resources, log, confirm=False):
         # model is its own, not a retrain.
         "keep_model": SWEEP.keep_models or (base_seed and last and (SWEEP.halving or confirm)),
         "epochs": epochs,
-        # Halving: continue from the rung before, and leave a state for the rung after.
+        # Halving: continue from the rung before, and leave a state for the rung after; and the
+        # final state of a trial whose winner best_model would otherwise train again.
         "resume_from": str(record_dir(run_dir, before, rungs)) if before else None,
-        "save_state_to": None if last else os.path.dirname(output.metrics),
+        "save_state_to": os.path.dirname(output.metrics) if not last or final_state else None,
         "keep_states": SWEEP.keep_models,
         # Nor is writing TensorBoard logs; with it off, logs of an earlier training of this trial go.
         "tensorboard_dir": tensorboard_dir if SWEEP.tensorboard else None,
@@ -222,6 +232,8 @@ def train(wildcards, params, output, threads, resources, log, confirm=False):
     if not SWEEP.tensorboard:
         shutil.rmtree(tensorboard_dir, ignore_errors=True)
     run_task(task)
+    if final_state:
+        WINNER_STATE.offer(task["out_dir"])
 
 
 def best_model(input, output, params, threads, resources, log):
@@ -252,9 +264,21 @@ def run_started():
     attempts.forget()  # errors of earlier runs: the user may have fixed their cause
 
 
+def cancel_scheduler_timers():
+    """Snakemake's job rate limiter (100 jobs/s by default) leaves a one-second threading.Timer
+    after each scheduling pass, to wake the scheduler; Python waits for it before exiting, so every
+    run ended up to a second late. The run is over: no scheduler is left to wake."""
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer) and "_schedule_reevalutation" in getattr(
+            thread.function, "__qualname__", ""
+        ):
+            thread.cancel()
+
+
 def run_ended(leaderboard=None, best_params=None, best_model=None, training_data=None):
     WORKERS.close()
     runlock.release()
+    cancel_scheduler_timers()
     lines = summary_lines(training_data) if training_data else []
     if leaderboard:
         lines += [""] * bool(lines) + leaderboard_lines(leaderboard, SWEEP.objective)
