@@ -9,8 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import tiny_config
+from kerasgrid.resume import remove_state
 from kerasgrid.workers import TrialKilled, WorkerPool
 from test_workers import metrics, task
 
@@ -161,6 +163,12 @@ def test_a_workstation_sweep_trains_each_trial_on_a_gpu_of_its_own(workflow, mon
     records = [json.loads(p.read_text()) for p in workflow.root.glob("results/trials/*/metrics.json")]
     assert len(records) == 4 and {r["status"] for r in records} == {"ok"}
     assert {r["cuda_visible_devices"] for r in records} == {"0", "1"}  # two at a time, one GPU each
+    # The winner is restored from its state; without one it is retrained, on a GPU of its own too.
+    winner = yaml.safe_load(workflow.path("results/best_model.yaml").read_text())
+    assert winner["how"] == "restored"
+    remove_state(workflow.path(f"results/trials/{winner['trial_id']}"))
+    workflow.path("results/best_model.yaml").unlink()
+    workflow.sweep(config, "--resources", "gpu=2")
     retrain = json.loads(next(workflow.root.glob("results/best_model/*/metrics.json")).read_text())
     assert retrain["cuda_visible_devices"] in {"0", "1"}
 
