@@ -14,8 +14,10 @@ full grid is the ground truth and the baseline of every ratio:
   random      kerasgrid, search {strategy: random, trials: 27}, no halving
   optuna-tpe  Optuna's study.optimize with its TPESampler, 27 trials one after another, no pruner
               (benchmarks/adaptive_loops.py)
-The seeded methods run once per --seeds value; kerasgrid has one seed, which draws the search and
-seeds training, so each seed's trials train (slightly) differently, in every method alike. Each run
+The seeded methods run once per --seeds value, which seeds the search only (kerasgrid's
+search.seed, Optuna's sampler): training is seeded by W3's seed in every method and run, so each
+trial's objective is the full grid's for the same params, and the methods differ only in what
+they choose to train. Each run
 is measured as bench_search.py measures its runs: wall and CPU seconds, peak RSS, epochs trained,
 and the yardstick: the winner's objective after 27 epochs as the full grid measured it, its rank
 there and its gap to the grid's best. Then the issue's targets:
@@ -52,12 +54,14 @@ METHODS = ["tpe", "random", "optuna-tpe"]
 
 
 def method_config(method: str, seed: int, trials: int, batch: int) -> dict:
+    """W3's config as `method` runs it. `seed` seeds the search (search.seed, Optuna's sampler);
+    training stays seeded by W3's seed in every method, as in the full grid, so a trial's
+    objective is exactly the grid's for its params."""
     config = yaml.safe_load(WORKLOAD.read_text())
-    config["seed"] = seed
     if method == "tpe":
-        config["search"] = {"strategy": "tpe", "trials": trials, "batch": batch}
+        config["search"] = {"strategy": "tpe", "trials": trials, "batch": batch, "seed": seed}
     elif method == "random":
-        config["search"] = {"strategy": "random", "trials": trials}
+        config["search"] = {"strategy": "random", "trials": trials, "seed": seed}
     return config
 
 

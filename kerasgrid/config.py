@@ -105,6 +105,12 @@ class Sweep:
     repeats: int = 1
     # The finalists' confirmation, or None without `confirm`.
     confirm: Confirm | None = None
+    # search.seed: the seed of the draws (random) and proposals (tpe), or None to use `seed`.
+    search_seed: int | None = None
+
+    @property
+    def sampler_seed(self) -> int:
+        return self.seed if self.search_seed is None else self.search_seed
 
     @property
     def halving(self) -> bool:
@@ -132,6 +138,8 @@ class Sweep:
             plan["confirm"] = {"top": self.confirm.top, "budget": self.confirm.budget}
         if self.repeats > 1:
             plan["repeats"] = self.repeats
+        if self.search_seed is not None:
+            plan["search_seed"] = self.search_seed  # other candidates, trained with the same settings
         return plan
     tensorboard: bool = False
 
@@ -141,7 +149,7 @@ class Sweep:
         not among them, only this round's size, so raising it leaves the rounds before alone."""
         return json.loads(canonical({
             "strategy": self.strategy,
-            "seed": self.seed,
+            "seed": self.sampler_seed,
             "size": self.round_sizes[index],
             "grid": search.describe_space(self.space),
             "objective": {"metric": self.objective["metric"], "direction": self.objective["direction"]},
@@ -185,6 +193,11 @@ class Sweep:
         return json.loads(canonical(settings))
 
 
+def _sampler_seed(config: dict) -> int:
+    seed = config["search"].get("seed")
+    return config["seed"] if seed is None else seed
+
+
 def sweep_from_config(config: dict, source: str) -> Sweep:
     """The Sweep of a schema-valid config with defaults filled in; ConfigError if it has none."""
     model = refs.parse_ref(config["model"], "model", source)
@@ -214,7 +227,7 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
     else:
         sizes = []
         try:
-            trials = sampler.candidates(space, config["seed"])
+            trials = sampler.candidates(space, _sampler_seed(config))
         except search.SpaceTooSmall as exc:
             raise ConfigError(
                 f"{source}: search.trials is {sampler.trials}, but {exc}. Lower search.trials, widen the grid's "
@@ -232,6 +245,7 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         budget=dict(config["budget"]),
         objective=objective,
         seed=config["seed"],
+        search_seed=config["search"].get("seed"),
         grid_keys=[str(key) for key in config["grid"]],
         trials=trials,
         code_files=code_files,
@@ -290,6 +304,12 @@ def _sampler(settings: dict, space: dict, max_trials: int, source: str):
             f"{source}: search.batch is {batch}, but only an adaptive search (search.strategy: tpe) proposes "
             f"its trials in rounds; {strategy} search knows them all up front. Remove search.batch, or set "
             "search.strategy: tpe."
+        )
+    if strategy == "grid" and settings.get("seed") is not None:
+        raise ConfigError(
+            f"{source}: search.seed is {settings['seed']}, but a grid search draws nothing: it trains every "
+            "combination. Remove search.seed (training is seeded by seed), or set search.strategy: random "
+            "or tpe."
         )
     if strategy == "grid":
         continuous = search.continuous_keys(space)

@@ -96,6 +96,17 @@ def test_random_skips_duplicates_and_refuses_more_trials_than_the_space_holds():
         sweep_from_config(config, "my.yaml")
 
 
+def test_a_search_seed_draws_other_candidates_that_train_as_the_seed_says():
+    def sweep(**search):
+        return sweep_from_config(full_config(grid=RANGES, search={"strategy": "random", "trials": 20, **search}), "my.yaml")
+
+    default, zero, one = sweep(), sweep(seed=0), sweep(seed=1)
+    assert zero.trials == default.trials and "search_seed" not in default.plan()
+    assert one.trials == RandomSampler(20).candidates(parse(RANGES), seed=1) != default.trials
+    # Training is seeded by `seed` alone: a combination both searches draw is the same trial.
+    assert one.settings() == default.settings() and one.plan()["search_seed"] == 1
+
+
 def search(**kwargs):
     return {"strategy": "grid", "trials": None, **kwargs}
 
@@ -106,6 +117,7 @@ def search(**kwargs):
         ({"grid": {"lr": {"low": 0.001, "high": 0.1}}},
          r"grid\.lr is a continuous range, which a grid search cannot enumerate\. Give it a step or num .* search: \{strategy: random, trials: N\}"),
         ({"search": search(trials=5)}, r"search\.trials is 5, but a grid search trains every combination"),
+        ({"search": search(seed=1)}, r"search\.seed is 1, but a grid search draws nothing: it trains every combination\. Remove search\.seed"),
         ({"search": search(strategy="random")}, r"search\.strategy is random, but search\.trials is not set\. .*trials: 60"),
         ({"search": search(strategy="random", trials=2000)}, r"search\.trials is 2,000, more than max_trials \(1,000\)"),
         ({"grid": {f"k{i}": list(range(10)) for i in range(4)}},

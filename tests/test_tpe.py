@@ -177,6 +177,9 @@ def test_raising_trials_changes_no_round_but_the_last_and_adds_new_ones():
     reordered["grid"] = {"act": ["tanh", "relu"], "lr": reordered["grid"]["lr"]}
     assert sweep_from_config(reordered, "my.yaml").round_settings(0) == six.round_settings(0)
     assert sweep_from_config(tpe_config(trials=6, batch=4) | {"seed": 1}, "my.yaml").round_settings(0) != six.round_settings(0)
+    # search.seed seeds the proposals only; the trials train as `seed` says.
+    other = sweep_from_config(tpe_config(trials=6, batch=4, seed=1), "my.yaml")
+    assert other.round_settings(0) == {**six.round_settings(0), "seed": 1} and other.settings() == six.settings()
 
 
 def search(**kwargs):
