@@ -283,6 +283,10 @@ def run_trial(
     (out_dir / TRIAL_WEIGHTS).unlink(missing_ok=True)
     if save_state_to is not None and save_state_to != resume_from:
         resume.remove_state(save_state_to)
+    # Temporary files of an earlier run of this trial that was killed mid-write (only one run of a
+    # trial writes here at a time).
+    for stale in [*out_dir.glob(".*.tmp"), *out_dir.glob(".tmp.*")]:
+        stale.unlink(missing_ok=True)
     if tensorboard_dir is not None:
         shutil.rmtree(tensorboard_dir, ignore_errors=True)
 
