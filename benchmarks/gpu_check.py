@@ -31,10 +31,9 @@ from pathlib import Path
 
 import yaml
 
+from bench_sweep import REPO, copy_workflow
 from kerasgrid.devices import visible_gpus
 
-REPO = Path(__file__).resolve().parent.parent
-WORKFLOW_FILES = ["Snakefile", "workflow", "scripts", "examples", "benchmarks", "profiles"]
 
 
 def sweep_config(model: str, trials: int, distribute: dict | None = None) -> dict:
@@ -54,14 +53,7 @@ def sweep_config(model: str, trials: int, distribute: dict | None = None) -> dic
 def run_sweep(name: str, config: dict, args: list[str], scratch: Path, env: dict) -> dict:
     folder = scratch / name
     folder.mkdir(parents=True)
-    for entry in WORKFLOW_FILES:
-        source = REPO / entry
-        if source.is_symlink():
-            os.symlink(os.readlink(source), folder / entry)
-        elif source.is_dir():
-            shutil.copytree(source, folder / entry, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, folder / entry)
+    copy_workflow(folder)
     (folder / "check.yaml").write_text(yaml.safe_dump(config))
     command = [str(REPO / ".venv/bin/snakemake"), "--configfile", "check.yaml", *args]
     started = time.perf_counter()
