@@ -75,6 +75,15 @@ def _objective_guard(metric: str, source: str, first_epoch: int = 0):
     return ObjectiveGuard()
 
 
+def _build_before_fit(model, element_spec) -> None:
+    """resume.build: `fit` then traces its train step once instead of twice. A model that cannot
+    be built symbolically is left for `fit` to build at its first step, as it would have been."""
+    try:
+        resume.build(model, element_spec)
+    except Exception:  # noqa: BLE001 - fit builds it, or reports what is wrong, as without this
+        pass
+
+
 def summarise(history: dict) -> dict:
     """Final, smallest and largest value (with its 1-based epoch) of every logged metric."""
     summary = {}
@@ -340,6 +349,8 @@ def run_trial(
             from kerasgrid.tensorboard_logs import tensorboard_callback
 
             callbacks.append(tensorboard_callback(tensorboard_dir, params, record["trial_id"]))
+        if not (state or strategy or model.run_eagerly):  # resumed: the restore builds it
+            _build_before_fit(model, data["train"].element_spec)
         fit_started = time.perf_counter()
         try:
             fitted = model.fit(

@@ -216,3 +216,32 @@ def test_tensorboard_off_writes_nothing_and_imports_nothing(tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1]) == ["ok", []]
     assert sorted(path.name for path in (tmp_path / "t").iterdir()) == ["history.csv", "metrics.json", "params.json"]
+
+
+@pytest.mark.parametrize("model,train", [
+    ("sequential", "data"), ("subclassed", "data"), ("subclassed_dropout", "data"), ("dropout_mlp", "dataset"),
+    ("multi_io", "multi_io_data"),
+])
+def test_building_before_fit_changes_no_result(tmp_path, monkeypatch, model, train):
+    """run_trial builds the model, its metrics and its optimizer before fit (so that fit traces its
+    step once); every model kind must train exactly as when fit builds them itself."""
+    from kerasgrid import training
+
+    built = []
+    original = training._build_before_fit
+
+    def build_and_check(model_, element_spec):
+        original(model_, element_spec)
+        built.append(model_.optimizer.built and model_.built)
+
+    validation = None if model == "multi_io" else train
+    trial_settings = settings(model=model, train=train, validation=validation)
+    monkeypatch.setattr(training, "_build_before_fit", build_and_check)
+    ours = run_trial({}, trial_settings, tmp_path / "ours", save_state_to=tmp_path / "ours")
+    monkeypatch.setattr(training, "_build_before_fit", lambda *args: None)
+    keras_own = run_trial({}, trial_settings, tmp_path / "keras", save_state_to=tmp_path / "keras")
+
+    assert built == [True]
+    assert ours["status"] == keras_own["status"] == "ok"
+    assert (tmp_path / "ours/history.csv").read_text() == (tmp_path / "keras/history.csv").read_text()
+    assert (tmp_path / "ours/state.npz").read_bytes() == (tmp_path / "keras/state.npz").read_bytes()
