@@ -1,6 +1,10 @@
 """The search space in Optuna's terms: a distribution per grid key, and values to and fro.
 
-    a list of values          CategoricalDistribution of their canonical JSON (any YAML value,
+    a list of numbers         IntDistribution over the index of the numbers sorted: TPE's Parzen
+                              estimator then learns from a value's neighbours, as for a range
+                              (KerasTuner's Choice is ordered for numbers too); exactly the
+                              values listed are given back
+    any other list            CategoricalDistribution of their canonical JSON (any YAML value,
                               lists included; the order they are written in does not matter)
     a range with num, or a    IntDistribution over the index of its values: their order and even
     float range with step     spacing (linear or log) kept, and exactly the values listed given back
@@ -23,15 +27,22 @@ from kerasgrid.search.base import Observation
 from kerasgrid.search.space import Choice, Dimension, Range
 
 
-def _indexed(dim: Range) -> bool:
+def _indexed(dim: Dimension) -> bool:
+    if isinstance(dim, Choice):
+        return len(dim.values) > 1 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in dim.values)
     return dim.num is not None or (dim.step is not None and not dim.integer)
 
 
+def _indexed_values(dim: Dimension) -> list:
+    """The values an index stands for: a list's numbers sorted, a range's values in order."""
+    return sorted(dim.values) if isinstance(dim, Choice) else dim.finite_values()
+
+
 def distribution(dim: Dimension) -> BaseDistribution:
-    if isinstance(dim, Choice):
-        return CategoricalDistribution(sorted(canonical(value) for value in dim.values))
     if _indexed(dim):
         return IntDistribution(0, len(dim.finite_values()) - 1)
+    if isinstance(dim, Choice):
+        return CategoricalDistribution(sorted(canonical(value) for value in dim.values))
     if dim.integer:
         step = int(dim.step or 1)
         # The last value the step reaches: Optuna warns about (and moves) a high it does not reach.
@@ -49,10 +60,10 @@ def to_optuna(space: dict[str, Dimension], params: dict) -> dict:
     converted = {}
     for key, dim in space.items():
         value = params[key]
-        if isinstance(dim, Choice):
+        if _indexed(dim):
+            converted[key] = _indexed_values(dim).index(value)
+        elif isinstance(dim, Choice):
             converted[key] = canonical(value)
-        elif _indexed(dim):
-            converted[key] = dim.finite_values().index(value)
         else:
             converted[key] = value
     return converted
@@ -63,10 +74,10 @@ def from_optuna(space: dict[str, Dimension], suggested: dict) -> dict:
     params = {}
     for key, dim in space.items():
         value = suggested[key]
-        if isinstance(dim, Choice):
+        if _indexed(dim):
+            params[key] = _indexed_values(dim)[value]
+        elif isinstance(dim, Choice):
             params[key] = json.loads(value)
-        elif _indexed(dim):
-            params[key] = dim.finite_values()[value]
         else:
             params[key] = dim.value(value)
     return params
