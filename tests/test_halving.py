@@ -18,11 +18,29 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
+
+
+class Pause(keras.layers.Layer):
+    # Waits `seconds` at every step: a trial that measures slow.
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    def call(self, x):
+        def wait(x):
+            time.sleep(self.seconds)
+            return x
+
+        waited = tf.py_function(wait, [x], x.dtype)
+        waited.set_shape(x.shape)
+        return waited
 
 
 def build_model(params):
     time.sleep(params.get("sleep", 0))
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(
+    model = keras.Sequential([keras.Input((1,)), Pause(params.get("pause", 0)), keras.layers.Dense(
         1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(params["q"]))])
     model.compile(keras.optimizers.SGD(0.0), "mse")
     return model
@@ -168,3 +186,29 @@ def test_turning_halving_on_keeps_the_plain_sweeps_finished_trials(known):
     # The finalist's last rung is its plain trial, identical and already there: not trained again.
     assert set(trained(result.output)) == {1, 3} and [r["rung"] for r in rows] == ["2", "1", "0", "0", "0"]
     assert {path: stamp for path, stamp in known.snapshot().items() if path in before} == before
+
+
+def test_a_rungs_jobs_start_longest_first_by_what_their_trials_took_in_the_rung_before(known):
+    # 12 candidates, 4 promoted (q 0.1 to 0.4). Those with a pause take 0.4 s a batch more: they
+    # start the last rung first whatever their rank, so that the rung's last job is a short one.
+    config = halving_config([])
+    config["grid"] = {"q": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "pause": [0.0, 0.4]}
+    config["budget"] = {"epochs": 3, "steps_per_epoch": 1}
+    result = known.sweep(config, "--cores", "1")
+    rows = {r["trial_id"]: r for r in read_leaderboard(known.path("results/leaderboard.tsv"))}
+    last_rung = [trial for trial, epochs in re.findall(
+        r"^Job \d+: Model \d+ of \d+: .*\(trial (\w{12})\)(?:, until epoch (\d+))?$", result.output, flags=re.M) if not epochs]
+    assert [(rows[t]["q"], rows[t]["pause"]) for t in last_rung[:2]] in (
+        [("0.1", "0.4"), ("0.2", "0.4")], [("0.2", "0.4"), ("0.1", "0.4")])
+    assert sorted((rows[t]["q"], rows[t]["pause"]) for t in last_rung[2:]) == [("0.1", "0.0"), ("0.2", "0.0")]
+
+
+def test_a_jobs_expected_seconds_are_its_trials_pace_in_the_rung_before_times_the_epochs_to_go(tmp_path):
+    from kerasgrid.records import write_json
+    from kerasgrid.search.halving import expected_seconds
+
+    first, resumed = tmp_path / "first.json", tmp_path / "resumed.json"
+    write_json(first, {"fit_seconds": 2.0, "epochs_run": 1, "resumed_from_epoch": 0})
+    write_json(resumed, {"fit_seconds": 3.0, "epochs_run": 3, "resumed_from_epoch": 1})  # 2 epochs here
+    assert expected_seconds(first, 3) == 4.0 and expected_seconds(resumed, 9) == 9.0
+    assert expected_seconds(tmp_path / "not there yet.json", 9) == 0.0

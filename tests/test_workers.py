@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from kerasgrid import workers
 from kerasgrid.workers import TrialProcessError, WorkerPool
 from test_training import settings
 
@@ -51,6 +52,37 @@ def test_a_killed_worker_fails_its_job_and_is_replaced(tmp_path, pool):
     pool.run(after)
     assert metrics(after)["status"] == "ok"
     assert metrics(after)["pid"] != json.loads((tmp_path / "before/metrics.json").read_text())["pid"]
+
+
+def test_a_worker_whose_memory_grew_past_the_limit_is_replaced(tmp_path, pool, monkeypatch):
+    # TensorFlow keeps each trained model's variables: the wide model's 48 MiB stay in the worker
+    # (keras-team/keras#21090), a tiny model's few MiB too.
+    monkeypatch.setattr(workers, "MEMORY_GROWTH_LIMIT", 100 << 20)
+    tiny, again, wide, after = (task(tmp_path, name, {}, model=model) for name, model in
+                                [("tiny", "sequential"), ("again", "sequential"), ("wide", "wide"), ("after", "sequential")])
+    for t in (tiny, again, wide, after):
+        pool.run(t)
+    assert metrics(tiny)["pid"] == metrics(again)["pid"] == metrics(wide)["pid"] != metrics(after)["pid"]
+    assert all(metrics(t)["status"] == "ok" for t in (tiny, again, wide, after))
+
+
+def test_settling_a_worker_frees_the_last_trials_model_before_hiding_the_rest_from_the_collector():
+    import gc
+    import weakref
+
+    import numpy as np
+
+    import trial_models
+
+    model = trial_models.sequential({})
+    model.fit(np.zeros((8, 4)), np.zeros((8, 1)), verbose=0)  # a fitted model is held in reference cycles
+    fitted = weakref.ref(model)
+    del model
+    try:
+        workers.settle()
+        assert fitted() is None  # collected, not frozen for the worker's life
+    finally:
+        gc.unfreeze()
 
 
 def test_a_config_error_in_a_worker_reaches_the_job_as_one_paragraph(tmp_path, pool):

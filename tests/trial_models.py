@@ -182,3 +182,11 @@ def waits(params):
             time.sleep(0.05)
     time.sleep(params.get("sleep", 0))
     return sequential(params)
+
+
+def wide(params):
+    """Two hidden layers of `units` (2,000: 4M weights, 48 MiB with Adam's slots): a model whose
+    memory TensorFlow keeps after the trial."""
+    units = params.get("units", 2000)
+    return _compile(keras.Sequential([keras.Input((4,)), keras.layers.Dense(units, "relu"),
+                                      keras.layers.Dense(units, "relu"), keras.layers.Dense(1)]), params)

@@ -57,6 +57,18 @@ def previous_rung(epochs: int, rungs: list[int]) -> int | None:
     return rungs[index - 1] if index else None
 
 
+def expected_seconds(record_path, epochs: int) -> float:
+    """How long continuing a trial to `epochs` should take: its seconds per epoch in the rung
+    before (whose record is at `record_path`), times the epochs to go; 0 if that record is not
+    there (yet) or measured nothing."""
+    try:
+        record = records.read_json(record_path)
+        trained = record["epochs_run"] - record.get("resumed_from_epoch", 0)
+        return record["fit_seconds"] / trained * (epochs - record["epochs_run"]) if trained > 0 else 0.0
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
 def write_promotions(record_paths, objective: dict, schedule: Halving, epochs: int, path, *, keep_states: bool):
     """Decide who trains on to `epochs` from the records of the rung before; write it to `path`.
 

@@ -193,6 +193,22 @@ def trial_gpus(wildcards):
     return len(GPUS.ids) if SWEEP.distribute else 1
 
 
+def expected_seconds(wildcards):
+    """A halving job's priority: the seconds it should take, measured at its trial's rung before.
+    The jobs a rung's promotions release then start longest first, so that the rung's last job
+    does not run alone while the other cores wait for the next promotions. 0 for a first rung."""
+    epochs = int(wildcards.get("epochs", SWEEP.rungs[-1]))
+    before = halving.previous_rung(epochs, SWEEP.rungs)
+    if not before:
+        return 0
+    run_dir = runs.run_dir(os.path.join("results", "trials", wildcards.trial), run_seed(wildcards), SWEEP.seed)
+    return halving.expected_seconds(record_dir(run_dir, before, SWEEP.rungs) / "metrics.json", epochs)
+
+
+# Without halving, every train job is a trial's first: nothing measured, no priority to compute.
+TRAIN_PRIORITY = expected_seconds if SWEEP.halving else 0
+
+
 def train(wildcards, params, output, threads, resources, log, confirm=False):
     """A train job (with halving, a run's last rung), a rung job or a confirm job: one run of a
     trial (one seed) to its epochs."""

@@ -64,6 +64,7 @@ rule rung:
             else "{TRAIN_MESSAGES:{wildcards.trial}}, until epoch {wildcards.epochs}"
         )
     threads: 1
+    priority: expected_seconds  # the longest of a rung's jobs first (0 in the first rung)
     resources:
         gpu=trial_gpus,  # as train's
     run:

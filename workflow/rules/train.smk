@@ -22,6 +22,7 @@ rule train:
     message:
         "{TRAIN_MESSAGES:{wildcards.trial}{wildcards.seed_path}}" if REPEATED else "{TRAIN_MESSAGES:{wildcards.trial}}"
     threads: 1
+    priority: TRAIN_PRIORITY  # with halving, the longest of a rung's jobs first
     resources:
         # The trial's worker sees only its own GPUs (see the README's GPUs section).
         gpu=trial_gpus,
