@@ -99,9 +99,14 @@ class Worker:
         return reply
 
     @property
-    def spent(self) -> bool:
-        """Whether to replace the worker instead of giving it another trial."""
-        return self.trials >= TRIALS_PER_WORKER or self.grown > MEMORY_GROWTH_LIMIT
+    def spent(self) -> str | None:
+        """Why to replace the worker instead of giving it another trial, or None."""
+        if self.grown > MEMORY_GROWTH_LIMIT:
+            return (f"its memory grew by {self.grown / 2**20:.0f} MiB in {self.trials} trial(s) (TensorFlow keeps "
+                    f"every trained model until its process ends: keras-team/keras#21090)")
+        if self.trials >= TRIALS_PER_WORKER:
+            return f"it trained {self.trials} trials"
+        return None
 
     def end_input(self):
         """No more tasks: the worker ends once its current one is done."""
@@ -163,10 +168,10 @@ class WorkerPool:
                     self._idle[self._key(worker)].append(worker)
                     self._changed.notify_all()
             else:
-                self._retire(worker)
+                self._replace(worker)
             raise TrialProcessError(reply["error"])
         if worker.spent:
-            self._retire(worker)
+            self._replace(worker)
         else:
             with self._changed:
                 self._idle[self._key(worker)].append(worker)
@@ -210,6 +215,12 @@ class WorkerPool:
             if taken:
                 slots.give_back(taken)
             raise
+
+    def _replace(self, worker: Worker) -> None:
+        """Retire a spent worker, saying why in the workers' log; the next task starts a new one."""
+        with open(self.log_path, "a", encoding="utf-8") as log:
+            log.write(f"kerasgrid: worker {worker.process.pid} replaced: {worker.spent}\n")
+        self._retire(worker)
 
     def _retire(self, worker: Worker, kill: bool = False) -> None:
         """End a worker's process, then free its GPUs (never while it is alive)."""

@@ -1,6 +1,7 @@
 """Warm worker processes: real subprocesses that import TensorFlow once and train many trials."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,8 +25,8 @@ def metrics(t):
 
 
 @pytest.fixture
-def pool():
-    workers = WorkerPool()
+def pool(tmp_path):
+    workers = WorkerPool(log_path=str(tmp_path / "workers.log"))
     yield workers
     workers.close()
 
@@ -64,6 +65,9 @@ def test_a_worker_whose_memory_grew_past_the_limit_is_replaced(tmp_path, pool, m
         pool.run(t)
     assert metrics(tiny)["pid"] == metrics(again)["pid"] == metrics(wide)["pid"] != metrics(after)["pid"]
     assert all(metrics(t)["status"] == "ok" for t in (tiny, again, wide, after))
+    assert re.search(rf"^kerasgrid: worker {metrics(wide)['pid']} replaced: its memory grew by \d+ MiB in 3 trial\(s\) "
+                     r"\(TensorFlow keeps every trained model until its process ends: keras-team/keras#21090\)$",
+                     Path(pool.log_path).read_text(), flags=re.M)
 
 
 def test_settling_a_worker_frees_the_last_trials_model_before_hiding_the_rest_from_the_collector():
