@@ -56,8 +56,8 @@ def test_a_killed_worker_fails_its_job_and_is_replaced(tmp_path, pool):
 
 
 def test_a_worker_whose_memory_grew_past_the_limit_is_replaced(tmp_path, pool, monkeypatch):
-    # TensorFlow keeps each trained model's variables: the wide model's 48 MiB stay in the worker
-    # (keras-team/keras#21090), a tiny model's few MiB too.
+    # TensorFlow keeps each trained model's variables: the wide model's 192 MiB stay in the worker
+    # (keras-team/keras#21090), a tiny model's few MiB too (the first trial adds about 30 MiB).
     monkeypatch.setattr(workers, "MEMORY_GROWTH_LIMIT", 100 << 20)
     tiny, again, wide, after = (task(tmp_path, name, {}, model=model) for name, model in
                                 [("tiny", "sequential"), ("again", "sequential"), ("wide", "wide"), ("after", "sequential")])
