@@ -13,6 +13,7 @@ collection took (the one in clear_session() before each trial) and the process's
 
 import argparse
 import gc
+import os
 import shutil
 import sys
 import tempfile
@@ -74,8 +75,6 @@ def main():
 
     folder = Path(tempfile.mkdtemp())
     sys.path.insert(0, str(folder))
-    import os
-
     os.chdir(folder)
     params, settings = settings_of(args.model, folder)
     configure_tensorflow(1, 0)

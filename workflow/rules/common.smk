@@ -193,16 +193,26 @@ def trial_gpus(wildcards):
     return len(GPUS.ids) if SWEEP.distribute else 1
 
 
+def run_folder(wildcards, folder="trials", confirm=False) -> str:
+    """results/<folder>/<trial>, or the folder in it of the job's seed or confirmation."""
+    return str(runs.run_dir(os.path.join("results", folder, wildcards.trial), run_seed(wildcards), SWEEP.seed,
+                            confirm=confirm))
+
+
+def rung_before(wildcards, rungs, confirm=False):
+    """The folder of the job's trial at the rung before the one the job trains to (halving: where
+    it continues from), or None in a first rung."""
+    before = halving.previous_rung(int(wildcards.get("epochs", rungs[-1])), rungs)
+    return record_dir(run_folder(wildcards, confirm=confirm), before, rungs) if before else None
+
+
 def expected_seconds(wildcards):
     """A halving job's priority: the seconds it should take, measured at its trial's rung before.
     The jobs a rung's promotions release then start longest first, so that the rung's last job
     does not run alone while the other cores wait for the next promotions. 0 for a first rung."""
+    before = rung_before(wildcards, SWEEP.rungs)
     epochs = int(wildcards.get("epochs", SWEEP.rungs[-1]))
-    before = halving.previous_rung(epochs, SWEEP.rungs)
-    if not before:
-        return 0
-    run_dir = runs.run_dir(os.path.join("results", "trials", wildcards.trial), run_seed(wildcards), SWEEP.seed)
-    return halving.expected_seconds(record_dir(run_dir, before, SWEEP.rungs) / "metrics.json", epochs)
+    return halving.expected_seconds(before / "metrics.json", epochs) if before else 0
 
 
 # Without halving, every train job is a trial's first: nothing measured, no priority to compute.
@@ -217,12 +227,8 @@ def train(wildcards, params, output, threads, resources, log, confirm=False):
     epochs = int(wildcards.get("epochs", rungs[-1]))
     last = epochs == rungs[-1]
     final_state = last and not confirm and KEEPS_WINNER_STATE
-    before = halving.previous_rung(epochs, rungs)
-    run_dir, tensorboard_dir = (
-        str(runs.run_dir(os.path.join("results", folder, wildcards.trial), run_seed(wildcards), SWEEP.seed,
-                         confirm=confirm))
-        for folder in ("trials", "tensorboard")
-    )
+    before = rung_before(wildcards, rungs, confirm)
+    tensorboard_dir = run_folder(wildcards, "tensorboard", confirm)
     task = {
         "trial_id": wildcards.trial,
         "params": trial_params(wildcards.trial),
@@ -238,7 +244,7 @@ def train(wildcards, params, output, threads, resources, log, confirm=False):
         "epochs": epochs,
         # Halving: continue from the rung before, and leave a state for the rung after; and the
         # final state of a trial whose winner best_model would otherwise train again.
-        "resume_from": str(record_dir(run_dir, before, rungs)) if before else None,
+        "resume_from": str(before) if before else None,
         "save_state_to": os.path.dirname(output.metrics) if not last or final_state else None,
         "keep_states": SWEEP.keep_models,
         # Nor is writing TensorBoard logs; with it off, logs of an earlier training of this trial go.
