@@ -50,14 +50,24 @@ class LiveWorkers:
             try:
                 stat = (entry / "stat").read_text()
                 ppid, state = int(stat.rsplit(")", 1)[1].split()[1]), stat.rsplit(")", 1)[1].split()[0]
-                if ppid != os.getpid() or state == "Z" or b"kerasgrid.workers" not in (entry / "cmdline").read_bytes():
+                if ppid != os.getpid() or state == "Z" or not LiveWorkers._is_worker(entry):
                     continue
-                env = dict(item.split(b"=", 1) for item in (entry / "environ").read_bytes().split(b"\0") if b"=" in item)
+                environ = (entry / "environ").read_bytes()
+                # An exiting process loses its memory, and with it its environment (read as
+                # empty), before it turns zombie: a worker that is still one after the read was
+                # alive when it was read.
+                if not LiveWorkers._is_worker(entry):
+                    continue
             except (OSError, ValueError, IndexError):
                 continue  # it ended while we looked
+            env = dict(item.split(b"=", 1) for item in environ.split(b"\0") if b"=" in item)
             value = env.get(b"CUDA_VISIBLE_DEVICES")
             live[int(entry.name)] = value.decode() if value is not None else None
         return live
+
+    @staticmethod
+    def _is_worker(entry: Path) -> bool:
+        return b"kerasgrid.workers" in (entry / "cmdline").read_bytes()
 
 
 def gpu_task(tmp_path, name, params, gpus=1, model="waits"):
@@ -92,7 +102,8 @@ def test_eight_trials_on_four_gpus_never_share_one_and_a_dead_workers_gpu_is_fre
         assert len({pid for snapshot in seen.snapshots for pid in snapshot}) >= len(GPUS)
         for snapshot in seen.snapshots:
             gpus = list(snapshot.values())
-            assert set(gpus) <= set(GPUS) and len(gpus) == len(set(gpus)), f"two live workers on one GPU: {snapshot}"
+            assert set(gpus) <= set(GPUS), f"a live worker without a GPU of the pool: {snapshot}"
+            assert len(gpus) == len(set(gpus)), f"two live workers on one GPU: {snapshot}"
 
         # The dead worker's GPU came back: four trials that only finish together all finish.
         together = [gpu_task(tmp_path, f"together{i}", {"barrier": str(tmp_path / "barrier"), "parties": 4, "name": str(i)}) for i in range(4)]
