@@ -9,12 +9,13 @@ once, on this machine or on a cluster node (the record is a file in the run's fo
 carry the run's id (`runlock.current_run`): the next run, after the user's fix, trains again.
 """
 
+import contextlib
 import hashlib
 import shutil
 from pathlib import Path
 
 from kerasgrid import records, runlock
-from kerasgrid.errors import KerasgridError
+from kerasgrid.errors import KerasgridError, StorageError
 
 ERRORS = Path(".snakemake/kerasgrid-errors")
 
@@ -32,7 +33,9 @@ def remember(job_log, error: str) -> None:
     """Record that the job logging to `job_log` stopped with `error` in the current run."""
     run = runlock.current_run()
     if run is not None:  # outside a run (a Python session) nothing is retried
-        records.write_json(_record(job_log), {"run": run, "log": str(job_log), "error": error})
+        # On a disk too full for the record, the next attempt trains again, and fails as this did.
+        with contextlib.suppress(StorageError):
+            records.write_json(_record(job_log), {"run": run, "log": str(job_log), "error": error})
 
 
 def raise_if_failed_before(job_log) -> None:

@@ -1,5 +1,7 @@
 """The one family of errors kerasgrid raises on purpose, and the states a trial ends in."""
 
+import errno
+import os
 from enum import Enum
 
 
@@ -25,6 +27,65 @@ class NoSuccessfulTrial(KerasgridError):
 
 class NotReproducible(KerasgridError):
     """Training a trial again did not reproduce the objective recorded for it."""
+
+
+class StorageError(KerasgridError):
+    """A file of the sweep could not be written: the disk is full, read-only, or gone."""
+
+
+# What each storage errno means to the user, and what to do about it ({folder}: the folder that
+# could not be written). Anything else that goes wrong with a file is a bug or the user's code's.
+_STORAGE = {
+    errno.ENOSPC: ("the disk is full", "Free space on the disk that holds {folder} (`df -h {folder}` shows how much is left)"),
+    errno.EDQUOT: ("your disk quota is used up", "Free some of your quota (`quota -s` shows it) or ask for more"),
+    errno.EROFS: ("the file system is read-only", "Mount {folder} writable, or run the sweep from a folder on a writable disk"),
+    errno.EACCES: ("this user may not write there", "Give the user running snakemake write permission on {folder} (`ls -ld {folder}`)"),
+    errno.EPERM: ("this user may not write there", "Give the user running snakemake write permission on {folder} (`ls -ld {folder}`)"),
+    errno.ENOENT: ("its folder has vanished (deleted or unmounted)", "Check that {folder} exists and its disk is mounted"),
+    errno.ESTALE: ("its network file system lost track of it", "Check that {folder}'s network disk is mounted and reachable"),
+    errno.EIO: ("the disk reported an input/output error", "Check the disk that holds {folder}"),
+}
+
+
+# These say something about the disk whatever the file; a permission error or a missing folder
+# could as well be the user's code reading its data, so they count only for the sweep's own files.
+_ANY_FILE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ESTALE, errno.EIO}
+
+
+def storage_error(exc: BaseException, path=None, within=None, where=None) -> StorageError | None:
+    """The one-paragraph StorageError for an OSError (or one it was raised from) that a full,
+    read-only or vanished disk caused while writing `path` (default: the file the error names, or
+    else some file in the folder `where`); None for any other error. `within`: the folders the
+    sweep writes, to tell a permission error or a vanished folder there from one the user's code
+    met elsewhere (default: any)."""
+    while exc is not None and not (isinstance(exc, OSError) and exc.errno in _STORAGE):
+        if isinstance(exc, StorageError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    if exc is None:
+        return None
+    path = os.fspath(path or exc.filename or where or ".")
+    if within is not None and exc.errno not in _ANY_FILE and not _inside(path, within):
+        return None
+    what, fix = _STORAGE[exc.errno]
+    if path == os.fspath(where or ""):
+        target, folder = f"a file in {path}", path
+    else:
+        target, folder = path, os.path.dirname(path) or "."
+    while exc.errno != errno.ENOENT and not os.path.isdir(folder) and os.path.dirname(folder) not in ("", folder):
+        folder = os.path.dirname(folder)  # the nearest that is there, for `df` or `ls`
+    error = StorageError(
+        f"could not write {target}: {what} ({os.strerror(exc.errno)}). Every trial that finished is kept "
+        "(a trial's metrics.json is written whole or not at all), and the next snakemake run trains only "
+        f"the trials that did not finish. {fix.format(folder=folder)}, then run snakemake again."
+    )
+    error.__cause__ = exc
+    return error
+
+
+def _inside(path, folders) -> bool:
+    path = os.path.abspath(path)
+    return any(os.path.commonpath([path, os.path.abspath(f)]) == os.path.abspath(f) for f in folders if f)
 
 
 class Status(str, Enum):

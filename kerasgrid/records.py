@@ -8,6 +8,8 @@ import secrets
 import shutil
 from pathlib import Path
 
+from kerasgrid.errors import storage_error
+
 
 def write_text(path, text: str) -> None:
     """Write `text` to `path` so that a reader sees the old file or the whole new one, never half."""
@@ -33,16 +35,41 @@ def _new_temporary(path: Path) -> Path:
 
 @contextlib.contextmanager
 def _replacing(path):
-    """A temporary file beside `path`, moved onto it when the block ends, removed if it fails."""
+    """A temporary file beside `path`, moved onto it when the block ends, removed if it fails.
+
+    A full, read-only or vanished disk raises a StorageError that names `path` and says what to do.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_temporary(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _new_temporary(path)
+    except OSError as exc:
+        if error := storage_error(exc, path):
+            raise error
+        raise
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        # Writing the file, not reading what goes into it (copy_file's source).
+        ours = isinstance(exc, OSError) and exc.filename in (None, str(tmp), str(path))
+        if ours and (error := storage_error(exc, path)):
+            raise error
         raise
+
+
+def check_writable(folder) -> None:
+    """Raise a StorageError if files cannot be created in `folder` (read-only, not ours, gone),
+    so that a run says so before it starts rather than in its first job."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return  # Snakemake makes it, or says why it cannot
+    try:
+        os.unlink(_new_temporary(folder / ".kerasgrid-check"))
+    except OSError as exc:
+        raise storage_error(exc, folder, where=folder) or exc
 
 
 def write_bytes(path, data: bytes) -> None:

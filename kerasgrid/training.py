@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 
 from kerasgrid import devices, records, refs, resume
-from kerasgrid.errors import ConfigError, ModelError, Status
+from kerasgrid.errors import ConfigError, ModelError, Status, storage_error
 
 # The file in a trial's folder that holds its trained model when the sweep keeps models; for a
 # model Keras cannot save whole, the file that holds its weights instead.
@@ -177,11 +177,15 @@ def save_model(model, path, custom_objects: dict | None = None) -> dict:
     except _NotLoadable as exc:
         not_whole = str(exc)
     except Exception as exc:  # noqa: BLE001 - whatever Keras raises, the weights are the way out
+        if error := storage_error(exc, path):
+            raise error  # nor could the weights be written there
         not_whole = _paragraph(exc)
     weights = weights_path(path)
     try:
         _save_atomically(model.save_weights, weights)
     except Exception as exc:  # noqa: BLE001 - a trial's result never depends on saving its model
+        if error := storage_error(exc, weights):
+            raise error
         error = f"{not_whole}; nor could its weights be saved: {_paragraph(exc)}"
         print(f"kerasgrid: could not save the trained model to {path}: {error}", flush=True)
         return {"path": None, "sha256": None, "format": None, "error": error}
@@ -374,6 +378,12 @@ def run_trial(
         history_tmp.unlink(missing_ok=True)
         raise  # a wrong config stops the sweep; memory exhaustion is for Snakemake's retries
     except Exception as exc:  # noqa: BLE001 - any error of the user's code fails this trial only
+        # A full or read-only disk under the trial's files (CSVLogger's history, TensorBoard's
+        # logs, a user's ModelCheckpoint) is not the trial's fault: it stops, unrecorded, and trains
+        # again once there is room.
+        if error := storage_error(exc, within=(out_dir, tensorboard_dir), where=out_dir):
+            history_tmp.unlink(missing_ok=True)
+            raise error
         traceback.print_exc()
         record["status"] = Status.FAILED.value
         record["error"] = devices.uneven_batch_error(exc) or f"{type(exc).__name__}: {exc}".strip()

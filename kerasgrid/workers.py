@@ -255,15 +255,16 @@ def run_task(task: dict) -> None:
     same run raises it at once (kerasgrid.attempts) instead of training again.
     """
     from kerasgrid import attempts
-    from kerasgrid.logs import job_log
+    from kerasgrid.logs import Reported, job_log
 
-    with job_log(task["log"]):
-        attempts.raise_if_failed_before(task["log"])
-        try:
+    try:
+        with job_log(task["log"]):
+            attempts.raise_if_failed_before(task["log"])
             _run(task)
-        except KerasgridError as exc:
-            attempts.remember(task["log"], str(exc))
-            raise
+    except Reported as exc:
+        if not isinstance(exc.error, attempts.RepeatedError):
+            attempts.remember(task["log"], str(exc.error))
+        raise
 
 
 def _run(task: dict) -> None:
@@ -301,6 +302,7 @@ def _die_with_parent():
 
 def serve(threads: int, reply_fd: int, cpu_devices: int = 1) -> None:
     _die_with_parent()
+    from kerasgrid.logs import Reported
     from kerasgrid.training import configure_tensorflow
 
     # Imports TensorFlow and fixes its thread pools and devices, once.
@@ -313,8 +315,8 @@ def serve(threads: int, reply_fd: int, cpu_devices: int = 1) -> None:
         try:
             run_task(task)
             reply = {"ok": True}
-        except SystemExit:  # a KerasgridError, already reported on the console and in the log
-            reply = {"ok": False, "error": _last_error(task["log"]), "kerasgrid_error": True}
+        except Reported as exc:  # a KerasgridError, already in the log
+            reply = {"ok": False, "error": str(exc.error), "kerasgrid_error": True}
         except BaseException as exc:  # noqa: BLE001 - reported to the job, which fails
             reply = {"ok": False, "error": "".join(traceback.format_exception(exc))}
         settle()
@@ -348,12 +350,6 @@ def peak_memory() -> int:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # kilobytes on Linux
-
-
-def _last_error(log_path) -> str:
-    with open(log_path, encoding="utf-8", errors="replace") as log:
-        lines = [line for line in log if line.startswith("kerasgrid: ")]
-    return lines[-1][len("kerasgrid: "):].strip() if lines else f"the trial failed; see {log_path}"
 
 
 if __name__ == "__main__":

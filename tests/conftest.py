@@ -119,6 +119,16 @@ def build_model(params):
         os.kill(os.getpid(), signal.SIGKILL)
     if fault == "kill_always":
         os.kill(os.getpid(), signal.SIGKILL)
+    if fault == "fill_disk_once" and not Path("filled.marker").exists():
+        Path("filled.marker").write_text("once")
+        fill = os.open("results/filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fill, bytes(1 << 16)):
+                pass
+        except OSError:  # full: the trial's own files cannot be written from here on
+            pass
+        finally:
+            os.close(fill)
     time.sleep(params.get("sleep", 0))
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(params.get("units", 4), "relu"), keras.layers.Dense(1)])
     model.compile(keras.optimizers.SGD(params.get("lr", 0.01)), "mse")

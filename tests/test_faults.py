@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import yaml
 
 from conftest import faulty_config, trained_trials
@@ -217,3 +218,78 @@ def test_a_winner_that_does_not_retrain_to_its_loss_fails_the_run_and_is_not_ret
     # The next run is another run: the user may have fixed the cause, so the winner is retrained.
     again = faulty.sweep(config, check=False)
     assert again.returncode != 0 and len(builds(faulty)) == 5
+
+
+@pytest.fixture
+def small_disk(faulty):
+    """results/ on a 2 MiB file system of its own, which a test can fill or make read-only."""
+    results = faulty.path("results")
+    results.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(results)], check=True)
+    yield results
+    subprocess.run(["umount", "--lazy", str(results)], check=True)
+
+
+def test_a_full_or_read_only_disk_stops_with_a_paragraph_and_loses_no_finished_trial(faulty, small_disk):
+    config = faulty_config({"fault": ["none", "raise"]})
+    faulty.sweep(config)
+    finished = faulty.snapshot()
+
+    # The disk fills while the new trial trains (its model function fills it): the trial stops, and
+    # is not recorded as failed, which would keep it from ever training again.
+    config["grid"]["fault"].append("fill_disk_once")
+    (new,) = set(expand_grid(config["grid"])) - set(expand_grid({"fault": ["none", "raise"]}))
+    full = faulty.sweep(config, check=False)
+    paragraph = (f"could not write a file in results/trials/{new}: the disk is full (No space left on device). "
+                 "Every trial that finished is kept (a trial's metrics.json is written whole or not at all), and "
+                 "the next snakemake run trains only the trials that did not finish. Free space on the disk that "
+                 f"holds results/trials/{new} (`df -h results/trials/{new}` shows how much is left), then run "
+                 "snakemake again.")
+    assert full.returncode != 0 and paragraph in full.output
+    assert "Traceback" not in full.output
+    assert f"kerasgrid: {paragraph}" in faulty.path(f"logs/trials/{new}.log").read_text()
+    assert not faulty.path(f"results/trials/{new}/metrics.json").exists()
+    assert not list(small_disk.glob("trials/*/.*.tmp")) and not list(small_disk.glob("trials/*/.tmp.*"))
+
+    # Still full when the next run starts the trial: its first file says so.
+    again = faulty.sweep(config, check=False)
+    assert again.returncode != 0 and f"could not write results/trials/{new}/params.json: the disk is full" in again.output
+    assert {k: v for k, v in faulty.snapshot().items() if k in finished} == finished
+
+    # A read-only disk, likewise.
+    (small_disk / "filler").unlink()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        read_only = faulty.sweep(config, check=False)
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    # Snakemake would refuse it for write-protected outputs; kerasgrid says why, and what to do.
+    assert read_only.returncode != 0 and trained_trials(read_only.output) == []
+    assert ("could not write a file in results: the file system is read-only (Read-only file system). Every trial "
+            "that finished is kept") in read_only.output
+    assert "Mount results writable, or run the sweep from a folder on a writable disk, then run snakemake again." in read_only.output
+
+    # With room again, the next run trains the unfinished trial and nothing else.
+    done = faulty.sweep(config)
+    assert trained_trials(done.output) == [new]
+    assert {k: v for k, v in faulty.snapshot().items() if k in finished} == finished
+    assert len(read_leaderboard(faulty.path("results/leaderboard.tsv"))) == 3
+
+
+def test_a_folder_the_user_may_not_write_gets_a_paragraph_not_a_traceback(tmp_path):
+    (tmp_path / "results").mkdir(mode=0o555)
+    write = ("from kerasgrid import records\n"
+             "from kerasgrid.errors import StorageError\n"
+             "try:\n"
+             "    records.write_json('results/trials/abc/metrics.json', {})\n"
+             "except StorageError as exc:\n"
+             "    print(exc)\n")
+    # Root writes anywhere: the writer runs without the capability that lets it, as a user would.
+    no_override = "--bounding-set=-dac_override,-dac_read_search"
+    result = subprocess.run(["setpriv", no_override.replace("bounding-set", "inh-caps"), no_override, sys.executable,
+                             "-c", write], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == (
+        "could not write results/trials/abc/metrics.json: this user may not write there (Permission denied). "
+        "Every trial that finished is kept (a trial's metrics.json is written whole or not at all), and the next "
+        "snakemake run trains only the trials that did not finish. Give the user running snakemake write "
+        "permission on results (`ls -ld results`), then run snakemake again.")

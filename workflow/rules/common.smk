@@ -10,7 +10,7 @@ from snakemake.utils import validate
 from kerasgrid.best_model import WinnerState, saved_model_lines
 from kerasgrid.config import check, config_source, load_schema, sweep_from_config
 from kerasgrid.fraction import summary_lines
-from kerasgrid.records import read_json
+from kerasgrid.records import check_writable, read_json
 from kerasgrid.results import record_dir, winner_lines
 from kerasgrid.search import halving
 from kerasgrid.search.rounds import proposal_order, proposals, proposed_params
@@ -21,6 +21,7 @@ if workflow.is_main_process:
     stale = runlock.release_stale_lock()
     if stale:
         print(stale)
+    check_writable("results")  # a read-only results/ stops here, with what to do, not in a job
 
 SCHEMA_FILE = "../schemas/config.schema.yaml"
 SCHEMA = load_schema(workflow.source_path(SCHEMA_FILE))
