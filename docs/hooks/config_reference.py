@@ -16,6 +16,7 @@ MARKER = "<!-- config-reference -->"
 # What a grid key stands for in the reference: any name the user gives a hyperparameter.
 GRID_KEY = "<name>"
 GRID_KEY_EXAMPLE = "units"
+INLINE_WIDTH = 50
 
 
 def on_page_markdown(markdown, page, config, files):
@@ -100,10 +101,22 @@ def example(path: tuple, schema: dict):
 
 
 def example_block(path: tuple, value) -> str:
+    """The example as YAML nested under the key's parents; short mappings and lists inline."""
     names = [GRID_KEY_EXAMPLE if name == GRID_KEY else name for name in path]
     lines = [f"{'  ' * depth}{name}:" for depth, name in enumerate(names)]
-    lines[-1] += f" {inline(value)}"
-    return "```yaml\n" + "\n".join(lines) + "\n```"
+    if isinstance(value, dict) and len(inline(value)) > INLINE_WIDTH:
+        lines += [f"{'  ' * len(names)}{key}: {inline(item)}" for key, item in value.items()]
+    else:
+        lines[-1] += f" {inline(value)}"
+    text = "\n".join(lines)
+    assert yaml.safe_load(text) == _nested(names, value), f"the example of {path} does not read back"
+    return f"```yaml\n{text}\n```"
+
+
+def _nested(names: list, value):
+    for name in reversed(names):
+        value = {name: value}
+    return value
 
 
 def prose(text: str) -> str:
