@@ -17,5 +17,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 sweep: install
 	$(BIN)/snakemake --cores all
 
+# Both cores: most tests wait on a process (Snakemake, a worker's TensorFlow import, SLURM) as much
+# as they compute. The SLURM tests share one cluster, so they run one after another on one worker.
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses 2 --dist loadgroup --durations 20
