@@ -47,8 +47,8 @@ import yaml
 
 from bench_search import WITHIN, WORKLOAD, cell, describe, epochs_trained, ground_truth, yardstick
 from bench_sweep import run_tool
-from kerasgrid.grid import count_trials
 from kerasgrid.results import read_leaderboard
+from kerasgrid.sweep.grid import count_trials
 
 METHODS = ["tpe", "random", "optuna-tpe"]
 
@@ -82,9 +82,9 @@ def run(method: str, seed: int, trials: int, batch: int, scratch: Path, metric: 
 
 def replay(method: str, seed: int, trials: int, batch: int, truth: dict, workload: dict) -> str:
     """The trial id of the best trial `method` would find, told the grid's measured objectives."""
-    from kerasgrid.grid import grid_values, trial_id
     from kerasgrid.search import Observation, RandomSampler, TPESampler, parse_space
     from kerasgrid.search.rounds import round_seed, round_sizes
+    from kerasgrid.sweep.grid import grid_values, trial_id
 
     space = parse_space(workload["grid"], str(WORKLOAD))
     direction = workload["objective"]["direction"]

@@ -46,8 +46,8 @@ import psutil
 import yaml
 
 from bench_sweep import REPO, run_tool
-from kerasgrid.grid import count_trials, trial_id
 from kerasgrid.results import read_leaderboard
+from kerasgrid.sweep.grid import count_trials, trial_id
 
 WORKLOAD = REPO / "benchmarks" / "w3.yaml"
 ETA = 3  # every halving method's (Hyperband's factor and Optuna's pruner's too)

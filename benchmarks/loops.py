@@ -14,8 +14,8 @@ import tempfile
 
 import yaml
 
-from kerasgrid import refs
-from kerasgrid.grid import grid_values
+from kerasgrid.sweep import refs
+from kerasgrid.sweep.grid import grid_values
 
 
 def load(config_path):

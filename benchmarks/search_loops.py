@@ -23,7 +23,7 @@ import argparse
 import json
 import tempfile
 
-from kerasgrid.grid import grid_values
+from kerasgrid.sweep.grid import grid_values
 from loops import load
 
 ETA = 3  # the reduction factor of every halving method in bench_search.py

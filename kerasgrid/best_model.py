@@ -24,8 +24,9 @@ from pathlib import Path
 
 import yaml
 
-from kerasgrid import devices, records, refs, resume, runs
+from kerasgrid import devices, records, resume
 from kerasgrid.errors import ModelError, NotReproducible, Status
+from kerasgrid.sweep import refs, runs
 from kerasgrid.training import TRIAL_MODEL, TRIAL_WEIGHTS, run_trial, weights_path
 
 

@@ -44,7 +44,7 @@ def summary(results="results", top: int = 10, metric: str | None = None, directi
         )
     finished, unfinished, halving = [], 0, False
     for trial in sorted(path for path in trials_dir.iterdir() if path.is_dir()):
-        # The run with the config's seed, and with repeats every further seed's (kerasgrid.runs).
+        # The run with the config's seed, and with repeats every further seed's (kerasgrid.sweep.runs).
         for folder in [trial, *sorted(trial.glob("seeds/*"))]:
             # With halving, a run's record is that of the furthest rung it finished.
             found = [folder / "metrics.json", *folder.glob("rungs/*/metrics.json")]

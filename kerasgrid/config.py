@@ -8,11 +8,12 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from kerasgrid import refs, repeats, runs, search
+from kerasgrid import repeats, search
 from kerasgrid.confirm import Confirm
 from kerasgrid.errors import ConfigError
-from kerasgrid.grid import canonical
 from kerasgrid.search.rounds import round_sizes
+from kerasgrid.sweep import refs, runs
+from kerasgrid.sweep.grid import canonical
 
 # Bumped when a change to kerasgrid changes what a finished trial would compute, so that exactly
 # then every trial reruns; edits that change no result (comments, refactors) rerun nothing.

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from kerasgrid import records
 from kerasgrid.errors import Status
-from kerasgrid.grid import canonical
 from kerasgrid.results import read_leaderboard, row_dir
+from kerasgrid.sweep.grid import canonical
 from kerasgrid.tables import better
 
 TOP = 5  # trials highlighted and named in the learning curves

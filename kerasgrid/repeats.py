@@ -2,7 +2,7 @@
 
 One seed per combination ranks two trials whose losses differ by noise as if the difference were
 real; with `repeats: 3`, every combination trains with seeds seed, seed+1 and seed+2 (each run a
-cached job of its own, see kerasgrid.runs) and is ranked by the mean of its objective, shown with
+cached job of its own, see kerasgrid.sweep.runs) and is ranked by the mean of its objective, shown with
 the standard deviation and the count. A combination is `ok` only if every one of its seeds is: one
 that diverges or fails with some seed is not a safe winner, so it takes that seed's status.
 """

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from kerasgrid import confirm, records, repeats, runs
+from kerasgrid import confirm, records, repeats
 from kerasgrid.errors import ConfigError, Direction, NoSuccessfulTrial, Status
+from kerasgrid.sweep import runs
 
 _STATUS_ORDER = {Status.OK: 0, Status.DIVERGED: 1, Status.FAILED: 2}
 FIXED_COLUMNS = ["rank", "trial_id", "objective", "status", "fit_seconds", "error"]

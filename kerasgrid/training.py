@@ -16,8 +16,9 @@ import time
 import traceback
 from pathlib import Path
 
-from kerasgrid import devices, records, refs, resume
+from kerasgrid import devices, records, resume
 from kerasgrid.errors import ConfigError, ModelError, Status, storage_error
+from kerasgrid.sweep import refs
 
 # The file in a trial's folder that holds its trained model when the sweep keeps models; for a
 # model Keras cannot save whole, the file that holds its weights instead.

@@ -110,7 +110,7 @@ def test_a_model_file_with_a_syntax_error_is_named_with_its_line(tmp_path):
 
 
 def test_a_reference_to_something_not_callable_is_refused_when_loaded(tmp_path):
-    from kerasgrid import refs
+    from kerasgrid.sweep import refs
 
     module = tmp_path / "values.py"
     module.write_text("build_model = 3\n")

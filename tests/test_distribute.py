@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import tiny_config
-from kerasgrid.grid import trial_id
+from kerasgrid.sweep.grid import trial_id
 from kerasgrid.workers import TrialProcessError, WorkerPool
 from test_training import settings
 from test_workers import metrics

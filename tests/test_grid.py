@@ -1,6 +1,6 @@
 import re
 
-from kerasgrid.grid import canonical, count_trials, expand_grid, normalise_value, trial_id
+from kerasgrid.sweep.grid import canonical, count_trials, expand_grid, normalise_value, trial_id
 
 GRID = {"lr": [0.001, 0.0005], "loss": ["mean_squared_error"], "act_in": ["relu", "swish", "tanh"], "act_out": ["tanh", "sigmoid"]}
 

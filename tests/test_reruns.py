@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 from conftest import faulty_config
-from kerasgrid.grid import trial_id
 from kerasgrid.results import read_leaderboard
+from kerasgrid.sweep.grid import trial_id
 
 # Whatever the ranking changes is redone after it: the plots, the page and the winner's model.
 AGGREGATION = {"leaderboard": [""], "best_params": [""], "plots": [""], "leaderboard_page": [""], "best_model": [""]}

@@ -6,8 +6,8 @@ import pytest
 
 from kerasgrid.config import sweep_from_config
 from kerasgrid.errors import ConfigError
-from kerasgrid.grid import expand_grid, trial_id
 from kerasgrid.search import Choice, GridSampler, Halving, RandomSampler, Range, SpaceTooSmall, parse_space, size
+from kerasgrid.sweep.grid import expand_grid, trial_id
 from test_config import full_config
 
 RANGES = {

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from conftest import REPO, Workflow, faulty_config, tiny_config
-from kerasgrid.grid import expand_grid
 from kerasgrid.results import read_leaderboard
+from kerasgrid.sweep.grid import expand_grid
 
 # One cluster of 2 CPUs for all of them: under `make test` (pytest-xdist) they run on one worker,
 # one after another, so that the cluster the first one starts is not stopped under another.

@@ -9,7 +9,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from kerasgrid.grid import expand_grid
+from kerasgrid.sweep.grid import expand_grid
 from kerasgrid.tensorboard_logs import hparam_value
 
 MODELS = Path(__file__).resolve().parent / "trial_models.py"

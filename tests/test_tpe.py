@@ -13,10 +13,10 @@ from optuna.trial import TrialState
 from kerasgrid import records
 from kerasgrid.config import sweep_from_config
 from kerasgrid.errors import ConfigError
-from kerasgrid.grid import trial_id
 from kerasgrid.search import Observation, TPESampler, parse_space
 from kerasgrid.search.optuna_space import distributions, from_optuna, rebuild_study, to_optuna
 from kerasgrid.search.rounds import observations, proposal_order, round_seed, round_sizes, trial_rounds, write_round
+from kerasgrid.sweep.grid import trial_id
 from test_config import REPO, full_config
 
 SPACE = {

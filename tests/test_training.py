@@ -137,9 +137,9 @@ def test_the_fitted_model_is_saved_when_asked(tmp_path):
 def test_a_model_keras_cannot_save_whole_keeps_its_weights_and_the_trial_ok(tmp_path, model, culprit):
     import numpy as np
 
-    from kerasgrid import refs
     from kerasgrid.data import as_dataset
     from kerasgrid.records import sha256
+    from kerasgrid.sweep import refs
 
     out = tmp_path / "t"
     record = run_trial({"units": 3}, settings(model=model), out, model_path=out / "model.keras")

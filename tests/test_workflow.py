@@ -5,8 +5,8 @@ import json
 import yaml
 
 from conftest import tiny_config, trained_trials
-from kerasgrid.grid import expand_grid
 from kerasgrid.results import read_leaderboard
+from kerasgrid.sweep.grid import expand_grid
 
 
 def test_a_sweep_trains_every_combination_and_names_the_winner(workflow):

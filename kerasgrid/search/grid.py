@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass
 
-from kerasgrid.grid import expand_grid
 from kerasgrid.search.space import Dimension
+from kerasgrid.sweep.grid import expand_grid
 
 
 @dataclass(frozen=True)

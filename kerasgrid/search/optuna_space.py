@@ -22,9 +22,9 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from kerasgrid.grid import canonical
 from kerasgrid.search.base import Observation
 from kerasgrid.search.space import Choice, Dimension, Range
+from kerasgrid.sweep.grid import canonical
 
 
 def _indexed(dim: Dimension) -> bool:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kerasgrid.grid import trial_id
 from kerasgrid.search.space import Dimension, size
+from kerasgrid.sweep.grid import trial_id
 
 # Draws allowed per trial asked for before the space is judged too small to give them.
 ATTEMPTS_PER_TRIAL = 100

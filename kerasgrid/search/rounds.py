@@ -19,12 +19,12 @@ import os
 from pathlib import Path
 
 from kerasgrid import records
-from kerasgrid.grid import canonical
+from kerasgrid.repeats import combine
+from kerasgrid.results import objective_value
 from kerasgrid.search import ADAPTIVE_SAMPLERS
 from kerasgrid.search.base import Observation
 from kerasgrid.search.space import parse_space
-from kerasgrid.repeats import combine
-from kerasgrid.results import objective_value
+from kerasgrid.sweep.grid import canonical
 
 
 def round_sizes(trials: int, batch: int) -> list[int]:

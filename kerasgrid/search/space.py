@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 from kerasgrid.errors import ConfigError
-from kerasgrid.grid import canonical, grid_values, normalise_value
+from kerasgrid.sweep.grid import canonical, grid_values, normalise_value
 
 SIGNIFICANT_DIGITS = 3
 RANGE_KEYS = ("low", "high", "step", "num", "log")

@@ -15,9 +15,9 @@ are never proposed again.
 
 from dataclasses import dataclass
 
-from kerasgrid.grid import trial_id
 from kerasgrid.search.base import Observation
 from kerasgrid.search.space import Dimension
+from kerasgrid.sweep.grid import trial_id
 
 # Suggestions allowed per trial asked for before a round settles for fewer: only a space nearly
 # used up (every combination left already tried) makes TPE suggest known trials over and over.

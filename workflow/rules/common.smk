@@ -7,6 +7,7 @@ import threading
 
 from snakemake.utils import validate
 
+from kerasgrid import attempts, devices, runlock, workers
 from kerasgrid.best_model import WinnerState, saved_model_lines
 from kerasgrid.config import check, config_source, load_schema, sweep_from_config
 from kerasgrid.fraction import summary_lines
@@ -14,8 +15,8 @@ from kerasgrid.records import check_writable, read_json
 from kerasgrid.results import record_dir, winner_lines
 from kerasgrid.search import halving
 from kerasgrid.search.rounds import proposal_order, proposals, proposed_params
+from kerasgrid.sweep import runs
 from kerasgrid.tables import leaderboard_lines, trial_message
-from kerasgrid import attempts, devices, runlock, runs, workers
 
 if workflow.is_main_process:
     stale = runlock.release_stale_lock()
@@ -33,7 +34,7 @@ SWEEP = sweep_from_config(config, CONFIG_SOURCE)
 
 
 # A run's folder below results/trials: "{trial}" for the config's seed, "{trial}/seeds/<seed>" for
-# each further seed of `repeats` (kerasgrid/runs.py). With repeats the rules' paths hold the seed
+# each further seed of `repeats` (kerasgrid/sweep/runs.py). With repeats the rules' paths hold the seed
 # part as a wildcard that may be empty; without, they are exactly those of a sweep before repeats
 # existed (and so are job names, SLURM job comments and logs).
 REPEATED = SWEEP.repeats > 1
@@ -46,7 +47,7 @@ wildcard_constraints:
 def run_records(trials):
     """The metrics.json of each of these trials' runs, one per seed.
 
-    Strings, not kerasgrid.runs.run_dir's Paths: this runs for every trial of 100k-trial grids.
+    Strings, not kerasgrid.sweep.runs.run_dir's Paths: this runs for every trial of 100k-trial grids.
     """
     return [f"results/trials/{trial}{runs.seed_path(seed, SWEEP.seed)}/metrics.json"
             for trial in trials for seed in SWEEP.seeds]
