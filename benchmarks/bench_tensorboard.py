@@ -28,7 +28,7 @@ import json, shutil, sys, tempfile, time
 from pathlib import Path
 import yaml
 from kerasgrid.config import sweep_from_config
-from kerasgrid.training import configure_tensorflow, run_trial
+from kerasgrid.trial.training import configure_tensorflow, run_trial
 
 config = yaml.safe_load(open(sys.argv[1]))
 for key, value in {"budget": {}, "objective": {}, "seed": 0, "max_trials": 1000}.items():

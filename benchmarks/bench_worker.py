@@ -70,7 +70,7 @@ def main():
 
     import keras
 
-    from kerasgrid.training import configure_tensorflow, run_trial
+    from kerasgrid.trial.training import configure_tensorflow, run_trial
     from kerasgrid.workers import settle
 
     folder = Path(tempfile.mkdtemp())

@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from bench_sweep import REPO, copy_workflow
-from kerasgrid.devices import visible_gpus
+from kerasgrid.trial.devices import visible_gpus
 
 
 

@@ -27,7 +27,7 @@ def load(config_path):
 def baseline(config_path):
     import keras
 
-    from kerasgrid.data import as_dataset
+    from kerasgrid.trial.data import as_dataset
 
     config, build, train, val = load(config_path)
     budget, seed = config["budget"], config.get("seed", 0)
@@ -55,7 +55,7 @@ def baseline(config_path):
 def kerastuner(config_path):
     import keras_tuner
 
-    from kerasgrid.data import as_dataset
+    from kerasgrid.trial.data import as_dataset
 
     config, build, train, val = load(config_path)
     budget, seed = config["budget"], config.get("seed", 0)

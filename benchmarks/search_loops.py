@@ -31,7 +31,7 @@ ETA = 3  # the reduction factor of every halving method in bench_search.py
 
 def setting(config_path):
     """What both tools need: the config's pieces, its space, objective and data streams."""
-    from kerasgrid.data import as_dataset
+    from kerasgrid.trial.data import as_dataset
 
     config, build, train, val = load(config_path)
     budget, seed = config["budget"], config.get("seed", 0)

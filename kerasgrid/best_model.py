@@ -2,7 +2,7 @@
 
 Where does the winner's model come from, fastest first:
 - `keep_models: true`: every trial saves its model as it trains; the winner's file is copied.
-- A run on this machine leaves each trial's final training state (kerasgrid.resume: every variable
+- A run on this machine leaves each trial's final training state (kerasgrid.trial.resume: every variable
   of the model and its optimizer), and `WinnerState` keeps only the best so far of the run, so at
   most a few states are on disk at any time, never one per trial. The winner is built again by
   the model function and given its state: exactly the model that won, without training it again.
@@ -24,10 +24,11 @@ from pathlib import Path
 
 import yaml
 
-from kerasgrid import devices, records, resume
+from kerasgrid import records
 from kerasgrid.errors import ModelError, NotReproducible, Status
 from kerasgrid.sweep import refs, runs
-from kerasgrid.training import TRIAL_MODEL, TRIAL_WEIGHTS, run_trial, weights_path
+from kerasgrid.trial import devices, resume
+from kerasgrid.trial.training import TRIAL_MODEL, TRIAL_WEIGHTS, run_trial, weights_path
 
 
 class WinnerState:
@@ -73,8 +74,8 @@ def restore_winner(run_dir, params: dict, settings: dict, model_path, *, threads
     state = resume.load_state(run_dir)
     if state is None:
         return None
-    from kerasgrid.data import as_dataset
-    from kerasgrid.training import build_model, configure_tensorflow, module_classes, save_model
+    from kerasgrid.trial.data import as_dataset
+    from kerasgrid.trial.training import build_model, configure_tensorflow, module_classes, save_model
 
     configure_tensorflow(threads, settings["seed"], cpu_devices=devices.cpu_devices(settings))
     build = refs.load(refs.Ref(settings["model"], "model", source))
@@ -252,8 +253,8 @@ def load_best_model(manifest_path="results/best_model.yaml"):
     """
     import keras
 
-    from kerasgrid.data import as_dataset
-    from kerasgrid.training import build_model, module_classes
+    from kerasgrid.trial.data import as_dataset
+    from kerasgrid.trial.training import build_model, module_classes
 
     manifest_path = Path(manifest_path)
     manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))

@@ -10,7 +10,7 @@ as it would have (so Snakemake's retries apply, except to errors kerasgrid raise
 kerasgrid.attempts); Snakemake still decides what runs, so every caching guarantee is the same.
 
 GPUs: a task asks for `gpus` (the job's `gpu` resource). On a machine with GPUs each worker is
-started with its own CUDA_VISIBLE_DEVICES, taken from the pool's `GpuSlots` (kerasgrid/devices.py)
+started with its own CUDA_VISIBLE_DEVICES, taken from the pool's `GpuSlots` (kerasgrid/trial/devices.py)
 and kept for the worker's life (none for a job that asks for 0, so that it trains on the CPU
 without taking GPU memory); they return to the pool when the worker ends. A worker also keeps the
 number of logical CPU devices it started with (TensorFlow fixes its devices at start), so idle
@@ -29,8 +29,8 @@ import sys
 import threading
 import traceback
 
-from kerasgrid import devices
 from kerasgrid.errors import KerasgridError
+from kerasgrid.trial import devices
 
 # A worker is replaced once its peak memory has grown this much since TensorFlow started in it,
 # or after this many trials. TensorFlow 2.21 keeps every trained model's weights and optimizer
@@ -152,7 +152,7 @@ class WorkerPool:
             self._retire(worker, kill=True)
             if "out_dir" not in task or self._died(task["out_dir"]) < DEATHS_BEFORE_FAILED:
                 raise
-            from kerasgrid.training import record_killed
+            from kerasgrid.trial.training import record_killed
 
             record_killed(task["params"], task["settings"], task["out_dir"], task["threads"], task["objective"],
                           f"TrialKilled: {exc}, {DEATHS_BEFORE_FAILED} times")
@@ -277,7 +277,7 @@ def _run(task: dict) -> None:
             source=task["source"],
         )
     else:
-        from kerasgrid.training import TRIAL_MODEL, run_trial
+        from kerasgrid.trial.training import TRIAL_MODEL, run_trial
 
         model_path = os.path.join(task["out_dir"], TRIAL_MODEL) if task.get("keep_model") else None
         run_trial(task["params"], task["settings"], task["out_dir"], threads=task["threads"],
@@ -285,7 +285,7 @@ def _run(task: dict) -> None:
                   epochs=task.get("epochs"), resume_from=task.get("resume_from"),
                   save_state_to=task.get("save_state_to"), trial_id=task.get("trial_id"))
         if task.get("resume_from") and not task.get("keep_states"):
-            from kerasgrid.resume import remove_state
+            from kerasgrid.trial.resume import remove_state
 
             remove_state(task["resume_from"])  # a halving rung's state, now carried on
 
@@ -303,7 +303,7 @@ def _die_with_parent():
 def serve(threads: int, reply_fd: int, cpu_devices: int = 1) -> None:
     _die_with_parent()
     from kerasgrid.logs import Reported
-    from kerasgrid.training import configure_tensorflow
+    from kerasgrid.trial.training import configure_tensorflow
 
     # Imports TensorFlow and fixes its thread pools and devices, once.
     configure_tensorflow(threads, seed=0, cpu_devices=cpu_devices)

@@ -14,13 +14,13 @@ from conftest import Workflow, tiny_config, trained_trials
 from kerasgrid import load_best_model
 from kerasgrid.best_model import WinnerState, kept_model, save_best_model
 from kerasgrid.config import TRAINING_VERSION
-from kerasgrid.data import as_dataset
 from kerasgrid.errors import NotReproducible
 from kerasgrid.records import sha256
 from kerasgrid.results import read_leaderboard
-from kerasgrid.resume import remove_state
 from kerasgrid.sweep import refs
-from kerasgrid.training import run_trial
+from kerasgrid.trial.data import as_dataset
+from kerasgrid.trial.resume import remove_state
+from kerasgrid.trial.training import run_trial
 from test_training import MODELS, settings
 
 TRIAL_MODELS = Path(__file__).resolve().parent / "trial_models.py"

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasgrid.data import as_dataset, call_data_fn, infer_signature
 from kerasgrid.errors import DataError
+from kerasgrid.trial.data import as_dataset, call_data_fn, infer_signature
 
 
 def batches(n_batches, batch=4, features=3):

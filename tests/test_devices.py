@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from kerasgrid.config import check, sweep_from_config
-from kerasgrid.devices import Gpus, GpuSlots, check_gpu_limit, check_mirrored, cpu_devices, find_gpus
 from kerasgrid.errors import ConfigError
+from kerasgrid.trial.devices import Gpus, GpuSlots, check_gpu_limit, check_mirrored, cpu_devices, find_gpus
 from test_config import SCHEMA, full_config, in_repo  # noqa: F401 - in_repo: the config tests' cwd
 
 NO_PROC = Path("/nonexistent/driver/gpus")
@@ -128,5 +128,5 @@ def test_mirroring_on_one_cpu_device_is_refused_before_any_trial():
 
 
 def test_finding_gpus_imports_no_tensorflow():
-    code = "import sys; from kerasgrid import devices; devices.visible_gpus(); print('tensorflow' in sys.modules)"
+    code = "import sys; from kerasgrid.trial import devices; devices.visible_gpus(); print('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

@@ -97,7 +97,7 @@ def test_mirroring_over_one_device_stops_the_sweep(tmp_path, pool):
 def test_a_process_whose_tensorflow_already_started_cannot_split_its_cpu(tmp_path):
     late = task(tmp_path, "late", mirrored())
     code = ("import tensorflow as tf; tf.config.list_logical_devices()\n"
-            f"from kerasgrid.training import run_trial; t = {late!r}\n"
+            f"from kerasgrid.trial.training import run_trial; t = {late!r}\n"
             "run_trial(t['params'], t['settings'], t['out_dir'])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode != 0

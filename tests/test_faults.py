@@ -12,8 +12,8 @@ import yaml
 
 from conftest import faulty_config, trained_trials
 from kerasgrid.results import read_leaderboard
-from kerasgrid.resume import remove_state
 from kerasgrid.sweep.grid import expand_grid
+from kerasgrid.trial.resume import remove_state
 
 
 def test_diverged_and_failed_trials_are_ranked_last_and_the_sweep_succeeds(faulty):

@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 from kerasgrid import fraction
-from kerasgrid.data import as_fraction_dataset, call_data_fn
 from kerasgrid.errors import ConfigError
+from kerasgrid.trial.data import as_fraction_dataset, call_data_fn
 
 
 def imbalanced(seed=0):

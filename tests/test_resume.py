@@ -1,10 +1,10 @@
 """A trial trained in rungs ends exactly where it would have trained straight through
-(kerasgrid/resume.py, run_trial's epochs/resume_from/save_state_to)."""
+(kerasgrid/trial/resume.py, run_trial's epochs/resume_from/save_state_to)."""
 
 import pytest
 
-from kerasgrid import resume
-from kerasgrid.training import run_trial
+from kerasgrid.trial import resume
+from kerasgrid.trial.training import run_trial
 from test_training import MODELS, settings
 
 DIGITS = {

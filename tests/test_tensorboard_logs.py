@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from kerasgrid.sweep.grid import expand_grid
-from kerasgrid.tensorboard_logs import hparam_value
+from kerasgrid.trial.tensorboard_logs import hparam_value
 
 MODELS = Path(__file__).resolve().parent / "trial_models.py"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kerasgrid.errors import ConfigError
-from kerasgrid.training import run_trial
+from kerasgrid.trial.training import run_trial
 
 MODELS = Path(__file__).resolve().parent / "trial_models.py"
 
@@ -137,9 +137,9 @@ def test_the_fitted_model_is_saved_when_asked(tmp_path):
 def test_a_model_keras_cannot_save_whole_keeps_its_weights_and_the_trial_ok(tmp_path, model, culprit):
     import numpy as np
 
-    from kerasgrid.data import as_dataset
     from kerasgrid.records import sha256
     from kerasgrid.sweep import refs
+    from kerasgrid.trial.data import as_dataset
 
     out = tmp_path / "t"
     record = run_trial({"units": 3}, settings(model=model), out, model_path=out / "model.keras")
@@ -207,10 +207,10 @@ def test_tensorboard_logs_hold_the_trials_hparams_and_every_epochs_metrics(tmp_p
 
 def test_tensorboard_off_writes_nothing_and_imports_nothing(tmp_path):
     code = (
-        "import sys, json; from kerasgrid.training import run_trial; from test_training import settings; "
+        "import sys, json; from kerasgrid.trial.training import run_trial; from test_training import settings; "
         f"record = run_trial({{}}, settings(), {str(tmp_path / 't')!r}); "
         "print(json.dumps([record['status'], sorted(m for m in sys.modules if m.split('.')[0] == 'tensorboard' "
-        "or m == 'kerasgrid.tensorboard_logs')]))"
+        "or m == 'kerasgrid.trial.tensorboard_logs')]))"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=MODELS.parent, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -225,7 +225,7 @@ def test_tensorboard_off_writes_nothing_and_imports_nothing(tmp_path):
 def test_building_before_fit_changes_no_result(tmp_path, monkeypatch, model, train):
     """run_trial builds the model, its metrics and its optimizer before fit (so that fit traces its
     step once); every model kind must train exactly as when fit builds them itself."""
-    from kerasgrid import training
+    from kerasgrid.trial import training
 
     built = []
     original = training._build_before_fit

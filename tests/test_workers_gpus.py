@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import tiny_config
-from kerasgrid.resume import remove_state
+from kerasgrid.trial.resume import remove_state
 from kerasgrid.workers import TrialKilled, WorkerPool
 from test_workers import metrics, task
 

@@ -2,7 +2,7 @@
 at each rung, until the last rung trains the full budget.
 
 Rungs end at `min_epochs * eta**k` epochs (1, 3, 9, ... for eta 3), the last at `budget.epochs`.
-A trial promoted to the next rung continues from where it stopped (kerasgrid.resume), so no
+A trial promoted to the next rung continues from where it stopped (kerasgrid.trial.resume), so no
 epoch is trained twice and a trial that reaches the last rung ends exactly where training it
 straight through would have.
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 
 from kerasgrid import records
 from kerasgrid.errors import Status
-from kerasgrid.resume import remove_state
 from kerasgrid.results import rank
+from kerasgrid.trial.resume import remove_state
 
 
 @dataclass(frozen=True)

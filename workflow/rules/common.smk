@@ -7,7 +7,7 @@ import threading
 
 from snakemake.utils import validate
 
-from kerasgrid import attempts, devices, runlock, workers
+from kerasgrid import attempts, runlock, workers
 from kerasgrid.best_model import WinnerState, saved_model_lines
 from kerasgrid.config import check, config_source, load_schema, sweep_from_config
 from kerasgrid.fraction import summary_lines
@@ -17,6 +17,7 @@ from kerasgrid.search import halving
 from kerasgrid.search.rounds import proposal_order, proposals, proposed_params
 from kerasgrid.sweep import runs
 from kerasgrid.tables import leaderboard_lines, trial_message
+from kerasgrid.trial import devices
 
 if workflow.is_main_process:
     stale = runlock.release_stale_lock()

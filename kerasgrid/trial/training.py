@@ -16,9 +16,10 @@ import time
 import traceback
 from pathlib import Path
 
-from kerasgrid import devices, records, resume
+from kerasgrid import records
 from kerasgrid.errors import ConfigError, ModelError, Status, storage_error
 from kerasgrid.sweep import refs
+from kerasgrid.trial import devices, resume
 
 # The file in a trial's folder that holds its trained model when the sweep keeps models; for a
 # model Keras cannot save whole, the file that holds its weights instead.
@@ -276,11 +277,11 @@ def run_trial(
     (`save_state_to`); training continues from there and ends exactly where training straight
     through would have. Without a state there, the trial trains from the start.
     `trial_id`: the id to record (default: the name of `out_dir`).
-    `tensorboard_dir`: where to write the trial's TensorBoard logs (kerasgrid.tensorboard_logs).
+    `tensorboard_dir`: where to write the trial's TensorBoard logs (kerasgrid.trial.tensorboard_logs).
     Returns the record written to metrics.json.
     """
     started = time.perf_counter()
-    from kerasgrid.data import as_dataset, as_fraction_dataset
+    from kerasgrid.trial.data import as_dataset, as_fraction_dataset
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -351,7 +352,7 @@ def run_trial(
         callbacks = [resume.restore_callback(state, data["train"].element_spec)] if state else []
         callbacks += [csv_logger, keras.callbacks.TerminateOnNaN(), _objective_guard(objective["metric"], source, first_epoch)]
         if tensorboard_dir is not None:  # imported only when asked for: off costs nothing
-            from kerasgrid.tensorboard_logs import tensorboard_callback
+            from kerasgrid.trial.tensorboard_logs import tensorboard_callback
 
             callbacks.append(tensorboard_callback(tensorboard_dir, params, record["trial_id"]))
         if not (state or strategy or model.run_eagerly):  # resumed: the restore builds it

@@ -1,0 +1,8 @@
+"""One trial: where a combination is built, trained on the fixed budget and recorded.
+
+`training.run_trial` is the whole of it: it turns the user's data into endless datasets (`data`),
+puts the trial on its devices (`devices`), continues a halving rung from the state the rung before
+left (`resume`), optionally writes TensorBoard logs (`tensorboard_logs`), and writes params.json,
+history.csv and, last, metrics.json. `training` imports TensorFlow only once a trial runs, so
+planning and ranking a sweep never load it.
+"""
