@@ -47,7 +47,7 @@ import yaml
 
 from bench_search import WITHIN, WORKLOAD, cell, describe, epochs_trained, ground_truth, yardstick
 from bench_sweep import run_tool
-from kerasgrid.results import read_leaderboard
+from kerasgrid.results.leaderboard import read_leaderboard
 from kerasgrid.sweep.grid import count_trials
 
 METHODS = ["tpe", "random", "optuna-tpe"]

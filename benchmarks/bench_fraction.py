@@ -38,8 +38,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sweep import REPO, copy_workflow, measure  # noqa: E402
 
-from kerasgrid.confirm import kendall_tau  # noqa: E402
-from kerasgrid.results import read_leaderboard  # noqa: E402
+from kerasgrid.results.confirm import kendall_tau  # noqa: E402
+from kerasgrid.results.leaderboard import read_leaderboard  # noqa: E402
 
 # The plain draw the stratified one is compared with: the same number of rows, numpy's choice.
 PLAIN_DRAW = '''

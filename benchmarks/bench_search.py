@@ -46,7 +46,7 @@ import psutil
 import yaml
 
 from bench_sweep import REPO, run_tool
-from kerasgrid.results import read_leaderboard
+from kerasgrid.results.leaderboard import read_leaderboard
 from kerasgrid.sweep.grid import count_trials, trial_id
 
 WORKLOAD = REPO / "benchmarks" / "w3.yaml"

@@ -6,6 +6,6 @@ The library holds the logic the workflow's rules call; it imports neither Snakem
 
 __version__ = "0.1.0"
 
-from kerasgrid.best_model import load_best_model  # noqa: E402 - the one name a user imports
+from kerasgrid.results.best_model import load_best_model  # noqa: E402 - the one name a user imports
 
 __all__ = ["load_best_model"]

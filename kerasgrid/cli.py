@@ -13,8 +13,9 @@ from pathlib import Path
 
 from kerasgrid import records
 from kerasgrid.errors import Direction, KerasgridError, Status
-from kerasgrid.results import epochs_target, format_winner, leaderboard_rows, rank
-from kerasgrid.tables import console_lines
+from kerasgrid.results.leaderboard import format_winner, leaderboard_rows
+from kerasgrid.results.ranking import epochs_target, rank
+from kerasgrid.results.tables import console_lines
 
 
 def recorded_objective(finished: list[dict]) -> tuple[dict, str]:

@@ -8,9 +8,10 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from kerasgrid import repeats, search
-from kerasgrid.confirm import Confirm
+from kerasgrid import search
 from kerasgrid.errors import ConfigError
+from kerasgrid.results import repeats
+from kerasgrid.results.confirm import Confirm
 from kerasgrid.search.rounds import round_sizes
 from kerasgrid.sweep import refs, runs
 from kerasgrid.sweep.grid import canonical

@@ -250,7 +250,7 @@ class WorkerPool:
 def run_task(task: dict) -> None:
     """Run one task in this process, its output in its log (what a worker does per line).
 
-    A task trains a trial, or with "best_params" writes the winner's model (kerasgrid.best_model).
+    A task trains a trial, or with "best_params" writes the winner's model (kerasgrid.results.best_model).
     An error kerasgrid raises on purpose would only happen again: the task's next attempt in the
     same run raises it at once (kerasgrid.attempts) instead of training again.
     """
@@ -269,7 +269,7 @@ def run_task(task: dict) -> None:
 
 def _run(task: dict) -> None:
     if "best_params" in task:
-        from kerasgrid.best_model import save_best_model
+        from kerasgrid.results.best_model import save_best_model
 
         save_best_model(
             task["best_params"], task["settings"], task["model_path"], manifest_path=task["manifest_path"],

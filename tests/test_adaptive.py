@@ -10,7 +10,7 @@ import yaml
 
 from conftest import copy_of_workflow
 from kerasgrid.records import read_json
-from kerasgrid.results import read_leaderboard
+from kerasgrid.results.leaderboard import read_leaderboard
 from test_faults import start, wait_for
 from test_halving import KNOWN_LOSSES, jobs_run, rank_only
 from test_halving import trained as trained_per_rung

@@ -12,11 +12,11 @@ import yaml
 
 from conftest import Workflow, tiny_config, trained_trials
 from kerasgrid import load_best_model
-from kerasgrid.best_model import WinnerState, kept_model, save_best_model
 from kerasgrid.config import TRAINING_VERSION
 from kerasgrid.errors import NotReproducible
 from kerasgrid.records import sha256
-from kerasgrid.results import read_leaderboard
+from kerasgrid.results.best_model import WinnerState, kept_model, save_best_model
+from kerasgrid.results.leaderboard import read_leaderboard
 from kerasgrid.sweep import refs
 from kerasgrid.trial.data import as_dataset
 from kerasgrid.trial.resume import remove_state

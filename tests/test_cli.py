@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kerasgrid.results import read_leaderboard
+from kerasgrid.results.leaderboard import read_leaderboard
 
 KERASGRID = Path(sys.executable).parent / "kerasgrid"
 

@@ -11,9 +11,9 @@ import yaml
 
 from kerasgrid import fraction
 from kerasgrid.config import check, sweep_from_config
-from kerasgrid.confirm import agreement, kendall_tau, merge
 from kerasgrid.errors import ConfigError
-from kerasgrid.results import format_winner, read_leaderboard
+from kerasgrid.results.confirm import agreement, kendall_tau, merge
+from kerasgrid.results.leaderboard import format_winner, read_leaderboard
 from test_config import REPO, SCHEMA, full_config
 
 MIN = {"metric": "loss", "direction": "min"}

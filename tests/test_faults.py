@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import faulty_config, trained_trials
-from kerasgrid.results import read_leaderboard
+from kerasgrid.results.leaderboard import read_leaderboard
 from kerasgrid.sweep.grid import expand_grid
 from kerasgrid.trial.resume import remove_state
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from kerasgrid.cli import summary
-from kerasgrid.results import read_leaderboard
+from kerasgrid.results.leaderboard import read_leaderboard
 from test_faults import start, wait_for
 
 # A model whose loss is known: it predicts the constant q for targets 0 and never learns (lr 0),

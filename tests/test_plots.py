@@ -5,8 +5,8 @@ import json
 import matplotlib.image
 import pytest
 
-from kerasgrid import plots
-from kerasgrid.results import read_leaderboard, write_leaderboard
+from kerasgrid.results import plots
+from kerasgrid.results.leaderboard import read_leaderboard, write_leaderboard
 
 FIGURES = ["learning_curves", "param_effects", "ranking"]
 LOSS = {"metric": "loss", "direction": "min"}

@@ -11,7 +11,7 @@ import yaml
 
 from conftest import REPO, Workflow, copy_of_workflow, trained_trials
 from kerasgrid import load_best_model
-from kerasgrid.results import read_leaderboard
+from kerasgrid.results.leaderboard import read_leaderboard
 from test_best_model import recorded_loss_of
 
 TRIAL_MODELS = Path(__file__).resolve().parent / "trial_models.py"

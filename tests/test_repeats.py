@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from kerasgrid.config import sweep_from_config
-from kerasgrid.repeats import combine
-from kerasgrid.results import rank, read_leaderboard, write_leaderboard
+from kerasgrid.results.leaderboard import read_leaderboard, write_leaderboard
+from kerasgrid.results.ranking import rank
+from kerasgrid.results.repeats import combine
 from test_config import REPO, full_config
 from test_halving import rank_only
 

@@ -4,7 +4,7 @@ import base64
 import json
 import re
 
-from kerasgrid.results import read_leaderboard
+from kerasgrid.results.leaderboard import read_leaderboard
 
 
 def test_the_run_ends_with_the_leaderboard_and_then_the_winner(tiny_sweep):

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from conftest import faulty_config
-from kerasgrid.results import read_leaderboard
+from kerasgrid.results.leaderboard import read_leaderboard
 from kerasgrid.sweep.grid import trial_id
 
 # Whatever the ranking changes is redone after it: the plots, the page and the winner's model.

@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from kerasgrid.errors import ConfigError, NoSuccessfulTrial
-from kerasgrid.results import rank, read_leaderboard, winner_lines, write_best, write_leaderboard
+from kerasgrid.results.leaderboard import read_leaderboard, winner_lines, write_best, write_leaderboard
+from kerasgrid.results.ranking import rank
 
 MIN = {"metric": "val_loss", "direction": "min"}
 

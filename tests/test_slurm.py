@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import REPO, Workflow, faulty_config, tiny_config
-from kerasgrid.results import read_leaderboard
+from kerasgrid.results.leaderboard import read_leaderboard
 from kerasgrid.sweep.grid import expand_grid
 
 # One cluster of 2 CPUs for all of them: under `make test` (pytest-xdist) they run on one worker,

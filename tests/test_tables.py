@@ -1,4 +1,4 @@
-from kerasgrid.tables import console_lines, page, trial_message
+from kerasgrid.results.tables import console_lines, page, trial_message
 
 MIN = {"metric": "val_loss", "direction": "min"}
 

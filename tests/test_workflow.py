@@ -5,7 +5,7 @@ import json
 import yaml
 
 from conftest import tiny_config, trained_trials
-from kerasgrid.results import read_leaderboard
+from kerasgrid.results.leaderboard import read_leaderboard
 from kerasgrid.sweep.grid import expand_grid
 
 

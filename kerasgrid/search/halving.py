@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kerasgrid import records
 from kerasgrid.errors import Status
-from kerasgrid.results import rank
+from kerasgrid.results.ranking import rank
 from kerasgrid.trial.resume import remove_state
 
 

@@ -19,8 +19,8 @@ import os
 from pathlib import Path
 
 from kerasgrid import records
-from kerasgrid.repeats import combine
-from kerasgrid.results import objective_value
+from kerasgrid.results.ranking import objective_value
+from kerasgrid.results.repeats import combine
 from kerasgrid.search import ADAPTIVE_SAMPLERS
 from kerasgrid.search.base import Observation
 from kerasgrid.search.space import parse_space
@@ -77,7 +77,7 @@ def proposed_params(rounds_dir) -> dict[str, dict]:
 def observations(round_paths, record_paths, objective: dict, source: str = "the config") -> list[Observation]:
     """The trials of these rounds as a sampler is told them, in the order they were proposed. With
     repeats a trial has a record per seed: it is told their mean, and failed if any seed was not ok
-    (kerasgrid.repeats.combine)."""
+    (kerasgrid.results.repeats.combine)."""
     read = [records.read_json(path) for path in record_paths]
     by_id = {entry["trial_id"]: entry for entry in combine(read, [objective_value(r, objective, source) for r in read])}
     return [

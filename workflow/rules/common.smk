@@ -8,15 +8,15 @@ import threading
 from snakemake.utils import validate
 
 from kerasgrid import attempts, runlock, workers
-from kerasgrid.best_model import WinnerState, saved_model_lines
 from kerasgrid.config import check, config_source, load_schema, sweep_from_config
 from kerasgrid.fraction import summary_lines
 from kerasgrid.records import check_writable, read_json
-from kerasgrid.results import record_dir, winner_lines
+from kerasgrid.results.best_model import WinnerState, saved_model_lines
+from kerasgrid.results.leaderboard import record_dir, winner_lines
+from kerasgrid.results.tables import leaderboard_lines, trial_message
 from kerasgrid.search import halving
 from kerasgrid.search.rounds import proposal_order, proposals, proposed_params
 from kerasgrid.sweep import runs
-from kerasgrid.tables import leaderboard_lines, trial_message
 from kerasgrid.trial import devices
 
 if workflow.is_main_process:
@@ -180,7 +180,7 @@ if TRAINS_HERE:
     devices.check_mirrored(SWEEP.distribute, GPUS, CONFIG_SOURCE)
 WORKERS = workers.WorkerPool(gpus=GPUS)
 # Where trials train here, each leaves its final state and WINNER_STATE keeps the best so far's,
-# so that best_model restores the winner instead of training it again (kerasgrid/best_model.py).
+# so that best_model restores the winner instead of training it again (kerasgrid/results/best_model.py).
 # Not where the winner's model comes from elsewhere: a kept model (keep_models, halving's last
 # rung, a confirmation), the mean of seeds (repeats), a mirrored trial.
 KEEPS_WINNER_STATE = TRAINS_HERE and not (SWEEP.keep_models or SWEEP.halving or SWEEP.confirm or REPEATED

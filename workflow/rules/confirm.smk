@@ -1,4 +1,4 @@
-# Confirming the finalists (kerasgrid.confirm): once every candidate is ranked on the fraction,
+# Confirming the finalists (kerasgrid.results.confirm): once every candidate is ranked on the fraction,
 # the `finalists` checkpoint names the best confirm.top, and each trains again on all the data as
 # a `confirm` job, in results/trials/<id>/confirm/. A confirmation depends on its trial alone, not
 # on the ranking, so a finalist that stays one is never confirmed twice.

@@ -8,7 +8,7 @@ localrules: plots, leaderboard_page
 
 # The declared output is best_model.yaml, written last: which file holds the winner and how to load
 # it. The model is results/best_model.keras, or results/best_model.weights.h5 for one that cannot be
-# saved whole (kerasgrid/best_model.py); declaring either would fail the step, or every rerun,
+# saved whole (kerasgrid/results/best_model.py); declaring either would fail the step, or every rerun,
 # whenever the other is written.
 rule best_model:
     input:

@@ -10,9 +10,9 @@ finalists agree (Kendall's tau and a plain sentence).
 
 from dataclasses import dataclass, field
 
-# Modules, not names: kerasgrid.results uses this module too.
-from kerasgrid import records, results
+from kerasgrid import records
 from kerasgrid.errors import Direction, Status
+from kerasgrid.results.ranking import rank
 
 
 @dataclass(frozen=True)
@@ -24,13 +24,13 @@ class Confirm:
 
 
 def finalists(tuning: list[dict], top: int) -> list[str]:
-    """The ids of the first `top` entries of a tuning ranking (results.rank) that ended ok."""
+    """The ids of the first `top` entries of a tuning ranking (ranking.rank) that ended ok."""
     return [entry["trial_id"] for entry in tuning if entry["status"] == Status.OK.value][:top]
 
 
 def write_finalists(metrics_paths, objective: dict, top: int, path, source: str = "the config") -> list[str]:
     """Rank the tuning records given and write the finalists' ids, best first, to `path`."""
-    chosen = finalists(results.rank([records.read_json(p) for p in metrics_paths], objective, source), top)
+    chosen = finalists(rank([records.read_json(p) for p in metrics_paths], objective, source), top)
     records.write_json(path, {"top": top, "finalists": chosen})
     return chosen
 

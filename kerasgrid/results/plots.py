@@ -15,9 +15,9 @@ from pathlib import Path
 
 from kerasgrid import records
 from kerasgrid.errors import Status
-from kerasgrid.results import read_leaderboard, row_dir
+from kerasgrid.results.leaderboard import read_leaderboard, row_dir
+from kerasgrid.results.tables import better
 from kerasgrid.sweep.grid import canonical
-from kerasgrid.tables import better
 
 TOP = 5  # trials highlighted and named in the learning curves
 MAX_BARS = 30  # ok trials in the ranking chart; diverged and failed ones are added after them

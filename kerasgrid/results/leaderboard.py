@@ -1,21 +1,23 @@
-"""Ranking finished trials: the leaderboard, the winner, and the console line that names it.
+"""The leaderboard of a sweep and its winner: results/leaderboard.tsv, results/best_params.yaml,
+and the console lines that name the winner.
 
-Imports neither TensorFlow nor Keras, so aggregation takes a blink.
+The order itself is kerasgrid.results.ranking's. Imports neither TensorFlow nor Keras, so
+aggregation takes a blink.
 """
 
 import csv
 import json
-import math
 import statistics
 from pathlib import Path
 
 import yaml
 
-from kerasgrid import confirm, records, repeats
-from kerasgrid.errors import ConfigError, Direction, NoSuccessfulTrial, Status
+from kerasgrid import records
+from kerasgrid.errors import NoSuccessfulTrial, Status
+from kerasgrid.results import confirm
+from kerasgrid.results.ranking import epochs_target, objective_value, rank
 from kerasgrid.sweep import runs
 
-_STATUS_ORDER = {Status.OK: 0, Status.DIVERGED: 1, Status.FAILED: 2}
 FIXED_COLUMNS = ["rank", "trial_id", "objective", "status", "fit_seconds", "error"]
 # With halving: the rung a trial reached (0 = the first) and the epochs it trained in all.
 HALVING_COLUMNS = ["rung", "epochs"]
@@ -27,40 +29,6 @@ REPEAT_COLUMNS = ["std", "seeds"]
 # With confirm: whether the row's objective is its confirmation's (yes for the finalists), and
 # its rank and objective in the tuning.
 CONFIRM_COLUMNS = ["confirmed", "tuning_rank", "tuning_objective"]
-
-
-def objective_value(record: dict, objective: dict, source: str = "the config"):
-    """The record's value of the current objective, or None if the trial did not finish ok."""
-    if record["status"] != Status.OK.value:
-        return None
-    metric = objective["metric"]
-    if metric not in record["metrics"]:
-        logged = ", ".join(sorted(record["metrics"])) or "nothing"
-        raise ConfigError(
-            f"{source}: objective.metric is '{metric}', but trial {record['trial_id']} logged only: "
-            f"{logged}. Set objective.metric to one of these."
-        )
-    return record["metrics"][metric]["final"]
-
-
-def epochs_target(record: dict) -> int:
-    """The epochs a record's run was to reach: its rung's with halving, else the budget's."""
-    return record.get("epochs_target") or (record.get("budget") or {}).get("epochs", 0)
-
-
-def rank(records_: list[dict], objective: dict, source: str = "the config") -> list[dict]:
-    """Trials best first: ok trials by the epochs they trained to (a halving rung: the furthest
-    first), then objective; then diverged, then failed; ties by trial id. A trial with several
-    records (one per seed, with repeats) is one entry, ranked by their mean (repeats.combine)."""
-    sign = -1.0 if Direction(objective["direction"]) is Direction.MAX else 1.0
-    entries = repeats.combine(records_, [objective_value(record, objective, source) for record in records_])
-
-    def key(entry):
-        value = entry["objective_value"]
-        status = _STATUS_ORDER[Status(entry["status"])]
-        return (status, -epochs_target(entry), sign * value if value is not None else math.inf, entry["trial_id"])
-
-    return [{**entry, "rank": position} for position, entry in enumerate(sorted(entries, key=key), 1)]
 
 
 def _cell(value) -> str:

@@ -1,16 +1,17 @@
 """The leaderboard as people read it: an aligned console table and a web page for the report.
 
-Both take the leaderboard's rows as dicts of strings (`results.read_leaderboard`), so the console,
+Both take the leaderboard's rows as dicts of strings (`leaderboard.read_leaderboard`), so the console,
 `kerasgrid summary` and the report show the same thing.
 """
 
 import html
 import json
 
-from kerasgrid import confirm, records
+from kerasgrid import records
 from kerasgrid.errors import Direction, Status
 from kerasgrid.fraction import describe_draw
-from kerasgrid.results import CONFIRM_COLUMNS, HALVING_COLUMNS, REPEAT_COLUMNS, ROUND_COLUMN, read_leaderboard
+from kerasgrid.results import confirm
+from kerasgrid.results.leaderboard import CONFIRM_COLUMNS, HALVING_COLUMNS, REPEAT_COLUMNS, ROUND_COLUMN, read_leaderboard
 
 # A grid value longer than this is cut in the console (the TSV and the web page keep it whole).
 MAX_CELL = 24
