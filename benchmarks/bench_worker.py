@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_worker.py [--trials 40] [--model w3|wide] [--no-freeze]
 
 Trains --trials trials one after another in this process, as a worker does (kerasgrid's
-run_trial, then kerasgrid.workers.settle: Keras' clear_session() and gc.freeze()); --no-freeze
+run_trial, then kerasgrid.running.workers.settle: Keras' clear_session() and gc.freeze()); --no-freeze
 only clears the session, as workers did before. Every 10th trial it prints how long the last full
 collection took (the one in clear_session() before each trial) and the process's RSS.
   w3    W3's best combination (benchmarks/w3.yaml) for one epoch: what a sweep's worker does
@@ -70,8 +70,8 @@ def main():
 
     import keras
 
+    from kerasgrid.running.workers import settle
     from kerasgrid.trial.training import configure_tensorflow, run_trial
-    from kerasgrid.workers import settle
 
     folder = Path(tempfile.mkdtemp())
     sys.path.insert(0, str(folder))

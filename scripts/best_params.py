@@ -1,7 +1,7 @@
 """Rule `best_params`: the winner's params, trial id and objective in results/best_params.yaml."""
 
-from kerasgrid.logs import job_log
 from kerasgrid.results.leaderboard import write_best
+from kerasgrid.running.logs import job_log
 
 with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     write_best(

@@ -1,7 +1,7 @@
 """Checkpoint `finalists`: the best confirm.top combinations of the tuning, in results/finalists.json."""
 
-from kerasgrid.logs import job_log
 from kerasgrid.results.confirm import write_finalists
+from kerasgrid.running.logs import job_log
 
 with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     write_finalists(

@@ -1,7 +1,7 @@
 """Rule `leaderboard`: rank every trial of the current grid (or search) into results/leaderboard.tsv."""
 
-from kerasgrid.logs import job_log
 from kerasgrid.results.leaderboard import write_leaderboard
+from kerasgrid.running.logs import job_log
 from kerasgrid.search.rounds import trial_rounds
 
 with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake

@@ -1,7 +1,7 @@
 """Rule `leaderboard_page`: the winner and the leaderboard as results/leaderboard.html."""
 
-from kerasgrid.logs import job_log
 from kerasgrid.results.tables import write_page
+from kerasgrid.running.logs import job_log
 
 with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     write_page(

@@ -1,7 +1,7 @@
 """Rule `optimization_history`: each trial's objective in the order proposed, and the best so far."""
 
-from kerasgrid.logs import job_log
 from kerasgrid.results.plots import write_optimization_history
+from kerasgrid.running.logs import job_log
 from kerasgrid.search.rounds import proposal_order
 
 with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake

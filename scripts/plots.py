@@ -1,7 +1,7 @@
 """Rule `plots`: learning curves, per-hyperparameter effects and the ranking as PNGs."""
 
-from kerasgrid.logs import job_log
 from kerasgrid.results.plots import write_plots
+from kerasgrid.running.logs import job_log
 
 with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     write_plots(

@@ -1,6 +1,6 @@
 """Checkpoint `promotions`: who trains on to the rung ending at {epochs}, in results/rungs/<epochs>.json."""
 
-from kerasgrid.logs import job_log
+from kerasgrid.running.logs import job_log
 from kerasgrid.search.halving import Halving, write_promotions
 
 with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake

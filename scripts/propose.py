@@ -1,6 +1,6 @@
 """Checkpoint `propose`: round {round} of an adaptive search, from the rounds before, in results/rounds/<round>.json."""
 
-from kerasgrid.logs import job_log
+from kerasgrid.running.logs import job_log
 from kerasgrid.search.rounds import write_round
 
 with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake

@@ -6,8 +6,8 @@ rule's comment in workflow/rules/aggregate.smk).
 
 from pathlib import Path
 
-from kerasgrid.logs import job_log
 from kerasgrid.records import write_json
+from kerasgrid.running.logs import job_log
 
 with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     Path(snakemake.params.stale).unlink(missing_ok=True)  # noqa: F821

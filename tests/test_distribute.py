@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from conftest import tiny_config
+from kerasgrid.running.workers import TrialProcessError, WorkerPool
 from kerasgrid.sweep.grid import trial_id
-from kerasgrid.workers import TrialProcessError, WorkerPool
 from test_training import settings
 from test_workers import metrics
 
@@ -70,7 +70,7 @@ def test_a_mirrored_trial_trains_on_both_devices_to_the_losses_of_one(tmp_path, 
 
     # A fresh process (a cluster job) trains the mirrored trial exactly as the warm worker did.
     fresh = task(tmp_path, "fresh", mirrored(epochs=3))
-    code = f"from kerasgrid.workers import run_task; run_task({fresh!r})"
+    code = f"from kerasgrid.running.workers import run_task; run_task({fresh!r})"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     assert metrics(fresh)["metrics"] == metrics(two)["metrics"] and metrics(fresh)["devices"] == metrics(two)["devices"]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kerasgrid import workers
-from kerasgrid.workers import TrialProcessError, WorkerPool
+from kerasgrid.running import workers
+from kerasgrid.running.workers import TrialProcessError, WorkerPool
 from test_training import settings
 
 
@@ -39,7 +39,7 @@ def test_a_warm_worker_trains_like_a_fresh_process(tmp_path, pool):
     assert "Epoch 2/2" in Path(again["log"]).read_text()
 
     fresh = task(tmp_path, "fresh", {"lr": 0.01})
-    code = f"from kerasgrid.workers import run_task; run_task({fresh!r})"
+    code = f"from kerasgrid.running.workers import run_task; run_task({fresh!r})"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     assert metrics(fresh)["pid"] != metrics(again)["pid"]
     assert metrics(fresh)["metrics"] == metrics(again)["metrics"]  # the same losses, to the last bit
@@ -117,7 +117,7 @@ def test_an_error_kerasgrid_raises_on_purpose_keeps_the_worker(tmp_path, pool):
 
 
 def test_a_jobs_second_attempt_in_a_run_raises_its_first_attempts_error_without_training(tmp_path, pool, monkeypatch):
-    from kerasgrid import attempts, runlock
+    from kerasgrid.running import attempts, runlock
 
     monkeypatch.chdir(tmp_path)  # the run's records live in .snakemake/ of the folder it runs in
     runlock.claim()

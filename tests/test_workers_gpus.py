@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from conftest import tiny_config
+from kerasgrid.running.workers import TrialKilled, WorkerPool
 from kerasgrid.trial.resume import remove_state
-from kerasgrid.workers import TrialKilled, WorkerPool
 from test_workers import metrics, task
 
 GPUS = ("0", "1", "2", "3")
@@ -67,7 +67,7 @@ class LiveWorkers:
 
     @staticmethod
     def _is_worker(entry: Path) -> bool:
-        return b"kerasgrid.workers" in (entry / "cmdline").read_bytes()
+        return b"kerasgrid.running.workers" in (entry / "cmdline").read_bytes()
 
 
 def gpu_task(tmp_path, name, params, gpus=1, model="waits"):

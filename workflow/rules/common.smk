@@ -7,13 +7,13 @@ import threading
 
 from snakemake.utils import validate
 
-from kerasgrid import attempts, runlock, workers
 from kerasgrid.config import check, config_source, load_schema, sweep_from_config
 from kerasgrid.fraction import summary_lines
 from kerasgrid.records import check_writable, read_json
 from kerasgrid.results.best_model import WinnerState, saved_model_lines
 from kerasgrid.results.leaderboard import record_dir, winner_lines
 from kerasgrid.results.tables import leaderboard_lines, trial_message
+from kerasgrid.running import attempts, runlock, workers
 from kerasgrid.search import halving
 from kerasgrid.search.rounds import proposal_order, proposals, proposed_params
 from kerasgrid.sweep import runs

@@ -24,7 +24,7 @@ rule best_model:
     threads: 1
     resources:
         gpu=trial_gpus,  # as train's: the retrain must run on the devices the trial ran on
-    # A run block, as train's: it hands the retrain to a warm worker (kerasgrid/workers.py).
+    # A run block, as train's: it hands the retrain to a warm worker (kerasgrid/running/workers.py).
     run:
         best_model(input, output, params, threads, resources, log)
 

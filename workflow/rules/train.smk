@@ -27,6 +27,6 @@ rule train:
         # The trial's worker sees only its own GPUs (see the README's GPUs section).
         gpu=trial_gpus,
     # A run block, not a script: in the main snakemake process (the default profile's
-    # force-use-threads) it hands the trial to a warm worker process; see kerasgrid/workers.py.
+    # force-use-threads) it hands the trial to a warm worker process; see kerasgrid/running/workers.py.
     run:
         train(wildcards, params, output, threads, resources, log)

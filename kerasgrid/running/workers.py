@@ -7,7 +7,7 @@ A worker runs one trial at a time, resets Keras and every seed before each (as t
 loop it replaces does), and writes the same files and log as a fresh process would. Trials stay
 isolated where it matters: a worker whose trial dies or raises is discarded, and the job fails
 as it would have (so Snakemake's retries apply, except to errors kerasgrid raises on purpose: see
-kerasgrid.attempts); Snakemake still decides what runs, so every caching guarantee is the same.
+kerasgrid.running.attempts); Snakemake still decides what runs, so every caching guarantee is the same.
 
 GPUs: a task asks for `gpus` (the job's `gpu` resource). On a machine with GPUs each worker is
 started with its own CUDA_VISIBLE_DEVICES, taken from the pool's `GpuSlots` (kerasgrid/trial/devices.py)
@@ -71,7 +71,7 @@ class Worker:
         # the console; during a trial, to the trial's log.
         with open(log_path, "a", encoding="utf-8") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "kerasgrid.workers", str(threads), str(write_fd), str(cpu_devices)],
+                [sys.executable, "-m", "kerasgrid.running.workers", str(threads), str(write_fd), str(cpu_devices)],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=log,
@@ -252,10 +252,10 @@ def run_task(task: dict) -> None:
 
     A task trains a trial, or with "best_params" writes the winner's model (kerasgrid.results.best_model).
     An error kerasgrid raises on purpose would only happen again: the task's next attempt in the
-    same run raises it at once (kerasgrid.attempts) instead of training again.
+    same run raises it at once (kerasgrid.running.attempts) instead of training again.
     """
-    from kerasgrid import attempts
-    from kerasgrid.logs import Reported, job_log
+    from kerasgrid.running import attempts
+    from kerasgrid.running.logs import Reported, job_log
 
     try:
         with job_log(task["log"]):
@@ -302,7 +302,7 @@ def _die_with_parent():
 
 def serve(threads: int, reply_fd: int, cpu_devices: int = 1) -> None:
     _die_with_parent()
-    from kerasgrid.logs import Reported
+    from kerasgrid.running.logs import Reported
     from kerasgrid.trial.training import configure_tensorflow
 
     # Imports TensorFlow and fixes its thread pools and devices, once.

@@ -14,8 +14,9 @@ import hashlib
 import shutil
 from pathlib import Path
 
-from kerasgrid import records, runlock
+from kerasgrid import records
 from kerasgrid.errors import KerasgridError, StorageError
+from kerasgrid.running import runlock
 
 ERRORS = Path(".snakemake/kerasgrid-errors")
 
