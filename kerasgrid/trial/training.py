@@ -14,6 +14,7 @@ import shutil
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 from kerasgrid import records
@@ -251,6 +252,23 @@ def record_killed(params: dict, settings: dict, out_dir, threads: int, objective
     return record
 
 
+@dataclass(frozen=True)
+class TrialRun:
+    """Where and how one run of a trial trains, besides its params and settings: `run_trial`'s
+    keywords, with the defaults resolved (see its docstring for each)."""
+
+    out_dir: Path
+    threads: int
+    objective: dict  # {metric, direction}: checked after the first epoch, recorded
+    source: str  # the config, as messages name it
+    epochs: int  # to reach in all: the budget's, or a halving rung's
+    model_path: str | os.PathLike | None = None
+    resume_from: str | os.PathLike | None = None
+    save_state_to: str | os.PathLike | None = None
+    tensorboard_dir: str | os.PathLike | None = None
+    trial_id: str | None = None
+
+
 def run_trial(
     params: dict,
     settings: dict,
@@ -279,103 +297,31 @@ def run_trial(
     `trial_id`: the id to record (default: the name of `out_dir`).
     `tensorboard_dir`: where to write the trial's TensorBoard logs (kerasgrid.trial.tensorboard_logs).
     Returns the record written to metrics.json.
+
+    The steps: prepare the folder, build the model and its data, fit, record. An error of the
+    user's code fails the trial (recorded); a wrong config, exhausted memory or a full disk stops it
+    unrecorded.
     """
     started = time.perf_counter()
-    from kerasgrid.trial.data import as_dataset, as_fraction_dataset
+    from kerasgrid.trial import data  # TensorFlow: a broken installation is no trial's failure
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    budget = settings["budget"]
-    target_epochs = epochs or budget["epochs"]
-    state = resume.load_state(resume_from) if resume_from is not None else None
-    first_epoch = state["epochs"] if state else 0
     objective = dict(objective or {"metric": "val_loss" if settings["validation"] else "loss"})
     source = objective.pop("source", "the config")
-    records.write_json(out_dir / "params.json", params)
-    # A model kept by an earlier run of this trial is not this run's model, nor are its logs, nor
-    # is a state it left where this run leaves its own.
-    (out_dir / TRIAL_MODEL).unlink(missing_ok=True)
-    (out_dir / TRIAL_WEIGHTS).unlink(missing_ok=True)
-    if save_state_to is not None and save_state_to != resume_from:
-        resume.remove_state(save_state_to)
-    # Temporary files of an earlier run of this trial that was killed mid-write (only one run of a
-    # trial writes here at a time).
-    for stale in [*out_dir.glob(".*.tmp"), *out_dir.glob(".tmp.*")]:
-        stale.unlink(missing_ok=True)
-    if tensorboard_dir is not None:
-        shutil.rmtree(tensorboard_dir, ignore_errors=True)
-
+    run = TrialRun(Path(out_dir), threads, objective, source, epochs or settings["budget"]["epochs"], model_path,
+                   resume_from, save_state_to, tensorboard_dir, trial_id)
+    state = _prepare(run, params)
     configure_tensorflow(threads, settings["seed"], cpu_devices=devices.cpu_devices(settings))
-    import keras
-
     strategy, trains_on = devices.strategy(settings, source)
-    record = new_record(params, settings, out_dir, threads, objective, trial_id)
-    record["versions"] = versions()
-    record["epochs_target"] = target_epochs
-    record["resumed_from_epoch"] = first_epoch
-    record["devices"] = trains_on
-    record["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
-    history_tmp = out_dir / f".history.csv.{os.getpid()}.tmp"
-    history = {}
+    record = _started_record(run, params, settings, state, trains_on)
+    history_tmp = run.out_dir / f".history.csv.{os.getpid()}.tmp"
     if state:
         # The earlier epochs' rows first; CSVLogger appends this run's.
         shutil.copyfile(Path(resume_from) / "history.csv", history_tmp)
-    model = None
+    history, model, build = {}, None, None
     try:
-        build = refs.load(refs.Ref(settings["model"], "model", source))
-        # Under a strategy, the model is built and compiled in its scope; Keras' fit then splits
-        # each global batch across the replicas.
-        with strategy.scope() if strategy else contextlib.nullcontext():
-            model = build_model(build, params)
-        data = {}
-        for key in ("train", "validation"):
-            if settings[key]:
-                fn = refs.load(refs.Ref(settings[key], f"data.{key}", source))
-                size = {"batch_size": budget["batch_size"], "seed": settings["seed"], "name": f"data.{key}"}
-                if key == "train" and "fraction" in settings:  # data.fraction: validation stays whole
-                    data[key], record["training_data"] = as_fraction_dataset(
-                        fn, params, settings["fraction"], draw_seed=settings["draw_seed"], source=source, **size)
-                    for warning in record["training_data"]["warnings"]:
-                        print(f"kerasgrid: warning: the training fraction is off: {warning}", flush=True)
-                else:
-                    data[key] = as_dataset(fn, params, **size)
-                if strategy:
-                    data[key] = devices.split_evenly(data[key], len(trains_on), f"data.{key}")
-        # Resumed: the data must continue where the earlier epochs left it. Keras' training
-        # iterator carries on across epochs: skip the batches trained on. Validation starts a new
-        # iterator each epoch, and a seeded reshuffling pipeline draws its order from how many came
-        # before: start (and drop) as many as the earlier epochs did.
-        data["train"] = data["train"].skip(first_epoch * budget["steps_per_epoch"])
-        for _ in range(first_epoch if "validation" in data else 0):
-            iter(data["validation"])
-        csv_logger = keras.callbacks.CSVLogger(str(history_tmp), append=bool(state))
-        callbacks = [resume.restore_callback(state, data["train"].element_spec)] if state else []
-        callbacks += [csv_logger, keras.callbacks.TerminateOnNaN(), _objective_guard(objective["metric"], source, first_epoch)]
-        if tensorboard_dir is not None:  # imported only when asked for: off costs nothing
-            from kerasgrid.trial.tensorboard_logs import tensorboard_callback
-
-            callbacks.append(tensorboard_callback(tensorboard_dir, params, record["trial_id"]))
-        if not (state or strategy or model.run_eagerly):  # resumed: the restore builds it
-            _build_before_fit(model, data["train"].element_spec)
-        fit_started = time.perf_counter()
-        try:
-            fitted = model.fit(
-                data["train"],
-                epochs=target_epochs,
-                initial_epoch=first_epoch,
-                steps_per_epoch=budget["steps_per_epoch"],
-                validation_data=data.get("validation"),
-                validation_steps=budget["validation_steps"] if "validation" in data else None,
-                callbacks=callbacks,
-                shuffle=False,  # the datasets come shuffled (or not) as the user made them
-                verbose=2,
-            )
-            earlier = state["history"] if state else {}
-            history = {name: earlier.get(name, []) + values for name, values in fitted.history.items()}
-        finally:
-            record["fit_seconds"] = round(time.perf_counter() - fit_started, 3)
-            if getattr(csv_logger, "csv_file", None) and not csv_logger.csv_file.closed:
-                csv_logger.csv_file.close()  # Keras closes it only when training ends normally
+        build, model = _build(run, params, settings, strategy)
+        datasets = _datasets(data, run, params, settings, record, state, strategy, trains_on)
+        history = _fit(run, params, settings, record, state, strategy, model, datasets, history_tmp)
     except (ConfigError, MemoryError):
         history_tmp.unlink(missing_ok=True)
         raise  # a wrong config stops the sweep; memory exhaustion is for Snakemake's retries
@@ -383,20 +329,139 @@ def run_trial(
         # A full or read-only disk under the trial's files (CSVLogger's history, TensorBoard's
         # logs, a user's ModelCheckpoint) is not the trial's fault: it stops, unrecorded, and trains
         # again once there is room.
-        if error := storage_error(exc, within=(out_dir, tensorboard_dir), where=out_dir):
+        if error := storage_error(exc, within=(run.out_dir, tensorboard_dir), where=run.out_dir):
             history_tmp.unlink(missing_ok=True)
             raise error
-        traceback.print_exc()
-        record["status"] = Status.FAILED.value
-        record["error"] = devices.uneven_batch_error(exc) or f"{type(exc).__name__}: {exc}".strip()
-        print(f"kerasgrid: trial failed: {record['error']}", flush=True)
+        _record_failure(record, exc)
+    _judge(run, record, history)
+    return _write(run, record, history, history_tmp, model, build, started)
 
+
+def _prepare(run: TrialRun, params: dict) -> dict | None:
+    """The trial's folder, with its params.json and nothing an earlier run of it left; the state
+    to resume from, if any."""
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    state = resume.load_state(run.resume_from) if run.resume_from is not None else None
+    records.write_json(run.out_dir / "params.json", params)
+    # A model kept by an earlier run of this trial is not this run's model, nor are its logs, nor
+    # is a state it left where this run leaves its own.
+    (run.out_dir / TRIAL_MODEL).unlink(missing_ok=True)
+    (run.out_dir / TRIAL_WEIGHTS).unlink(missing_ok=True)
+    if run.save_state_to is not None and run.save_state_to != run.resume_from:
+        resume.remove_state(run.save_state_to)
+    # Temporary files of an earlier run of this trial that was killed mid-write (only one run of a
+    # trial writes here at a time).
+    for stale in [*run.out_dir.glob(".*.tmp"), *run.out_dir.glob(".tmp.*")]:
+        stale.unlink(missing_ok=True)
+    if run.tensorboard_dir is not None:
+        shutil.rmtree(run.tensorboard_dir, ignore_errors=True)
+    return state
+
+
+def _started_record(run: TrialRun, params: dict, settings: dict, state: dict | None, trains_on) -> dict:
+    record = new_record(params, settings, run.out_dir, run.threads, run.objective, run.trial_id)
+    record["versions"] = versions()
+    record["epochs_target"] = run.epochs
+    record["resumed_from_epoch"] = state["epochs"] if state else 0
+    record["devices"] = trains_on
+    record["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return record
+
+
+def _build(run: TrialRun, params: dict, settings: dict, strategy):
+    """The user's model function, and the compiled model it returns."""
+    build = refs.load(refs.Ref(settings["model"], "model", run.source))
+    # Under a strategy, the model is built and compiled in its scope; Keras' fit then splits
+    # each global batch across the replicas.
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        return build, build_model(build, params)
+
+
+def _datasets(data, run: TrialRun, params: dict, settings: dict, record: dict, state, strategy, trains_on) -> dict:
+    """The training (and validation) data as endless datasets, positioned where a resumed run's
+    earlier epochs left them. `data`: the module kerasgrid.trial.data."""
+    budget = settings["budget"]
+    datasets = {}
+    for key in ("train", "validation"):
+        if settings[key]:
+            fn = refs.load(refs.Ref(settings[key], f"data.{key}", run.source))
+            size = {"batch_size": budget["batch_size"], "seed": settings["seed"], "name": f"data.{key}"}
+            if key == "train" and "fraction" in settings:  # data.fraction: validation stays whole
+                datasets[key], record["training_data"] = data.as_fraction_dataset(
+                    fn, params, settings["fraction"], draw_seed=settings["draw_seed"], source=run.source, **size)
+                for warning in record["training_data"]["warnings"]:
+                    print(f"kerasgrid: warning: the training fraction is off: {warning}", flush=True)
+            else:
+                datasets[key] = data.as_dataset(fn, params, **size)
+            if strategy:
+                datasets[key] = devices.split_evenly(datasets[key], len(trains_on), f"data.{key}")
+    # Resumed: the data must continue where the earlier epochs left it. Keras' training
+    # iterator carries on across epochs: skip the batches trained on. Validation starts a new
+    # iterator each epoch, and a seeded reshuffling pipeline draws its order from how many came
+    # before: start (and drop) as many as the earlier epochs did.
+    first_epoch = state["epochs"] if state else 0
+    datasets["train"] = datasets["train"].skip(first_epoch * budget["steps_per_epoch"])
+    for _ in range(first_epoch if "validation" in datasets else 0):
+        iter(datasets["validation"])
+    return datasets
+
+
+def _fit(run: TrialRun, params: dict, settings: dict, record: dict, state, strategy, model, datasets: dict,
+         history_tmp: Path) -> dict:
+    """Train to `run.epochs`, logging each epoch to `history_tmp`; the whole history (a resumed
+    run's earlier epochs first). Records the seconds fit took, even if it raises."""
+    import keras
+
+    budget = settings["budget"]
+    first_epoch = state["epochs"] if state else 0
+    csv_logger = keras.callbacks.CSVLogger(str(history_tmp), append=bool(state))
+    callbacks = [resume.restore_callback(state, datasets["train"].element_spec)] if state else []
+    callbacks += [csv_logger, keras.callbacks.TerminateOnNaN(),
+                  _objective_guard(run.objective["metric"], run.source, first_epoch)]
+    if run.tensorboard_dir is not None:  # imported only when asked for: off costs nothing
+        from kerasgrid.trial.tensorboard_logs import tensorboard_callback
+
+        callbacks.append(tensorboard_callback(run.tensorboard_dir, params, record["trial_id"]))
+    if not (state or strategy or model.run_eagerly):  # resumed: the restore builds it
+        _build_before_fit(model, datasets["train"].element_spec)
+    fit_started = time.perf_counter()
+    try:
+        fitted = model.fit(
+            datasets["train"],
+            epochs=run.epochs,
+            initial_epoch=first_epoch,
+            steps_per_epoch=budget["steps_per_epoch"],
+            validation_data=datasets.get("validation"),
+            validation_steps=budget["validation_steps"] if "validation" in datasets else None,
+            callbacks=callbacks,
+            shuffle=False,  # the datasets come shuffled (or not) as the user made them
+            verbose=2,
+        )
+        earlier = state["history"] if state else {}
+        return {name: earlier.get(name, []) + values for name, values in fitted.history.items()}
+    finally:
+        record["fit_seconds"] = round(time.perf_counter() - fit_started, 3)
+        if getattr(csv_logger, "csv_file", None) and not csv_logger.csv_file.closed:
+            csv_logger.csv_file.close()  # Keras closes it only when training ends normally
+
+
+def _record_failure(record: dict, exc: Exception) -> None:
+    """The user's code raised: the trial failed, with the error in its log and its record."""
+    traceback.print_exc()
+    record["status"] = Status.FAILED.value
+    record["error"] = devices.uneven_batch_error(exc) or f"{type(exc).__name__}: {exc}".strip()
+    print(f"kerasgrid: trial failed: {record['error']}", flush=True)
+
+
+def _judge(run: TrialRun, record: dict, history: dict) -> None:
+    """The metrics of the history, and how an ok trial ended: diverged if a metric became NaN or
+    infinite or training stopped before `run.epochs`, else with its objective's value."""
     metrics = summarise(history)
     record["metrics"] = metrics
     record["epochs_run"] = len(next(iter(history.values()), []))
     if record["status"] == Status.OK.value:
         broken = sorted(name for name, values in history.items() if not all(map(math.isfinite, values)))
-        if broken or record["epochs_run"] < target_epochs:
+        if broken or record["epochs_run"] < run.epochs:
             record["status"] = Status.DIVERGED.value
             record["error"] = (
                 f"{', '.join(broken) or 'loss'} became NaN or infinite in epoch {record['epochs_run']}; "
@@ -404,16 +469,20 @@ def run_trial(
             )
             print(f"kerasgrid: trial diverged: {record['error']}", flush=True)
         else:
-            record["objective"]["value"] = metrics[objective["metric"]]["final"]
+            record["objective"]["value"] = metrics[run.objective["metric"]]["final"]
+
+
+def _write(run: TrialRun, record: dict, history: dict, history_tmp: Path, model, build, started: float) -> dict:
+    """history.csv, the model and the state an ok trial keeps, then metrics.json: the record."""
     if history_tmp.exists():
-        os.replace(history_tmp, out_dir / "history.csv")
+        os.replace(history_tmp, run.out_dir / "history.csv")
     else:
-        records.write_text(out_dir / "history.csv", "epoch\n")
-    if model_path is not None and record["status"] == Status.OK.value:
-        record["saved_model"] = save_model(model, model_path, custom_objects=module_classes(build))
-    if save_state_to is not None and record["status"] == Status.OK.value:
-        resume.save_state(model, save_state_to, epochs=record["epochs_run"], history=history)
+        records.write_text(run.out_dir / "history.csv", "epoch\n")
+    if run.model_path is not None and record["status"] == Status.OK.value:
+        record["saved_model"] = save_model(model, run.model_path, custom_objects=module_classes(build))
+    if run.save_state_to is not None and record["status"] == Status.OK.value:
+        resume.save_state(model, run.save_state_to, epochs=record["epochs_run"], history=history)
     record["wall_seconds"] = round(time.perf_counter() - started, 3)
     # metrics.json is written last: its presence means the trial finished.
-    records.write_json(out_dir / "metrics.json", record)
+    records.write_json(run.out_dir / "metrics.json", record)
     return record
