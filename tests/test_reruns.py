@@ -62,7 +62,9 @@ def test_the_rerun_table(faulty):
     assert faulty.plan(dict(config, data={"train": "faulty.py:other_data"})) == every
 
     # A comment in our own rules and rule scripts: nothing reruns.
-    for name in ("workflow/rules/train.smk", "workflow/rules/common.smk", "scripts/leaderboard.py"):
+    for name in (
+        "workflow/rules/train.smk", "workflow/rules/running.smk", "workflow/rules/common.smk", "scripts/leaderboard.py",
+    ):
         ours = faulty.path(name)
         ours.write_text(ours.read_text() + "# a comment\n")
     assert faulty.plan(config) == {}

@@ -3,8 +3,19 @@
 # results/rounds/<round>.json; they train as ordinary `train` jobs. Each round waits for the one
 # before to finish, and is proposed again only when what it learns from changes.
 
+from kerasgrid.search.rounds import proposals
+
 # Seconds of work on small files: on a cluster they run where snakemake runs, not as jobs.
 localrules: propose
+
+
+def round_file(index):
+    return f"results/rounds/{index}.json"
+
+
+def round_files(wildcards):
+    """The round files: the leaderboard reads which round proposed each trial."""
+    return [round_file(index) for index in range(len(SWEEP.round_sizes))]
 
 
 def round_trials(index):

@@ -23,8 +23,8 @@ rule search_plan:
 rule leaderboard:
     input:
         metrics=trial_metrics,
-        confirmed=confirmed_metrics,
-        rounds=round_files,
+        confirmed=confirmed_metrics if SWEEP.confirm else [],  # workflow/rules/confirm.smk
+        rounds=round_files if SWEEP.adaptive else [],  # workflow/rules/adaptive.smk
         plan="results/search.json",
     output:
         leaderboard=report(

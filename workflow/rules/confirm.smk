@@ -3,8 +3,22 @@
 # a `confirm` job, in results/trials/<id>/confirm/. A confirmation depends on its trial alone, not
 # on the ranking, so a finalist that stays one is never confirmed twice.
 
+from kerasgrid.records import read_json
+from kerasgrid.sweep import runs
+
 # Seconds of work on small files: on a cluster it runs where snakemake runs, not as a job.
 localrules: finalists
+
+
+def confirmed_metrics(wildcards):
+    """Each finalist's confirmation records, one per seed: the leaderboard ranks the finalists by them."""
+    chosen = read_json(checkpoints.finalists.get().output.finalists)["finalists"]
+    return [str(runs.run_dir(f"results/trials/{trial}", seed, SWEEP.seed, confirm=True) / "metrics.json")
+            for trial in sorted(chosen) for seed in SWEEP.seeds]
+
+
+def confirm_settings(wildcards):
+    return SWEEP.confirm_settings(run_seed(wildcards))
 
 
 checkpoint finalists:

@@ -3,8 +3,22 @@
 # they continue from where they stopped. The last rung is the `train` rule, so a trial that gets
 # there has its results/trials/<id>/metrics.json as if trained straight through.
 
+from kerasgrid.records import read_json
+from kerasgrid.results.leaderboard import record_dir
+from kerasgrid.search import halving
+from kerasgrid.sweep import runs
+
 # Seconds of work on small files: on a cluster they run where snakemake runs, not as jobs.
 localrules: promotions
+
+
+def expected_seconds(wildcards):
+    """A halving job's priority: the seconds it should take, measured at its trial's rung before.
+    The jobs a rung's promotions release then start longest first, so that the rung's last job
+    does not run alone while the other cores wait for the next promotions. 0 for a first rung."""
+    before = rung_before(wildcards, SWEEP.rungs)
+    epochs = int(wildcards.get("epochs", SWEEP.rungs[-1]))
+    return halving.expected_seconds(before / "metrics.json", epochs) if before else 0
 
 
 def entrants(index):

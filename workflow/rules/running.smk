@@ -1,0 +1,169 @@
+# How the jobs that train (train, and halving's rung, confirm's confirm, report's best_model) run:
+# the settings and console message each job gets, the GPUs, and the warm workers each hands its
+# trial to. Helpers only; the rules that use them sit with their stage.
+
+import glob
+import os
+import shutil
+
+from kerasgrid.results.best_model import WinnerState
+from kerasgrid.results.leaderboard import record_dir
+from kerasgrid.results.tables import trial_message
+from kerasgrid.running import workers
+from kerasgrid.search import halving
+from kerasgrid.search.rounds import proposal_order, proposed_params
+from kerasgrid.sweep import runs
+from kerasgrid.trial import devices
+
+
+def run_seed(wildcards) -> int:
+    """The seed of the run a job trains: the config's, or the one its folder names."""
+    path = wildcards.get("seed_path", "")
+    return int(path.rpartition("/")[2]) if path else SWEEP.seed
+
+
+def run_settings(wildcards):
+    """A tuning run's settings: those of its seed."""
+    return SWEEP.settings(run_seed(wildcards))
+
+
+def run_folder(wildcards, folder="trials", confirm=False) -> str:
+    """results/<folder>/<trial>, or the folder in it of the job's seed or confirmation."""
+    return str(runs.run_dir(os.path.join("results", folder, wildcards.trial), run_seed(wildcards), SWEEP.seed,
+                            confirm=confirm))
+
+
+def trial_params(trial):
+    """A candidate's params: from the config, or in an adaptive search, from the round that proposed it."""
+    return proposed_params("results/rounds")[trial] if SWEEP.adaptive else SWEEP.trials[trial]
+
+
+class TrainMessages:
+    """Each train job's console entry (the rule's `message`, shown by `snakemake -n` too):
+    "Model 5 of 16: act=relu, lr=0.01, units=128 (trial 307daa763fbd)".
+
+    Snakemake formats a message with the workflow's globals and the job's wildcards, but cannot
+    look a global up by a wildcard; a format spec can carry one: "{TRAIN_MESSAGES:{wildcards.trial}}"
+    formats this object with the trial id as its spec. Not a param, since params are a rerun
+    trigger and the numbering changes whenever the grid grows; the message is not one.
+    """
+
+    def __init__(self, trials):
+        self.numbers = {trial: number for number, trial in enumerate(trials, 1)}  # the grid's order
+        self.trials = trials
+
+    def __format__(self, spec):
+        trial, _, seed = spec.partition("/seeds/")  # with repeats, the spec ends with the run's seed path
+        if SWEEP.adaptive:  # numbered in the order the rounds proposed them
+            order = proposal_order(glob.glob("results/rounds/*.json"))
+            message = trial_message(order.index(trial) + 1, sum(SWEEP.round_sizes), trial_params(trial), trial)
+        else:
+            message = trial_message(self.numbers[trial], len(self.trials), self.trials[trial], trial)
+        return f"{message}, seed {seed or SWEEP.seed}" if REPEATED else message
+
+
+TRAIN_MESSAGES = TrainMessages(SWEEP.trials)
+
+
+# GPUs are kerasgrid's to share out only where this process trains the trials: in a local run
+# (a cluster executor sets `nodes`, through --jobs). On a cluster the profile's gpu or gres asks
+# the scheduler, which gives each job its devices; kerasgrid then neither asks nor assigns.
+TRAINS_HERE = workflow.is_main_process and workflow.nodes is None
+GPUS = devices.visible_gpus() if TRAINS_HERE else devices.Gpus((), "not shared out here")
+if TRAINS_HERE:
+    devices.check_gpu_limit(workflow.global_resources.get("gpu").value, GPUS)
+    devices.check_mirrored(SWEEP.distribute, GPUS, CONFIG_SOURCE)
+WORKERS = workers.WorkerPool(gpus=GPUS)
+# Where trials train here, each leaves its final state and WINNER_STATE keeps the best so far's,
+# so that best_model restores the winner instead of training it again (kerasgrid/results/best_model.py).
+# Not where the winner's model comes from elsewhere: a kept model (keep_models, halving's last
+# rung, a confirmation), the mean of seeds (repeats), a mirrored trial.
+KEEPS_WINNER_STATE = TRAINS_HERE and not (SWEEP.keep_models or SWEEP.halving or SWEEP.confirm or REPEATED
+                                          or SWEEP.distribute)
+WINNER_STATE = WinnerState(SWEEP.objective["direction"])
+
+
+def trial_gpus(wildcards):
+    # The `gpu` resource of train, rung and best_model, unless a profile sets it: one GPU per
+    # trial (a mirrored trial: every GPU) on a machine with GPUs, none without or on a cluster.
+    if not GPUS.ids:
+        return 0
+    return len(GPUS.ids) if SWEEP.distribute else 1
+
+
+def rung_before(wildcards, rungs, confirm=False):
+    """The folder of the job's trial at the rung before the one the job trains to (halving: where
+    it continues from), or None in a first rung."""
+    before = halving.previous_rung(int(wildcards.get("epochs", rungs[-1])), rungs)
+    return record_dir(run_folder(wildcards, confirm=confirm), before, rungs) if before else None
+
+
+# Without halving, every train job is a trial's first: nothing measured, no priority to compute.
+# With it, a train job is its trial's last rung, and starts as halving's rung jobs do.
+def train_priority(wildcards):
+    return expected_seconds(wildcards)  # workflow/rules/halving.smk
+
+
+TRAIN_PRIORITY = train_priority if SWEEP.halving else 0
+
+
+def train(wildcards, params, output, threads, resources, log, confirm=False):
+    """A train job (with halving, a run's last rung), a rung job or a confirm job: one run of a
+    trial (one seed) to its epochs."""
+    base_seed = not wildcards.get("seed_path")
+    rungs = [params.settings["budget"]["epochs"]] if confirm else SWEEP.rungs  # confirmations train straight
+    epochs = int(wildcards.get("epochs", rungs[-1]))
+    last = epochs == rungs[-1]
+    final_state = last and not confirm and KEEPS_WINNER_STATE
+    before = rung_before(wildcards, rungs, confirm)
+    tensorboard_dir = run_folder(wildcards, "tensorboard", confirm)
+    task = {
+        "trial_id": wildcards.trial,
+        "params": trial_params(wildcards.trial),
+        "settings": params.settings,
+        "out_dir": os.path.dirname(output.metrics),
+        "threads": threads,
+        "gpus": resources.get("gpu", 0),
+        "objective": {**SWEEP.objective, "source": CONFIG_SOURCE},
+        # Not a param of the rule: keeping a model changes no result, so flipping it retrains nothing.
+        # With halving the last rung keeps it, and a finalist's confirmation too, so that the winner's
+        # model is its own, not a retrain.
+        "keep_model": SWEEP.keep_models or (base_seed and last and (SWEEP.halving or confirm)),
+        "epochs": epochs,
+        # Halving: continue from the rung before, and leave a state for the rung after; and the
+        # final state of a trial whose winner best_model would otherwise train again.
+        "resume_from": str(before) if before else None,
+        "save_state_to": os.path.dirname(output.metrics) if not last or final_state else None,
+        "keep_states": SWEEP.keep_models,
+        # Nor is writing TensorBoard logs; with it off, logs of an earlier training of this trial go.
+        "tensorboard_dir": tensorboard_dir if SWEEP.tensorboard else None,
+        "log": log[0],
+    }
+    if not SWEEP.tensorboard:
+        shutil.rmtree(tensorboard_dir, ignore_errors=True)
+    run_task(task)
+    if final_state:
+        WINNER_STATE.offer(task["out_dir"])
+
+
+def best_model(input, output, params, threads, resources, log):
+    stem = os.path.splitext(output.manifest)[0]  # results/best_model
+    run_task({
+        "best_params": input.best,
+        "settings": params.settings,
+        "model_path": f"{stem}.keras",  # or, for a model that cannot be saved whole, .weights.h5
+        "manifest_path": output.manifest,
+        "trials_dir": os.path.join(os.path.dirname(input.best), "trials"),
+        "scratch_dir": stem,  # results/best_model/<id>: the retrain
+        "threads": threads,
+        "gpus": resources.get("gpu", 0),
+        "source": CONFIG_SOURCE,
+        "log": log[0],
+    })
+
+
+def run_task(task):
+    if workflow.is_main_process:
+        WORKERS.run(task)  # TensorFlow stays imported between trials
+    else:
+        workers.run_task(task)  # a cluster job, or a run without the default profile
