@@ -11,7 +11,9 @@ from kerasgrid import records
 from kerasgrid.errors import Direction, Status
 from kerasgrid.fraction import describe_draw
 from kerasgrid.results import confirm
-from kerasgrid.results.leaderboard import CONFIRM_COLUMNS, HALVING_COLUMNS, REPEAT_COLUMNS, ROUND_COLUMN, read_leaderboard
+from kerasgrid.results.leaderboard import (
+    CONFIRM_COLUMNS, HALVING_COLUMNS, REPEAT_COLUMNS, ROUND_COLUMN, read_leaderboard,
+)
 
 # A grid value longer than this is cut in the console (the TSV and the web page keep it whole).
 MAX_CELL = 24
