@@ -201,3 +201,10 @@ def faulty_sweep(tmp_path_factory) -> Workflow:
     config = faulty_config({"fault": ["raise", "nan", "none"], "shape": [[1, 2], "flat"]}, keep_models=True)
     workflow.result = workflow.sweep(config)
     return workflow
+
+
+def pytest_collection_modifyitems(items):
+    """The SLURM tests first: under `make test` they run one after another on one worker (their
+    xdist group), the longest stretch of the suite, so the other worker shares out the rest
+    beside them rather than idling at the end while they run."""
+    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
