@@ -18,6 +18,8 @@ sweep: install
 	$(BIN)/snakemake --cores all
 
 # Both cores: most tests wait on a process (Snakemake, a worker's TensorFlow import, SLURM) as much
-# as they compute. The SLURM tests share one cluster, so they run one after another on one worker.
+# as they compute. Each test file runs on one worker, so the SLURM tests share their cluster one
+# after another. (Not `--dist loadgroup`: pytest-xdist 3.8 cannot group tests under pytest 9, whose
+# node ids it no longer rewrites, and it spreads a group over both workers without a word.)
 test: install
-	$(BIN)/python -m pytest --numprocesses 2 --dist loadgroup --durations 20
+	$(BIN)/python -m pytest --numprocesses 2 --dist loadfile --durations 20

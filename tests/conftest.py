@@ -204,7 +204,8 @@ def faulty_sweep(tmp_path_factory) -> Workflow:
 
 
 def pytest_collection_modifyitems(items):
-    """The SLURM tests first: under `make test` they run one after another on one worker (their
-    xdist group), the longest stretch of the suite, so the other worker shares out the rest
-    beside them rather than idling at the end while they run."""
-    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
+    """The SLURM tests first. Under `make test` (pytest-xdist's `--dist loadfile`) a test file runs
+    on one worker, so the SLURM tests share their cluster one after another, and the session's
+    cluster is started and stopped by one worker only. Their file is the suite's longest stretch:
+    started first, the other worker shares out the rest beside it rather than idling at the end."""
+    items.sort(key=lambda item: item.path.name != "test_slurm.py")

@@ -16,10 +16,6 @@ from conftest import REPO, Workflow, faulty_config, tiny_config
 from kerasgrid.results.leaderboard import read_leaderboard
 from kerasgrid.sweep.grid import expand_grid
 
-# One cluster of 2 CPUs for all of them: under `make test` (pytest-xdist) they run on one worker,
-# one after another, so that the cluster the first one starts is not stopped under another.
-pytestmark = pytest.mark.xdist_group("slurm")
-
 SLURM_SCRIPTS = REPO / "tests" / "slurm"
 PROFILE = "workflow/profiles/slurm"
 # The plugin's defaults wait 40 s before the first status check and back off from there: a
