@@ -1,6 +1,7 @@
 """The sweep a config describes, and one-paragraph errors for configs that describe none."""
 
 import difflib
+import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +110,9 @@ class Sweep:
     confirm: Confirm | None = None
     # search.seed: the seed of the draws (random) and proposals (tpe), or None to use `seed`.
     search_seed: int | None = None
+    # `mlflow`: {tracking_uri, experiment} to log to, or None to log nothing (and never import MLflow).
+    # Not among the settings: logging changes no result, so setting it retrains nothing.
+    mlflow: dict | None = None
 
     @property
     def sampler_seed(self) -> int:
@@ -262,7 +266,31 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         fraction=fraction,
         repeats=config.get("repeats", 1),
         confirm=confirmation,
+        mlflow=mlflow_settings(config, source),
     )
+
+
+def mlflow_settings(config: dict, source: str, schema: dict | None = None) -> dict | None:
+    """The config's `mlflow` key ({tracking_uri, experiment}), or None if it is not set. `schema`:
+    where to take the defaults from when no one has filled them in (snakemake's validate does).
+
+    ConfigError if it is set but the mlflow package is not installed: said before any trial
+    trains, and without importing MLflow (which takes a second and more).
+    """
+    settings = config.get("mlflow")
+    if settings is None:
+        return None
+    if schema is not None:
+        keys = schema["properties"]["mlflow"]["properties"]
+        settings = {**{key: sub["default"] for key, sub in keys.items() if "default" in sub}, **settings}
+    if importlib.util.find_spec("mlflow") is None:
+        raise ConfigError(
+            f"{source}: mlflow is set (tracking_uri: {settings['tracking_uri']}), but the mlflow package is not "
+            "installed in this Python, so no run could be logged. Install it: pip install 'kerasgrid[mlflow]' "
+            "(in a checkout, .venv/bin/pip install -e '.[mlflow]'), or remove the mlflow key to train without "
+            "tracking."
+        )
+    return {"tracking_uri": settings["tracking_uri"], "experiment": settings["experiment"]}
 
 
 def missing_config(folder, snakefile) -> ConfigError:

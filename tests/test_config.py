@@ -118,3 +118,37 @@ def test_a_reference_to_something_not_callable_is_refused_when_loaded(tmp_path):
     assert refs.source_file(ref) == module  # the name exists, so planning accepts it
     with pytest.raises(ConfigError, match=r"my\.yaml: model is '.*values\.py:build_model', but 'build_model' in it is 3, not a callable\. Point it to a function\."):
         refs.load(ref)
+
+
+MLFLOW = {"tracking_uri": "http://127.0.0.1:5000", "experiment": "digits"}
+
+
+def test_mlflow_logs_nothing_unless_set_and_changes_no_setting():
+    assert sweep_from_config(full_config(), "my.yaml").mlflow is None
+    tracked = sweep_from_config(full_config(mlflow=MLFLOW), "my.yaml")
+    assert tracked.mlflow == MLFLOW
+    assert tracked.settings() == sweep_from_config(full_config(), "my.yaml").settings()  # retrains nothing
+
+
+def test_mlflow_without_the_package_is_refused_before_training(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "mlflow" else real(name, *args))
+    with pytest.raises(ConfigError, match=(
+        r"^my\.yaml: mlflow is set \(tracking_uri: http://127\.0\.0\.1:5000\), but the mlflow package is not installed "
+        r"in this Python, so no run could be logged\. Install it: pip install 'kerasgrid\[mlflow\]' \(in a checkout, "
+        r"\.venv/bin/pip install -e '\.\[mlflow\]'\), or remove the mlflow key to train without tracking\.$")):
+        sweep_from_config(full_config(mlflow=MLFLOW), "my.yaml")
+
+
+def test_mlflow_needs_a_tracking_uri():
+    with pytest.raises(ConfigError, match=r"my\.yaml: the required key 'mlflow\.tracking_uri' is missing\. Add it: Where MLflow keeps the runs"):
+        check(full_config(mlflow={"experiment": "digits"}), SCHEMA, "my.yaml")
+
+
+def test_mlflow_settings_take_their_defaults_from_the_schema():
+    from kerasgrid.config import mlflow_settings
+
+    config = full_config(mlflow={"tracking_uri": "sqlite:///mlflow.db"})
+    assert mlflow_settings(config, "my.yaml", SCHEMA) == {"tracking_uri": "sqlite:///mlflow.db", "experiment": "kerasgrid"}
