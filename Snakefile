@@ -43,6 +43,11 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 
 
+if SWEEP.mlflow:
+
+    include: "workflow/rules/mlflow.smk"
+
+
 # The description heading `snakemake --report results/report.html`.
 report: "workflow/report/workflow.rst"
 
@@ -55,6 +60,7 @@ rule all:
         "results/leaderboard.html",
         rules.plots.output,
         search_plots,
+        mlflow_record,  # with `mlflow`: the sweep's runs logged to MLflow
     default_target: True
 
 
@@ -63,7 +69,8 @@ onstart:
 
 
 onsuccess:
-    run_ended("results/leaderboard.tsv", "results/best_params.yaml", "results/best_model.yaml", TRAINING_DATA)
+    run_ended("results/leaderboard.tsv", "results/best_params.yaml", "results/best_model.yaml", TRAINING_DATA,
+              MLFLOW_RECORD)
 
 
 onerror:

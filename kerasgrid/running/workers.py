@@ -144,7 +144,8 @@ class WorkerPool:
         # Signalled when a worker goes idle or ends: a job waiting for GPUs looks again.
         self._changed = threading.Condition(self._lock)
 
-    def run(self, task: dict) -> None:
+    def run(self, task: dict) -> list[str]:
+        """Run the task in a worker; the paragraphs it noted for the console (see `run_task`)."""
         worker = self._worker_for(task)
         try:
             reply = worker.run(task)
@@ -156,7 +157,7 @@ class WorkerPool:
 
             record_killed(task["params"], task["settings"], task["out_dir"], task["threads"], task["objective"],
                           f"TrialKilled: {exc}, {DEATHS_BEFORE_FAILED} times")
-            return
+            return []
         except BaseException:
             self._retire(worker, kill=True)
             raise
@@ -176,6 +177,7 @@ class WorkerPool:
             with self._changed:
                 self._idle[self._key(worker)].append(worker)
                 self._changed.notify_all()
+        return reply.get("notes", [])
 
     @staticmethod
     def _key(worker: Worker) -> tuple:
@@ -247,12 +249,14 @@ class WorkerPool:
             self._retire(worker)
 
 
-def run_task(task: dict) -> None:
+def run_task(task: dict) -> list[str]:
     """Run one task in this process, its output in its log (what a worker does per line).
 
     A task trains a trial, or with "best_params" writes the winner's model (kerasgrid.results.best_model).
     An error kerasgrid raises on purpose would only happen again: the task's next attempt in the
     same run raises it at once (kerasgrid.running.attempts) instead of training again.
+    Returns the paragraphs, already in the log, that the console should show too: a trial that
+    could not be logged to MLflow (the job still succeeds).
     """
     from kerasgrid.running import attempts
     from kerasgrid.running.logs import Reported, job_log
@@ -260,14 +264,17 @@ def run_task(task: dict) -> None:
     try:
         with job_log(task["log"]):
             attempts.raise_if_failed_before(task["log"])
-            _run(task)
+            notes = _run(task)
+            for note in notes:
+                print(f"kerasgrid: {note}", flush=True)
+            return notes
     except Reported as exc:
         if not isinstance(exc.error, attempts.RepeatedError):
             attempts.remember(task["log"], str(exc.error))
         raise
 
 
-def _run(task: dict) -> None:
+def _run(task: dict) -> list[str]:
     if "best_params" in task:
         from kerasgrid.results.best_model import save_best_model
 
@@ -276,18 +283,24 @@ def _run(task: dict) -> None:
             trials_dir=task["trials_dir"], scratch_dir=task["scratch_dir"], threads=task["threads"],
             source=task["source"],
         )
-    else:
-        from kerasgrid.trial.training import TRIAL_MODEL, run_trial
+        return []
+    from kerasgrid.trial.training import TRIAL_MODEL, run_trial
 
-        model_path = os.path.join(task["out_dir"], TRIAL_MODEL) if task.get("keep_model") else None
-        run_trial(task["params"], task["settings"], task["out_dir"], threads=task["threads"],
-                  objective=task["objective"], model_path=model_path, tensorboard_dir=task.get("tensorboard_dir"),
-                  epochs=task.get("epochs"), resume_from=task.get("resume_from"),
-                  save_state_to=task.get("save_state_to"), trial_id=task.get("trial_id"))
-        if task.get("resume_from") and not task.get("keep_states"):
-            from kerasgrid.trial.resume import remove_state
+    model_path = os.path.join(task["out_dir"], TRIAL_MODEL) if task.get("keep_model") else None
+    run_trial(task["params"], task["settings"], task["out_dir"], threads=task["threads"],
+              objective=task["objective"], model_path=model_path, tensorboard_dir=task.get("tensorboard_dir"),
+              epochs=task.get("epochs"), resume_from=task.get("resume_from"),
+              save_state_to=task.get("save_state_to"), trial_id=task.get("trial_id"))
+    if task.get("resume_from") and not task.get("keep_states"):
+        from kerasgrid.trial.resume import remove_state
 
-            remove_state(task["resume_from"])  # a halving rung's state, now carried on
+        remove_state(task["resume_from"])  # a halving rung's state, now carried on
+    if task.get("mlflow"):  # after the trial's files: a tracker's outage loses nothing
+        from kerasgrid.results.tracking import Target, log_trial
+
+        note = log_trial(Target(**task["mlflow"]), task["out_dir"])
+        return [note] if note else []
+    return []
 
 
 def _die_with_parent():
@@ -313,8 +326,7 @@ def serve(threads: int, reply_fd: int, cpu_devices: int = 1) -> None:
     for line in sys.stdin:
         task = json.loads(line)
         try:
-            run_task(task)
-            reply = {"ok": True}
+            reply = {"ok": True, "notes": run_task(task)}
         except Reported as exc:  # a KerasgridError, already in the log
             reply = {"ok": False, "error": str(exc.error), "kerasgrid_error": True}
         except BaseException as exc:  # noqa: BLE001 - reported to the job, which fails

@@ -13,6 +13,7 @@ from kerasgrid.records import check_writable
 from kerasgrid.results.best_model import saved_model_lines
 from kerasgrid.results.leaderboard import winner_lines
 from kerasgrid.results.tables import leaderboard_lines
+from kerasgrid.results.tracking import summary_lines as mlflow_lines
 from kerasgrid.running import attempts, runlock
 from kerasgrid.sweep import runs
 
@@ -70,6 +71,14 @@ def training_data_summary(wildcards):
     return TRAINING_DATA or []
 
 
+# With `mlflow`: what the sweep's last step logged to MLflow (rule mlflow_runs, workflow/rules/mlflow.smk).
+MLFLOW_RECORD = "results/mlflow.json" if SWEEP.mlflow else None
+
+
+def mlflow_record(wildcards):
+    return MLFLOW_RECORD or []
+
+
 # The aggregation rules' params are functions too: Snakemake would format plain strings as
 # patterns, and a grid key such as "a{b}" must reach the script as it is.
 def ranking_objective(wildcards):
@@ -117,13 +126,16 @@ def cancel_scheduler_timers():
             thread.cancel()
 
 
-def run_ended(leaderboard=None, best_params=None, best_model=None, training_data=None):
+def run_ended(leaderboard=None, best_params=None, best_model=None, training_data=None, mlflow_record=None):
     WORKERS.close()  # the warm workers (workflow/rules/running.smk)
     runlock.release()
     cancel_scheduler_timers()
     lines = summary_lines(training_data) if training_data else []
     if leaderboard:
         lines += [""] * bool(lines) + leaderboard_lines(leaderboard, SWEEP.objective)
+    tracked = mlflow_lines(mlflow_record) if mlflow_record else []  # where the runs are, or what is not logged
+    if tracked:
+        lines += [""] * bool(lines) + tracked
     if best_params:
         # A winner kept as weights only is said last but for the winner, which ends the run.
         note = saved_model_lines(best_model) if best_model else []

@@ -5,6 +5,7 @@
 import glob
 import os
 import shutil
+import sys
 
 from kerasgrid.results.best_model import WinnerState
 from kerasgrid.results.leaderboard import record_dir
@@ -137,6 +138,8 @@ def train(wildcards, params, output, threads, resources, log, confirm=False):
         "keep_states": SWEEP.keep_models,
         # Nor is writing TensorBoard logs; with it off, logs of an earlier training of this trial go.
         "tensorboard_dir": tensorboard_dir if SWEEP.tensorboard else None,
+        # Nor is logging to MLflow, done by the process that trains once the trial's files are written.
+        "mlflow": {**SWEEP.mlflow, "results": "results", "source": CONFIG_SOURCE} if SWEEP.mlflow else None,
         "log": log[0],
     }
     if not SWEEP.tensorboard:
@@ -164,6 +167,8 @@ def best_model(input, output, params, threads, resources, log):
 
 def run_task(task):
     if workflow.is_main_process:
-        WORKERS.run(task)  # TensorFlow stays imported between trials
+        notes = WORKERS.run(task)  # TensorFlow stays imported between trials
     else:
-        workers.run_task(task)  # a cluster job, or a run without the default profile
+        notes = workers.run_task(task)  # a cluster job, or a run without the default profile
+    for note in notes:  # what the job's log says and the console should too (a trial MLflow did not get)
+        print(f"kerasgrid: {note}", file=sys.stderr, flush=True)
