@@ -4,12 +4,15 @@
 `snakemake -s $(kerasgrid workflow) --cores 4 --configfile sweep.yaml`.
 `kerasgrid summary` ranks whatever trials have finished on disk, so it works during a sweep, after
 one, and after one that was stopped. It reads plain files only: no TensorFlow, no Snakemake.
+`kerasgrid mlflow` logs to MLflow whatever of a sweep is not logged yet (kerasgrid.results.tracking).
 """
 
 import argparse
 import sys
 from collections import Counter
 from pathlib import Path
+
+import yaml
 
 from kerasgrid import records
 from kerasgrid.errors import Direction, KerasgridError, Status
@@ -102,6 +105,60 @@ def summary(results="results", top: int = 10, metric: str | None = None, directi
     return lines
 
 
+def merged_configs(paths) -> dict:
+    """The configs in `paths`, each updating the one before at every level, as snakemake merges
+    the files given to --configfile."""
+    def merge(into: dict, update: dict) -> dict:
+        for key, value in update.items():
+            into[key] = merge(dict(into[key]), value) if isinstance(value, dict) and isinstance(into.get(key), dict) \
+                else value
+        return into
+
+    config: dict = {}
+    for path in paths:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise KerasgridError(f"cannot read {path}: {exc.strerror}. Name the sweep's config, as given to "
+                                 "snakemake --configfile (default: config.yaml).") from None
+        merge(config, yaml.safe_load(text) or {})
+    return config
+
+
+def log_to_mlflow(configs, results="results") -> list[str]:
+    """What `kerasgrid mlflow` prints, once it has logged every run of the sweep in `results` that is
+    not logged yet, and the sweep's parent run, to the tracker of the config's `mlflow` key."""
+    from kerasgrid.config import check, config_source, load_schema, mlflow_settings
+    from kerasgrid.errors import ConfigError
+    from kerasgrid.results.tracking import Target, log_sweep, write_summary
+
+    source = config_source(configs)
+    config = merged_configs(configs)
+    schema = load_schema(snakefile().parent / "workflow" / "schemas" / "config.schema.yaml")
+    check(config, schema, source)
+    settings = mlflow_settings(config, source, schema)
+    if settings is None:
+        raise ConfigError(
+            f"{source}: mlflow is not set, so there is no tracker to log to. Add it, e.g. mlflow: "
+            "{tracking_uri: http://127.0.0.1:5000, experiment: digits}, or name the config that has it."
+        )
+    if not (Path(results) / "trials").is_dir():
+        raise KerasgridError(f"{Path(results) / 'trials'} does not exist. Run a sweep first, or point --results at "
+                             "the folder a sweep wrote (the one that holds trials/).")
+    target = Target(**settings, results=str(results), source=source)
+    summary = log_sweep(target)
+    write_summary(summary, Path(results) / "mlflow.json")
+    if summary["error"]:
+        raise KerasgridError(summary["error"])
+    lines = [f"Logged {summary['logged']} trial runs to MLflow at {target.tracking_uri}, experiment "
+             f"'{target.experiment}' ({summary['up_to_date']} were logged already); the sweep's run is "
+             f"{summary['sweep_run_id']}."]
+    if not (Path(results) / "leaderboard.tsv").is_file():
+        lines.append("The sweep has no leaderboard yet: its run gets the leaderboard, the plots and the winner's "
+                     "model when snakemake finishes the sweep.")
+    return lines
+
+
 def snakefile() -> Path:
     """kerasgrid's Snakefile: shipped inside the installed package, or at the top of a checkout."""
     package = Path(__file__).resolve().parent
@@ -148,10 +205,27 @@ def main(argv=None) -> int:
             "logs land in that folder, and the paths in sweep.yaml are relative to it."
         ),
     )
+    track = commands.add_parser(
+        "mlflow",
+        help="log a sweep's runs to MLflow, skipping what is already logged",
+        description=(
+            "Log to the MLflow tracker that the config's mlflow key names every run of a trial on disk that is "
+            "not logged yet (a halving trial up to the rung it reached), then the sweep's parent run with the "
+            "leaderboard, best_params.yaml, the plots and the winner's model, as far as they exist. Whatever is "
+            "logged already is skipped, so it can run at any time: after the tracker was down, or for a sweep "
+            "trained before the key was set. Trains nothing."
+        ),
+    )
+    track.add_argument("configs", nargs="*", default=["config.yaml"], metavar="CONFIG",
+                       help="the sweep's config, as given to snakemake --configfile (several are merged in order; "
+                            "default: config.yaml)")
+    track.add_argument("--results", default="results", help="the folder the sweep wrote (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
         if args.command == "workflow":
             lines = [str(snakefile())]
+        elif args.command == "mlflow":
+            lines = log_to_mlflow(args.configs, args.results)
         else:
             lines = summary(args.results, args.top, args.metric, args.direction)
     except KerasgridError as exc:
