@@ -3,6 +3,8 @@
 import difflib
 import importlib.util
 import json
+import os
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -290,7 +292,16 @@ def mlflow_settings(config: dict, source: str, schema: dict | None = None) -> di
             "(in a checkout, .venv/bin/pip install -e '.[mlflow]'), or remove the mlflow key to train without "
             "tracking."
         )
-    return {"tracking_uri": settings["tracking_uri"], "experiment": settings["experiment"]}
+    uri = settings["tracking_uri"]
+    allowed = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("true", "1")
+    if urllib.parse.urlparse(uri).scheme in ("", "file") and not allowed:
+        raise ConfigError(
+            f"{source}: mlflow.tracking_uri is {uri}, a folder store, which MLflow 3 refuses (it keeps that backend "
+            "in maintenance mode), so no run could be logged. Use a database store, e.g. tracking_uri: "
+            "sqlite:///mlflow.db, or a tracking server (mlflow migrate-filestore moves a folder store's runs into "
+            "a database); or set MLFLOW_ALLOW_FILE_STORE=true in the environment snakemake runs in."
+        )
+    return {"tracking_uri": uri, "experiment": settings["experiment"]}
 
 
 def missing_config(folder, snakefile) -> ConfigError:

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,14 @@ def test_mlflow_settings_take_their_defaults_from_the_schema():
 
     config = full_config(mlflow={"tracking_uri": "sqlite:///mlflow.db"})
     assert mlflow_settings(config, "my.yaml", SCHEMA) == {"tracking_uri": "sqlite:///mlflow.db", "experiment": "kerasgrid"}
+
+
+@pytest.mark.parametrize("uri", ["file:///tmp/mlruns", "mlruns", "./mlruns"])
+def test_a_folder_store_mlflow_refuses_is_named_before_training(uri, monkeypatch):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    with pytest.raises(ConfigError, match=(
+        rf"^my\.yaml: mlflow\.tracking_uri is {re.escape(uri)}, a folder store, which MLflow 3 refuses .* Use a "
+        r"database store, e\.g\. tracking_uri: sqlite:///mlflow\.db, or a tracking server .*MLFLOW_ALLOW_FILE_STORE=true")):
+        sweep_from_config(full_config(mlflow={**MLFLOW, "tracking_uri": uri}), "my.yaml")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    assert sweep_from_config(full_config(mlflow={**MLFLOW, "tracking_uri": uri}), "my.yaml").mlflow["tracking_uri"] == uri
