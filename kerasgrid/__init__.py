@@ -4,7 +4,7 @@ The library holds the logic the workflow's rules call, a subpackage per stage of
 
 - `sweep/`: what the sweep's trials are called (ids from their params) and where their runs live;
 - `trial/`: one trial, built, trained on the fixed budget and recorded;
-- `results/`: the finished trials ranked, the winner picked, shown and saved;
+- `results/`: the finished trials ranked, the winner picked, shown and saved (and logged to MLflow);
 - `search/`: which trials to train next, and for how long (samplers, halving, adaptive rounds);
 - `running/`: how jobs run (warm workers, logs, retries, locks).
 
