@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kerasgrid.results.leaderboard import read_leaderboard
 
@@ -71,3 +72,22 @@ def test_workflow_prints_the_snakefile_of_this_checkout():
     from conftest import REPO
 
     assert kerasgrid("workflow").stdout == f"{REPO / 'Snakefile'}\n"
+
+
+def test_mlflow_explains_what_it_cannot_do(tmp_path):
+    config = {"model": "m.py:build", "data": {"train": "m.py:data"}, "grid": {"lr": [0.1]}}
+    (tmp_path / "plain.yaml").write_text(yaml.safe_dump(config))
+    unset = kerasgrid("mlflow", tmp_path / "plain.yaml", check=False)
+    assert unset.returncode == 1
+    assert unset.stderr == (f"kerasgrid: {tmp_path}/plain.yaml: mlflow is not set, so there is no tracker to log to. "
+                            "Add it, e.g. mlflow: {tracking_uri: http://127.0.0.1:5000, experiment: digits}, or name "
+                            "the config that has it.\n")
+    (tmp_path / "tracked.yaml").write_text(yaml.safe_dump({"mlflow": {"tracking_uri": "sqlite:///mlflow.db"}}))
+    nothing = kerasgrid("mlflow", "--results", tmp_path / "nowhere", tmp_path / "plain.yaml", tmp_path / "tracked.yaml",
+                        check=False)  # merged in order, as snakemake merges --configfile files
+    assert nothing.returncode == 1
+    assert nothing.stderr == (f"kerasgrid: {tmp_path}/nowhere/trials does not exist. Run a sweep first, or point "
+                              "--results at the folder a sweep wrote (the one that holds trials/).\n")
+    typo = kerasgrid("mlflow", tmp_path / "missing.yaml", check=False)
+    assert typo.stderr == (f"kerasgrid: cannot read {tmp_path}/missing.yaml: No such file or directory. Name the sweep's "
+                           "config, as given to snakemake --configfile (default: config.yaml).\n")
