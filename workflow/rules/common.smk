@@ -79,6 +79,10 @@ def mlflow_record(wildcards):
     return MLFLOW_RECORD or []
 
 
+def mlflow_target(wildcards):
+    return SWEEP.mlflow
+
+
 # The aggregation rules' params are functions too: Snakemake would format plain strings as
 # patterns, and a grid key such as "a{b}" must reach the script as it is.
 def ranking_objective(wildcards):

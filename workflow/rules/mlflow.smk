@@ -7,11 +7,6 @@
 localrules: mlflow_runs
 
 
-def mlflow_target(wildcards):
-    # A param: another tracker or experiment logs the sweep there too; the trials retrain nothing.
-    return SWEEP.mlflow
-
-
 rule mlflow_runs:
     input:
         leaderboard="results/leaderboard.tsv",
@@ -29,6 +24,7 @@ rule mlflow_runs:
     # else would only fail again.
     retries: 0
     params:
+        # Another tracker or experiment: the sweep is logged there too; the trials retrain nothing.
         target=mlflow_target,
         source=config_file,
     script:
