@@ -109,6 +109,8 @@ class Sweep:
     confirm: Confirm | None = None
     # search.seed: the seed of the draws (random) and proposals (tpe), or None to use `seed`.
     search_seed: int | None = None
+    # The user's callbacks function, or None.
+    callbacks: refs.Ref | None = None
 
     @property
     def sampler_seed(self) -> int:
@@ -189,9 +191,11 @@ class Sweep:
             "training_version": TRAINING_VERSION,
             **drawn,
         }
-        # Only when set, so that configs without it keep their trials (settings are a rerun trigger).
+        # Only when set, so that configs without them keep their trials (settings are a rerun trigger).
         if self.distribute:
             settings["distribute"] = self.distribute
+        if self.callbacks:
+            settings["callbacks"] = self.callbacks.text
         return json.loads(canonical(settings))
 
 
@@ -206,8 +210,9 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
     train = refs.parse_ref(config["data"]["train"], "data.train", source)
     val_text = config["data"].get("validation")
     validation = refs.parse_ref(val_text, "data.validation", source) if val_text else None
+    callbacks = refs.parse_ref(config["callbacks"], "callbacks", source) if config.get("callbacks") else None
     code_files = []
-    for ref in (model, train, validation):
+    for ref in (model, train, validation, callbacks):
         path = ref and refs.source_file(ref)
         if path is not None and str(path) not in code_files:
             code_files.append(str(path))
@@ -262,6 +267,7 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         fraction=fraction,
         repeats=config.get("repeats", 1),
         confirm=confirmation,
+        callbacks=callbacks,
     )
 
 

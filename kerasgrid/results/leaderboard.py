@@ -21,6 +21,8 @@ from kerasgrid.sweep import runs
 FIXED_COLUMNS = ["rank", "trial_id", "objective", "status", "fit_seconds", "error"]
 # With halving: the rung a trial reached (0 = the first) and the epochs it trained in all.
 HALVING_COLUMNS = ["rung", "epochs"]
+# Without halving, when a callback of the user's stopped a trial early: the epochs each trained.
+EPOCHS_COLUMN = "epochs"
 # With adaptive search: the round that proposed the trial (0 = the first).
 ROUND_COLUMN = "round"
 # With repeats: the standard deviation of the objective over the seeds (objective is their mean),
@@ -50,10 +52,11 @@ def leaderboard_rows(
     halving (`rungs`: the epochs each rung ends at), also the rung reached and epochs trained;
     with `repeats` above 1, the std over seeds and their count (objective is the mean); with
     `confirmed` (a confirm.merge ranking), whether the row was confirmed and its tuning rank and
-    objective."""
+    objective; if a trial's callbacks stopped it early (without halving), the epochs each trained."""
     halving = rungs is not None and len(rungs) > 1
+    stopped = not halving and any(record.get("stopped_early") for record in ranked)
     fixed = (FIXED_COLUMNS + [ROUND_COLUMN] * bool(rounds) + HALVING_COLUMNS * halving
-             + REPEAT_COLUMNS * (repeats > 1) + CONFIRM_COLUMNS * confirmed)
+             + REPEAT_COLUMNS * (repeats > 1) + CONFIRM_COLUMNS * confirmed + [EPOCHS_COLUMN] * stopped)
     param_columns = [f"param.{key}" if key in fixed else key for key in grid_keys]
     header = fixed[:2] + param_columns + fixed[2:]
     rows = []
@@ -79,6 +82,8 @@ def leaderboard_rows(
         if confirmed:
             tuning = record["tuning"]
             row += ["yes" if record["confirmed"] else "no", str(tuning["rank"]), _number(tuning["objective_value"])]
+        if stopped:
+            row.append(str(record.get("epochs_run", "")))
         rows.append(row)
     return header, rows
 

@@ -137,6 +137,7 @@ def train(wildcards, params, output, threads, resources, log, confirm=False):
         "keep_states": SWEEP.keep_models,
         # Nor is writing TensorBoard logs; with it off, logs of an earlier training of this trial go.
         "tensorboard_dir": tensorboard_dir if SWEEP.tensorboard else None,
+        "halving": SWEEP.halving and not confirm,  # no callback may stop a rung early
         "log": log[0],
     }
     if not SWEEP.tensorboard:
