@@ -6,7 +6,7 @@ any folder: `snakemake -s $(kerasgrid workflow) --cores N --configfile my.yaml`.
 
 import os
 
-from kerasgrid.config import missing_config
+from kerasgrid.config import missing_config, read_config
 
 
 # A config given on the command line is the whole sweep: the demo config.yaml is read only when
@@ -15,6 +15,7 @@ from kerasgrid.config import missing_config
 if not workflow.overwrite_configfiles:
     if not os.path.exists("config.yaml"):
         raise missing_config(os.getcwd(), workflow.main_snakefile)
+    read_config("config.yaml")  # a YAML syntax error with its line: Snakemake's own message names neither
 
     configfile: "config.yaml"
 

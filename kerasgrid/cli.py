@@ -1,7 +1,8 @@
-"""The `kerasgrid` command: where the workflow is, and a sweep's results in a terminal.
+"""The `kerasgrid` command: a first project, a config checked, the workflow's path, a sweep's results.
 
 `kerasgrid workflow` prints the path of kerasgrid's Snakefile, for running a sweep from any folder:
 `snakemake -s $(kerasgrid workflow) --cores 4 --configfile sweep.yaml`.
+`kerasgrid init` and `kerasgrid check` start a project folder and check its config (kerasgrid.project).
 `kerasgrid summary` ranks whatever trials have finished on disk, so it works during a sweep, after
 one, and after one that was stopped. It reads plain files only: no TensorFlow, no Snakemake.
 """
@@ -11,7 +12,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from kerasgrid import records
+from kerasgrid import project, records
 from kerasgrid.errors import Direction, KerasgridError, Status
 from kerasgrid.results.leaderboard import format_winner, leaderboard_rows
 from kerasgrid.results.ranking import epochs_target, rank
@@ -121,6 +122,42 @@ def _at_least_one(text: str) -> int:
     return number
 
 
+def add_project_commands(commands) -> None:
+    """`kerasgrid init` and `kerasgrid check`."""
+    init = commands.add_parser(
+        "init",
+        help="write a first sweep (a model file and sweep.yaml) that runs as it is",
+        description=(
+            "Write a small working project into FOLDER: model.py (a Keras model and its data, "
+            "scikit-learn's bundled digits, commented) and sweep.yaml (a small grid, commented). "
+            "It overwrites nothing: if either file is there, it writes neither."
+        ),
+    )
+    init.add_argument("folder", nargs="?", default=".", metavar="FOLDER",
+                      help="where to write them, made if missing (default: the current folder)")
+    check = commands.add_parser(
+        "check",
+        help="check a sweep's config and say what the sweep will do, without training",
+        description=(
+            "Check CONFIG as a snakemake run would before it trains (YAML syntax with the line and "
+            "column, unknown keys, references to the model and data functions, ranges, search), "
+            "import the model and data functions, and print what the sweep will do: the strategy, "
+            "candidates and runs, the budget and the objective. Paths in CONFIG are relative to the "
+            "current folder, as they are for snakemake. Exits with 1 on an error."
+        ),
+    )
+    check.add_argument("config", nargs="?", default="config.yaml", metavar="CONFIG",
+                       help="the sweep's config file (default: %(default)s, as for snakemake)")
+
+
+def project_command(args) -> list[str]:
+    """The lines `kerasgrid init` or `kerasgrid check` prints."""
+    workflow = snakefile().parent
+    if args.command == "init":
+        return project.init(args.folder, workflow / project.STARTER)
+    return project.check(args.config, workflow / project.SCHEMA)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="kerasgrid", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -148,10 +185,13 @@ def main(argv=None) -> int:
             "logs land in that folder, and the paths in sweep.yaml are relative to it."
         ),
     )
+    add_project_commands(commands)
     args = parser.parse_args(argv)
     try:
         if args.command == "workflow":
             lines = [str(snakefile())]
+        elif args.command in ("init", "check"):
+            lines = project_command(args)
         else:
             lines = summary(args.results, args.top, args.metric, args.direction)
     except KerasgridError as exc:

@@ -1,5 +1,6 @@
 """The sweep a config describes, and one-paragraph errors for configs that describe none."""
 
+import copy
 import difflib
 import json
 from dataclasses import dataclass, field
@@ -24,6 +25,73 @@ TRAINING_VERSION = 1
 def load_schema(path) -> dict:
     with open(path, encoding="utf-8") as handle:
         return yaml.safe_load(handle)
+
+
+def read_config(path) -> dict:
+    """The config in the file `path` as Snakemake reads a configfile (JSON, else YAML with
+    yaml.FullLoader: snakemake.common.configfile), or a ConfigError naming the line and column of a
+    syntax error, which Snakemake's own message leaves out."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} does not exist (looked for it relative to {Path.cwd()}). Give the path of your sweep's "
+            "config, relative to the folder you run from."
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not text in UTF-8 ({exc.reason} at byte {exc.start}). Save it as UTF-8.") from None
+    try:
+        config = json.loads(text)
+    except ValueError:
+        try:
+            config = yaml.load(text, Loader=yaml.FullLoader)
+        except yaml.YAMLError as exc:
+            raise ConfigError(yaml_error(path, text, exc)) from None
+    if not isinstance(config, dict):
+        what = "nothing" if config is None else json.dumps(config, default=str)[:60]
+        raise ConfigError(
+            f"{path} holds {what}, not keys: a sweep config is a mapping of keys to values (model: ..., data: ..., "
+            "grid: ...). Write one key per line, as in the sweep.yaml that `kerasgrid init` writes."
+        )
+    return config
+
+
+def yaml_error(path, text: str, exc: yaml.YAMLError) -> str:
+    """A YAML syntax error as one paragraph: the file, the line and column, the line itself, the fix."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return f"{path} is not valid YAML: {exc}. Fix the file."
+    problem = getattr(exc, "problem", None) or str(exc)
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    opened = f" ({context} that starts at line {start.line + 1}, column {start.column + 1})" if context and start else ""
+    lines = text.splitlines()
+    shown = lines[mark.line].rstrip() if mark.line < len(lines) else ""
+    reads = f"; line {mark.line + 1} reads {shown!r}" if shown.strip() else ""
+    return (
+        f"{path}, line {mark.line + 1}, column {mark.column + 1} is not valid YAML: {problem}{opened}{reads}. "
+        "Fix the YAML there or just before it: usually a [ or { left open, a tab in the indentation, or a value "
+        "that holds ': ' or ' #', or starts with one of [ { * & ! | > ' \" % @, written without quotes."
+    )
+
+
+def fill_defaults(config: dict, schema: dict) -> dict:
+    """`config` (schema-valid) with the schema's defaults filled in, in place, as the workflow's
+    snakemake.utils.validate fills them: the recipe from jsonschema's FAQ, a default set wherever a
+    `properties` keyword meets an object (those of a key's own default included). For `kerasgrid
+    check`, which runs without Snakemake; tests/test_config.py holds the two to the same result."""
+    base = jsonschema.validators.validator_for(schema)
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, subschema):
+        if validator.is_type(instance, "object"):
+            for name, property_schema in properties.items():
+                if "default" in property_schema:
+                    # A copy: the schema is read once and may fill several configs.
+                    instance.setdefault(name, copy.deepcopy(property_schema["default"]))
+        yield from validate_properties(validator, properties, instance, subschema)
+
+    jsonschema.validators.extend(base, {"properties": set_defaults})(schema).validate(config)
+    return config
 
 
 def explain(config: dict, schema: dict, source: str) -> str | None:
