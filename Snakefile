@@ -41,6 +41,13 @@ if SWEEP.confirm:
 
 
 include: "workflow/rules/aggregate.smk"
+
+
+if SWEEP.several_objectives:
+
+    include: "workflow/rules/pareto.smk"
+
+
 include: "workflow/rules/report.smk"
 
 
@@ -56,6 +63,7 @@ rule all:
         "results/leaderboard.html",
         rules.plots.output,
         search_plots,
+        front_files,
     default_target: True
 
 

@@ -10,8 +10,8 @@ import jsonschema
 import yaml
 
 from kerasgrid import search
-from kerasgrid.errors import ConfigError
-from kerasgrid.results import repeats
+from kerasgrid.errors import ConfigError, Direction
+from kerasgrid.results import pareto, repeats
 from kerasgrid.results.confirm import Confirm
 from kerasgrid.search.rounds import round_sizes
 from kerasgrid.sweep import refs, runs
@@ -185,6 +185,11 @@ class Sweep:
         return self.seed if self.search_seed is None else self.search_seed
 
     @property
+    def several_objectives(self) -> bool:
+        """Whether the trials are ranked on several objectives, by Pareto front."""
+        return len(self.objective.get("objectives") or []) > 1
+
+    @property
     def halving(self) -> bool:
         return len(self.rungs) > 1
 
@@ -224,7 +229,8 @@ class Sweep:
             "seed": self.sampler_seed,
             "size": self.round_sizes[index],
             "grid": search.describe_space(self.space),
-            "objective": {"metric": self.objective["metric"], "direction": self.objective["direction"]},
+            # What the sampler is told (not which trial of a front wins).
+            "objective": {key: value for key, value in self.objective.items() if key != "winner"},
         }))
 
     def settings(self, seed: int | None = None) -> dict:
@@ -285,15 +291,7 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         if path is not None and str(path) not in code_files:
             code_files.append(str(path))
 
-    objective = dict(config["objective"])
-    if objective.get("metric") is None:
-        objective["metric"] = "val_loss" if validation else "loss"
-    elif objective["metric"].startswith("val_") and not validation:
-        raise ConfigError(
-            f"{source}: objective.metric is '{objective['metric']}', a validation metric, but "
-            "data.validation is not set, so no trial logs it. Set data.validation to a data "
-            "callable, or rank on a training metric such as objective.metric: loss."
-        )
+    objective = _objective(config, validation is not None, source)
 
     space = search.parse_space(config["grid"], source)
     sampler = _sampler(config["search"], space, config["max_trials"], source)
@@ -337,6 +335,37 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         confirm=confirmation,
         callbacks=callbacks,
     )
+
+
+def _objective(config: dict, validation: bool, source: str) -> dict:
+    """What ranks the trials (kerasgrid.results.ranking): {metric, direction} of one objective, as
+    ever; with several, or with constraints, also `objectives`, `constraints` and `winner`."""
+    given = config["objective"]
+    listed = isinstance(given, list)
+    objectives = []
+    for i, item in enumerate(given if listed else [given]):
+        key = f"objective[{i}].metric" if listed else "objective.metric"
+        metric = item.get("metric")
+        if metric is None:
+            metric = "val_loss" if validation else "loss"
+        elif metric.startswith("val_") and not validation:
+            raise ConfigError(
+                f"{source}: {key} is '{metric}', a validation metric, but data.validation is not set, "
+                f"so no trial logs it. Set data.validation to a data callable, or rank on a training "
+                f"metric such as {key}: loss."
+            )
+        if any(o["metric"] == metric for o in objectives):
+            raise ConfigError(f"{source}: {key} is '{metric}', which an objective before it ranks on already. "
+                              "Give each metric once.")
+        objectives.append({"metric": metric, "direction": item.get("direction") or Direction.MIN.value})
+    constraints = [pareto.parse_constraint(text, i, source).text for i, text in enumerate(config.get("constraints") or [])]
+    winner = config.get("winner") or pareto.WINNER_RULES[0]
+    if len(objectives) == 1 and not constraints:
+        if winner != pareto.WINNER_RULES[0]:
+            raise ConfigError(f"{source}: winner is '{winner}', but there is one objective, whose best trial wins. "
+                              "Give objective a list of several, or leave winner out.")
+        return dict(objectives[0])
+    return {**objectives[0], "objectives": objectives, "constraints": constraints, "winner": winner}
 
 
 def missing_config(folder, snakefile) -> ConfigError:

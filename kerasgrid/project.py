@@ -106,15 +106,21 @@ def describe(sweep: Sweep) -> list[tuple[str, str]]:
     budget = sweep.budget
     size = ("batch size from the grid" if "batch_size" in sweep.grid_keys
             else f"batch size {budget['batch_size']} where a data function returns whole arrays")
-    direction = "lower" if sweep.objective["direction"] == Direction.MIN.value else "higher"
+    objectives = sweep.objective.get("objectives") or [sweep.objective]
+    ranked = "; ".join(f"{o['metric']}, {'lower' if o['direction'] == Direction.MIN.value else 'higher'} is better "
+                       f"({o['direction']})" for o in objectives)
+    if len(objectives) > 1:
+        ranked = f"by Pareto front of {ranked}; the winner: {sweep.objective['winner']}"
     lines = [
         ("search", found),
         ("halving", _halving(sweep, candidates)),
         ("budget", f"{_count(budget['epochs'], 'epoch')} of {_count(budget['steps_per_epoch'], 'step')}, "
                    f"{_count(budget['validation_steps'], 'validation step')} each; {size}"),
-        ("objective", f"{sweep.objective['metric']}, {direction} is better ({sweep.objective['direction']})"),
+        ("objective", ranked),
         ("runs", _runs(sweep, candidates)),
     ]
+    if sweep.objective.get("constraints"):
+        lines.append(("constraints", ", ".join(sweep.objective["constraints"]) + " (others rank after these)"))
     if sweep.fraction < 1:
         lines.append(("data", f"the tuning runs train on a fraction {sweep.fraction} of the training data"))
     if sweep.confirm:
@@ -158,9 +164,9 @@ def _runs(sweep: Sweep, candidates: int) -> str:
 
 
 def import_callables(sweep: Sweep) -> list[tuple[str, str]]:
-    """Import the model and data functions, as every trial will: (topic, text) pairs if they
-    import, a ConfigError naming the key, the file and line, and the exception if one does not."""
-    for ref in (sweep.model, sweep.train, sweep.validation):
+    """Import the model, data and callbacks functions, as every trial will: (topic, text) pairs if
+    they import, a ConfigError naming the key, the file and line, and the exception if one does not."""
+    for ref in (sweep.model, sweep.train, sweep.validation, sweep.callbacks):
         if ref is None:
             continue
         try:
@@ -174,7 +180,8 @@ def import_callables(sweep: Sweep) -> list[tuple[str, str]]:
                 "trial would fail with this error."
             ) from exc
     data = [ref.text for ref in (sweep.train, sweep.validation) if ref]
-    return [("model", f"{sweep.model.text} imports"), ("data", f"{' and '.join(data)} import")]
+    found = [("model", f"{sweep.model.text} imports"), ("data", f"{' and '.join(data)} import")]
+    return found + ([("callbacks", f"{sweep.callbacks.text} imports")] if sweep.callbacks else [])
 
 
 def _where(exc: BaseException) -> str:

@@ -128,7 +128,7 @@ def edit(path: Path, old: str, new: str) -> None:
          r"sequence that starts at line \d+, column 10\); line \d+ reads '  activation: \[relu, tanh\]'\. Fix the YAML"),
         ("sweep.yaml", "seed: 0 ", "sed: 0 ",
          r"sweep\.yaml: 'sed' is not a key kerasgrid knows \(did you mean 'seed'\?\)\. Remove or rename it; the keys "
-         r"allowed here are: model, data, "),
+         r"allowed here are: model, callbacks, data, "),
         ("sweep.yaml", "model: model.py:", "model: models.py:",
          rf"sweep\.yaml: model is 'models\.py:build_model', but the file models\.py does not exist \(looked for it "
          rf"relative to {{folder}}\)\. Fix the path, or run snakemake from the folder the path is relative to\."),

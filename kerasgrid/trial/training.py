@@ -61,19 +61,33 @@ def build_model(build, params: dict):
     return model
 
 
-def _objective_guard(metric: str, source: str, first_epoch: int = 0):
+def ranked_metrics(objective: dict) -> list[tuple[str, str]]:
+    """(config key, metric) of every logged metric the sweep ranks on: each objective's and each
+    constraint's, leaving out what kerasgrid measures itself (records.MEASURES)."""
+    objectives = objective.get("objectives") or [objective]
+    keys = [("objective.metric" if len(objectives) == 1 else f"objective[{i}].metric", o["metric"])
+            for i, o in enumerate(objectives)]
+    for i, text in enumerate(objective.get("constraints") or []):
+        keys.append((f"constraints[{i}]", text.split()[0] if text.split() else text))
+    return [(key, metric) for key, metric in keys if metric not in records.MEASURES]
+
+
+def _objective_guard(checked: list[tuple[str, str]], source: str, first_epoch: int = 0):
     import keras
 
     class ObjectiveGuard(keras.callbacks.Callback):
-        """Stops the sweep after the first epoch if the objective is not among the logged metrics."""
+        """Stops the sweep after the first epoch if a metric it ranks on is not among the logged ones."""
 
         def on_epoch_end(self, epoch, logs=None):
-            if epoch == first_epoch and metric not in (logs or {}):
+            missing = [(key, metric) for key, metric in checked if metric not in (logs or {})]
+            if epoch == first_epoch and missing:
+                key, metric = missing[0]
                 logged = ", ".join(sorted(logs or {})) or "nothing"
                 raise ConfigError(
-                    f"{source}: objective.metric is '{metric}', but the model logs only: {logged}. "
-                    "Set objective.metric to one of these (and objective.direction to min for "
-                    "losses, max for accuracies), or add the metric in model.compile(metrics=...)."
+                    f"{source}: {key} is '{metric}', but the model logs only: {logged}. Set {key} to "
+                    "one of these (and its direction to min for losses, max for accuracies) or to one of "
+                    f"kerasgrid's measures ({', '.join(records.MEASURES)}), or add the metric in "
+                    "model.compile(metrics=...)."
                 )
 
     return ObjectiveGuard()
@@ -237,6 +251,7 @@ def new_record(params: dict, settings: dict, out_dir: Path, threads: int, object
         "devices": None,
         "cuda_visible_devices": None,
         "saved_model": None,
+        "measures": None,  # records.MEASURES, once trained
         # {by, epoch}: the user's callback that stopped training before its epochs, and after which
         # epoch; None if training ran its course (or diverged).
         "stopped_early": None,
@@ -272,6 +287,7 @@ class TrialRun:
     tensorboard_dir: str | os.PathLike | None = None
     trial_id: str | None = None
     halving: bool = False  # a rung of successive halving: no callback may stop it early
+    checked: tuple = ()  # (config key, metric) of each logged metric it ranks on: ranked_metrics
 
 
 def run_trial(
@@ -315,8 +331,11 @@ def run_trial(
 
     objective = dict(objective or {"metric": "val_loss" if settings["validation"] else "loss"})
     source = objective.pop("source", "the config")
+    checked = tuple(ranked_metrics(objective))
+    # The record keeps the first objective; the others and the constraints only rank.
+    objective = {key: objective[key] for key in ("metric", "direction") if key in objective}
     run = TrialRun(Path(out_dir), threads, objective, source, epochs or settings["budget"]["epochs"], model_path,
-                   resume_from, save_state_to, tensorboard_dir, trial_id, halving)
+                   resume_from, save_state_to, tensorboard_dir, trial_id, halving, checked)
     state = _prepare(run, params)
     configure_tensorflow(threads, settings["seed"], cpu_devices=devices.cpu_devices(settings))
     strategy, trains_on = devices.strategy(settings, source)
@@ -332,6 +351,7 @@ def run_trial(
         theirs, watch = _user_callbacks(run, params, settings, state)
         history = _fit(run, params, settings, record, state, strategy, model, datasets, history_tmp, theirs)
         _stopped_early(run, record, watch)
+        _measure(record, model, datasets)
     except (ConfigError, MemoryError):
         history_tmp.unlink(missing_ok=True)
         raise  # a wrong config stops the sweep; memory exhaustion is for Snakemake's retries
@@ -464,7 +484,7 @@ def _fit(run: TrialRun, params: dict, settings: dict, record: dict, state, strat
     # The user's after TerminateOnNaN (a stop it asks for is no callback of theirs), and before what
     # logs an epoch, so that what they add to it (ReduceLROnPlateau's learning_rate) is logged too.
     callbacks += [keras.callbacks.TerminateOnNaN(), *theirs, csv_logger,
-                  _objective_guard(run.objective["metric"], run.source, first_epoch)]
+                  _objective_guard(list(run.checked), run.source, first_epoch)]
     if run.tensorboard_dir is not None:  # imported only when asked for: off costs nothing
         from kerasgrid.trial.tensorboard_logs import tensorboard_callback
 
@@ -492,6 +512,31 @@ def _fit(run: TrialRun, params: dict, settings: dict, record: dict, state, strat
             csv_logger.csv_file.close()  # Keras closes it only when training ends normally
 
 
+def _measure(record: dict, model, datasets: dict) -> None:
+    """What the trial measures besides its history (records.MEASURES): trainable parameters, fit
+    seconds, and the median of 10 predictions of one batch of validation data (training data
+    without), warm, in milliseconds. A prediction that fails leaves predict_ms None: the trial
+    trained, and is no worse for it."""
+    import numpy as np
+
+    measures = {"params_count": int(sum(np.prod(v.shape, dtype=np.int64) for v in model.trainable_weights)),
+                "fit_seconds": record["fit_seconds"], "predict_ms": None}
+    record["measures"] = measures
+    try:
+        batch = next(iter(datasets.get("validation", datasets["train"])))
+        inputs = batch[0] if isinstance(batch, tuple) else batch
+        model.predict_on_batch(inputs)  # traces the predict function: not timed
+        times = []
+        for _ in range(10):
+            started = time.perf_counter()
+            model.predict_on_batch(inputs)
+            times.append(time.perf_counter() - started)
+        measures["predict_ms"] = round(sorted(times)[len(times) // 2] * 1000, 4)
+    except Exception as exc:  # noqa: BLE001 - a measure is no reason to fail a trained trial
+        print(f"kerasgrid: could not time a prediction ({type(exc).__name__}: {exc}); predict_ms is null",
+              flush=True)
+
+
 def _record_failure(record: dict, exc: Exception) -> None:
     """The user's code raised: the trial failed, with the error in its log and its record."""
     traceback.print_exc()
@@ -517,7 +562,9 @@ def _judge(run: TrialRun, record: dict, history: dict) -> None:
             )
             print(f"kerasgrid: trial diverged: {record['error']}", flush=True)
         else:
-            record["objective"]["value"] = metrics[run.objective["metric"]]["final"]
+            metric = run.objective["metric"]
+            record["objective"]["value"] = (metrics[metric]["final"] if metric in metrics
+                                            else record["measures"][metric])
 
 
 def _write(run: TrialRun, record: dict, history: dict, history_tmp: Path, model, build, started: float,

@@ -101,6 +101,11 @@ def search_plots(wildcards):
     return ["results/plots/optimization_history.png"] if SWEEP.adaptive else []
 
 
+def front_files(wildcards):
+    """With several objectives, the Pareto front: its table and its plot (workflow/rules/pareto.smk)."""
+    return ["results/pareto.tsv", "results/plots/pareto.png"] if SWEEP.several_objectives else []
+
+
 def run_started():
     runlock.claim()
     attempts.forget()  # errors of earlier runs: the user may have fixed their cause
