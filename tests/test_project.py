@@ -249,3 +249,15 @@ def test_check_describes_halving_adaptive_search_repeats_and_confirm(workflow):
     assert lines[1] == "  search     random: 9 candidates drawn from 12 combinations (seed 0)"
     assert lines[2] == "  halving    on (eta 3): rungs end at 1, 3, 9 epochs, which at most 9, 3, 1 candidates reach"
     assert lines[5] == "  runs       9 in the first rung, at most 13 in all: one per candidate, seed 0"
+
+
+def test_check_describes_several_objectives_constraints_and_callbacks(workflow):
+    config = tiny_config(objective=[{"metric": "val_loss"}, {"metric": "params_count"}], winner="knee",
+                         constraints=["predict_ms <= 3"], callbacks="examples/digits.py:callbacks")
+    workflow.write_config(config)
+    lines = kerasgrid(workflow.root, "check", "my.yaml").stdout.splitlines()
+    assert ("  objective  by Pareto front of val_loss, lower is better (min); params_count, lower is better (min); "
+            "the winner: knee") in lines
+    assert any(line.split() == ["constraints", "predict_ms", "<=", "3", "(others", "rank", "after", "these)"]
+               for line in lines)
+    assert any(line.split()[:2] == ["callbacks", "examples/digits.py:callbacks"] for line in lines)

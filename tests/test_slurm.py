@@ -178,6 +178,7 @@ def test_a_halving_sweep_submits_every_rung_as_a_job_and_ranks_as_locally(cluste
     config = halving_config([0.1, 0.2, 0.3])
     config["grid"]["fault"] = ["none"]
     config["callbacks"] = "known.py:callbacks"  # a user's callback, its state carried from job to job
+    config["objective"] = [{"metric": "loss"}, {"metric": "params_count"}]  # promoted by Pareto front
     local = Workflow(Path(shutil.copytree(cluster.root, tmp_path / "local", symlinks=True)))
     local.write_config(config)
     local_result = local.run(RANKING, "--cores", "2", "--configfile", "my.yaml")
@@ -190,6 +191,7 @@ def test_a_halving_sweep_submits_every_rung_as_a_job_and_ranks_as_locally(cluste
     rows = read_leaderboard(cluster.path(RANKING))
     assert without_timing(rows) == without_timing(read_leaderboard(local.path(RANKING)))
     assert [(row["q"], row["rung"]) for row in rows] == [("0.1", "2"), ("0.2", "0"), ("0.3", "0")]
+    assert [(row["pareto_rank"], row["params_count"]) for row in rows] == [("1", "2"), ("1", "2"), ("2", "2")]
     assert "localcheckpoint promotions:" in local_result.output
     # Three jobs trained the winner (to epochs 1, 3, 9); its callback counted on from rung to rung.
     winner = cluster.path(f"results/trials/{rows[0]['trial_id']}")
