@@ -41,6 +41,7 @@ if SWEEP.confirm:
 
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/importance.smk"
 
 
 # The description heading `snakemake --report results/report.html`.
@@ -54,6 +55,7 @@ rule all:
         "results/best_model.yaml",  # and best_model.keras (or .weights.h5): see rule best_model
         "results/leaderboard.html",
         rules.plots.output,
+        rules.importance.output,
         search_plots,
     default_target: True
 
