@@ -4,6 +4,7 @@ sweep leaves), and from a real sweep."""
 import itertools
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from kerasgrid.results.leaderboard import write_leaderboard
-from kerasgrid.search import describe_space, parse_space
-from kerasgrid.search import importance
+from kerasgrid.search import describe_space, importance, parse_space
 from kerasgrid.sweep.grid import trial_id
 from test_halving import known  # noqa: F401 - the fixture
-from test_plots import assert_png, texts
+from test_plots import assert_png, record, rows, sweep_folder, texts, write_run
 
 LOSS = {"metric": "loss", "direction": "min"}
 ACCURACY = {"metric": "accuracy", "direction": "max"}
@@ -29,42 +29,10 @@ def lr_matters(params):
     return {"loss": (math.log10(params["lr"]) + 2.5) ** 2, "accuracy": params["units"] / 32}
 
 
-def record(params, metrics, status="ok", **extra):
-    return {"trial_id": trial_id(params), "status": status, "params": params, "error": None if status == "ok" else "E",
-            "metrics": {name: {"final": value} for name, value in metrics.items()} if status == "ok" else {},
-            "fit_seconds": 1.0, **extra}
-
-
-def write_run(folder, rec):
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "metrics.json").write_text(json.dumps(rec))
-    (folder / "params.json").write_text(json.dumps(rec["params"]))
-    return folder / "metrics.json"
-
-
-def sweep_folder(tmp_path, grid, metrics, objective=LOSS, statuses=None):
-    """A results folder of a finished plain sweep over every combination of `grid`: each trial's
-    metrics are `metrics(params)`, its status `statuses.get(trial id, "ok")`; then its leaderboard."""
-    space = parse_space(grid, "test")
-    keys = list(space)
-    paths = []
-    for values in itertools.product(*(dim.finite_values() for dim in space.values())):
-        params = dict(zip(keys, values))
-        status = (statuses or {}).get(trial_id(params), "ok")
-        paths.append(write_run(tmp_path / "results" / "trials" / trial_id(params), record(params, metrics(params), status)))
-    write_leaderboard(paths, objective, keys, tmp_path / "results" / "leaderboard.tsv")
-    return tmp_path / "results"
-
-
 def compute(results, grid, objectives=(LOSS,), seed=0, name="importance", **kwargs):
     return importance.write_importance(
         results / "leaderboard.tsv", list(objectives), describe_space(parse_space(grid, "test")), seed,
         table=results / f"{name}.tsv", plot=results / "plots" / f"{name}.png", **kwargs)
-
-
-def rows(path):
-    header, *lines = path.read_text().splitlines()
-    return [dict(zip(header.split("\t"), line.split("\t"))) for line in lines]
 
 
 def test_the_key_that_matters_gets_nearly_all_the_importance_and_a_constant_key_none(tmp_path):
@@ -230,10 +198,10 @@ def test_a_sweep_of_too_few_trials_writes_both_files_with_why_and_succeeds(tiny_
 
 def test_a_halving_sweep_finds_the_one_key_its_loss_depends_on(known):
     """KNOWN_LOSSES' model outputs q and never learns: its loss is q squared at every epoch, and
-    colour changes nothing. 10 candidates; 4 go on to epoch 3, 2 to epoch 9."""
+    colour changes nothing. 10 candidates (q a range: 0.1 to 0.5); 4 go on to epoch 3, 2 to epoch 9."""
     config = {"model": "known.py:build_model", "data": {"train": "known.py:data"},
               "budget": {"epochs": 9, "steps_per_epoch": 1}, "search": {"halving": {"eta": 3, "min_epochs": 1}},
-              "grid": {"q": [0.1, 0.2, 0.3, 0.4, 0.5], "colour": ["red", "blue"]}}
+              "grid": {"q": {"low": 0.1, "high": 0.5, "num": 5}, "colour": ["red", "blue"]}}
     known.sweep(config)
     table = {row["hyperparameter"]: row for row in rows(known.path("results/importance.tsv"))}
     assert float(table["q"]["loss"]) > 0.9 and float(table["colour"]["loss"]) < 0.05
@@ -241,3 +209,10 @@ def test_a_halving_sweep_finds_the_one_key_its_loss_depends_on(known):
     assert_png(known.path("results/plots/importance.png"))
     assert known.path("logs/importance.log").read_text() == ""  # nothing printed: no Optuna chatter
     assert "Nothing to be done" in known.sweep(config).output
+
+    # The report's captions say which trials each figure compares.
+    known.run("--configfile", "my.yaml", "--report", "results/report.html")
+    html = known.path("results/report.html").read_text(encoding="utf-8")
+    captions = {entry["name"]: entry["caption"] for entry in json.loads(re.search(r"var results = ({.*});\n", html).group(1)).values()}
+    assert "With halving, every candidate counts at the first rung" in captions["importance.png"]
+    assert "coloured by the rung its trial stopped" in captions["param_effects.png"]

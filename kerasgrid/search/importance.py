@@ -6,10 +6,13 @@ what each key explains on its own (its importance, a share between 0 and 1) and 
 explain only together (the rest). Optuna's evaluator is used as it is (`FanovaImportanceEvaluator`,
 on an in-memory study rebuilt from the trials' files as TPE's is, kerasgrid.search.optuna_space),
 with its forest seeded by the sweep's seed: the same trials give the same importances. The shares
-are Optuna's unnormalised ones, so that what the keys explain together stays in sight.
+are Optuna's unnormalised ones, so that what the keys explain together stays in sight. Optuna's,
+because kerasgrid ships it (and scikit-learn) already; fANOVA rather than its default PED-ANOVA,
+which sets the best 10% of the trials against the rest (one trial of a 12-trial grid), or its
+impurity-based evaluator, which favours keys with many values.
 
 Which trials: those ok, each with its objectives' mean over its seeds (with repeats), from its
-tuning run (with confirm: the finalists' confirmations trained on another budget). With halving,
+tuning run (with confirm, not the finalists' confirmations, trained on another budget). With halving,
 the first rung's records: every candidate trained the same epochs there, whereas the later rungs
 hold only the trials promoted for being good, in which the keys that decided the promotions
 hardly vary any more. A key that did not vary among them gets no importance (an empty cell, not
@@ -115,16 +118,18 @@ def observed_trials(leaderboard_path, objectives: list[dict], rungs=None, seeds=
     return observed
 
 
-def importances(observed: list[Observed], objectives: list[dict], space: dict[str, Dimension], seed: int,
-                **context) -> Importances:
+def importances(observed: list[Observed], objectives: list[dict], space: dict[str, Dimension], seed: int, *,
+                epochs: int | None = None, seeds: int = 1, confirmed: bool = False) -> Importances:
     """fANOVA's importance of each key of `space` for each objective, over the `observed` trials,
-    its forest seeded with `seed`. `context`: Importances' epochs, seeds and confirmed, for the words."""
+    its forest seeded with `seed`. `epochs`, `seeds` and `confirmed` say where the trials' values
+    come from, for the figure's words (see Importances)."""
     keys = list(space)
     distinct = {key: {canonical({"v": o.params.get(key)}) for o in observed} for key in keys}
     varying = [key for key in keys if len(distinct[key]) > 1]
     constant = {key: observed[0].params.get(key) for key in keys if key not in varying} if observed else {}
     empty = {key: [None] * len(objectives) for key in keys}
-    result = Importances(objectives, keys, empty, constant, len(observed), **context)
+    result = Importances(objectives, keys, empty, constant, len(observed), epochs=epochs, seeds=seeds,
+                         confirmed=confirmed)
     if len(observed) < MIN_TRIALS or len(varying) < MIN_KEYS:
         result.reason = (
             f"{_count(len(observed), 'ok trial')}, {_count(len(varying), 'hyperparameter')} varying among them: "
