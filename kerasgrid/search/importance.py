@@ -5,7 +5,8 @@ the trials that ended ok, and splits the variance of that prediction over the wh
 what each key explains on its own (its importance, a share between 0 and 1) and what the keys
 explain only together (the rest). Optuna's evaluator is used as it is (`FanovaImportanceEvaluator`,
 on an in-memory study rebuilt from the trials' files as TPE's is, kerasgrid.search.optuna_space),
-with its forest seeded by the sweep's seed: the same trials give the same importances. The shares
+with its forest seeded by the sweep's seed: the same trials give the same importances, and a log
+range's values on their log scale, as they were drawn (`_study_space` says why). The shares
 are Optuna's unnormalised ones, so that what the keys explain together stays in sight. Optuna's,
 because kerasgrid ships it (and scikit-learn) already; fANOVA rather than its default PED-ANOVA,
 which sets the best 10% of the trials against the rest (one trial of a 12-trial grid), or its
@@ -140,13 +141,11 @@ def importances(observed: list[Observed], objectives: list[dict], space: dict[st
     import optuna  # here only: the rest of the aggregation never loads Optuna or scikit-learn
     from optuna.trial import create_trial
 
-    from kerasgrid.search.optuna_space import distributions, to_optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory"
     study = optuna.create_study(directions=["minimize" if o["direction"] == "min" else "maximize" for o in objectives])
-    dists = distributions(space)
+    dists, to_study = _study_space(space)
     for o in observed:
-        study.add_trial(create_trial(params=to_optuna(space, o.params), distributions=dists, values=o.values))
+        study.add_trial(create_trial(params=to_study(o.params), distributions=dists, values=o.values))
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
     scores = {key: [] for key in keys}
     for index, objective in enumerate(objectives):
@@ -166,6 +165,27 @@ def importances(observed: list[Observed], objectives: list[dict], space: dict[st
     result.keys = sorted(first, key=lambda key: -scores[key][0]) + [key for key in keys if key not in first]
     result.scores = scores
     return result
+
+
+def _study_space(space: dict[str, Dimension]):
+    """The distributions of the study fANOVA reads, and a function from params to its values:
+    kerasgrid.search.optuna_space's, but a log range on the log of its values. fANOVA weighs a
+    range's values alike on the scale Optuna hands it, which is linear even for a log
+    distribution: for lr from 1e-5 to 1e-1, all that happens below 1e-3 would count for 1%."""
+    from optuna.distributions import FloatDistribution
+
+    from kerasgrid.search.optuna_space import distributions, to_optuna
+
+    dists = distributions(space)
+    logs = [key for key, dist in dists.items() if getattr(dist, "log", False)]
+    for key in logs:
+        dists[key] = FloatDistribution(math.log(dists[key].low), math.log(dists[key].high))
+
+    def to_study(params: dict) -> dict:
+        values = to_optuna(space, params)
+        return {**values, **{key: math.log(values[key]) for key in logs}}
+
+    return dists, to_study
 
 
 def _count(n: int, noun: str) -> str:
