@@ -101,6 +101,21 @@ def test_a_log_range_counts_on_its_log_scale(tmp_path):
     assert table["lr"] > 0.7 and table["units"] < 0.2
 
 
+def test_an_objective_can_be_a_measure_kerasgrid_took(tmp_path):
+    # A record's `measures` (its parameter count, its seconds) are objectives as its metrics are.
+    results = tmp_path / "results"
+    paths = []
+    for units, act in itertools.product([8, 16, 32, 64], ["relu", "tanh"]):
+        params = {"act": act, "units": units}
+        paths.append(write_run(results / "trials" / trial_id(params),
+                               record(params, {"loss": 1.0 / units}, measures={"params_count": 10 * units})))
+    write_leaderboard(paths, LOSS, ["act", "units"], results / "leaderboard.tsv")
+    grid = {"act": ["relu", "tanh"], "units": [8, 16, 32, 64]}
+    compute(results, grid, objectives=(LOSS, {"metric": "params_count", "direction": "min"}))
+    table = {row["hyperparameter"]: row for row in rows(results / "importance.tsv")}
+    assert {row["trials"] for row in table.values()} == {"8"} and float(table["units"]["params_count"]) > 0.9
+
+
 def test_only_ok_trials_count(tmp_path):
     bad = {trial_id({"lr": 1e-4, "units": 8, "act": "relu", "opt": "adam"}): "diverged",
            trial_id({"lr": 1e-4, "units": 16, "act": "tanh", "opt": "adam"}): "failed"}

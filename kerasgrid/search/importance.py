@@ -79,6 +79,14 @@ class Importances:
         return max(0.0, 1.0 - sum(shares)) if shares else None
 
 
+def _final(run: dict, metric: str):
+    """A run's final value of a metric its model logged, or of a measure kerasgrid took (its
+    `measures`: parameters, seconds), None if it has neither."""
+    if metric in run["metrics"]:
+        return run["metrics"][metric]["final"]
+    return (run.get("measures") or {}).get(metric)
+
+
 def _values(runs_: list[dict], objectives: list[dict]) -> list[float] | None:
     """The mean over a trial's runs of each objective, or None unless every run ended ok with a
     finite value of each."""
@@ -86,7 +94,7 @@ def _values(runs_: list[dict], objectives: list[dict]) -> list[float] | None:
         return None
     means = []
     for objective in objectives:
-        values = [(run["metrics"].get(objective["metric"]) or {}).get("final") for run in runs_]
+        values = [_final(run, objective["metric"]) for run in runs_]
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
             return None
         means.append(statistics.fmean(values))

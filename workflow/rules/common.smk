@@ -78,8 +78,10 @@ def ranking_objective(wildcards):
 
 
 def importance_objectives(wildcards):
-    """The objectives to find the important hyperparameters of (importance.smk), as a list: one today."""
-    return [ranking_objective(wildcards)]
+    """The objectives to find the important hyperparameters of (importance.smk), as a list: all of
+    them where the objective holds several (`objectives`), else the one."""
+    objective = ranking_objective(wildcards)
+    return objective.get("objectives") or [objective]
 
 
 def grid_keys(wildcards):
