@@ -155,8 +155,7 @@ def trial_label(trial: Trial, keys: list[str], width: int = 48) -> str:
     return f"{name}: {text(settings)}" if settings else f"#{trial.rank} {trial.trial_id}"
 
 
-def blank_figure(width: float, height: float):
-    """An empty figure of that size in inches, drawn off screen (the Agg canvas)."""
+def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -177,7 +176,7 @@ def learning_curves(trials: list[Trial], objective: dict, grid_keys: list[str], 
     from matplotlib.ticker import MaxNLocator
 
     metric = text(objective["metric"])
-    figure = blank_figure(10, 6)
+    figure = _figure(10, 6)
     ax = figure.subplots()
     keys = varying_keys(trials, grid_keys)
     ok = [t for t in trials if t.status == Status.OK.value and t.curve]
@@ -339,7 +338,7 @@ def param_effects(trials: list[Trial], objective: dict, grid_keys: list[str], sp
     columns = max(1, min(3, len(keys)))
     rows = max(1, math.ceil(len(keys) / columns))
     widest = max((len(categories(trials, key)) for key in keys if key not in ranges), default=1)
-    figure = blank_figure(max(8.0, max(4.8, 0.5 * widest) * columns), 3.9 * rows + 1.0 + 0.5 * bool(halving))
+    figure = _figure(max(8.0, max(4.8, 0.5 * widest) * columns), 3.9 * rows + 1.0 + 0.5 * bool(halving))
     axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
     winner = trials[0] if trials and _ok(trials[0]) else None
     jitter = np.random.default_rng(0)
@@ -390,7 +389,7 @@ def ranking(trials: list[Trial], objective: dict, grid_keys: list[str]):
     bad = [t for t in trials if t not in ok]
     shown = ok[:MAX_BARS] + bad[:MAX_MARKED]
     notes = any(t.seed_values for t in ok) + any(t.confirmed for t in ok)  # lines under the title
-    figure = blank_figure(10, max(3.0, 0.34 * len(shown) + 1.8 + 0.3 * notes))
+    figure = _figure(10, max(3.0, 0.34 * len(shown) + 1.8 + 0.3 * notes))
     ax = figure.subplots()
     values = [v for t in ok[:MAX_BARS] for v in [t.value, *t.seed_values, *([t.tuning_value] * t.confirmed)]]
     span = max([abs(v) for v in values] or [1.0]) or 1.0
@@ -445,7 +444,7 @@ def optimization_history(trials: list[Trial], objective: dict):
 
     metric = text(objective["metric"])
     sign = -1.0 if objective["direction"] == "max" else 1.0
-    figure = blank_figure(10, 5.5)
+    figure = _figure(10, 5.5)
     ax = figure.subplots()
     rounds = sorted({t.round for t in trials if t.round is not None})
     palette = ["#1f77b4", "#ff7f0e"]  # alternate between rounds, so that neighbours stand apart

@@ -237,7 +237,7 @@ def chart(result: Importances):
     from matplotlib.ticker import PercentFormatter
 
     if result.reason:
-        figure = plots.blank_figure(9, 3)
+        figure = plots._figure(9, 3)
         figure.text(0.5, 0.6, "No hyperparameter importance for this sweep", ha="center", va="center",
                     fontsize=13, fontweight="bold")
         figure.text(0.5, 0.35, plots.text(textwrap.fill(f"This sweep has {result.reason}.", 90)), ha="center",
@@ -246,7 +246,7 @@ def chart(result: Importances):
     shown = [key for key in result.keys if key not in result.constant]
     labels = [plots.value_label(key, 30) for key in shown] + [TOGETHER]
     columns = len(result.objectives)
-    figure = plots.blank_figure(max(9.0, 5.0 * columns), 0.42 * len(labels) + 2.6)
+    figure = plots._figure(max(9.0, 5.0 * columns), 0.42 * len(labels) + 2.6)
     axes = figure.subplots(1, columns, sharey=True, squeeze=False)[0]
     for index, (ax, objective) in enumerate(zip(axes, result.objectives)):
         metric = plots.text(objective["metric"])
