@@ -49,6 +49,7 @@ if SWEEP.several_objectives:
 
 
 include: "workflow/rules/report.smk"
+include: "workflow/rules/importance.smk"
 
 
 # The description heading `snakemake --report results/report.html`.
@@ -62,6 +63,7 @@ rule all:
         "results/best_model.yaml",  # and best_model.keras (or .weights.h5): see rule best_model
         "results/leaderboard.html",
         rules.plots.output,
+        rules.importance.output,
         search_plots,
         front_files,
     default_target: True

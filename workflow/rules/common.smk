@@ -14,6 +14,7 @@ from kerasgrid.results.best_model import saved_model_lines
 from kerasgrid.results.leaderboard import winner_lines
 from kerasgrid.results.tables import leaderboard_lines
 from kerasgrid.running import attempts, runlock
+from kerasgrid.search import describe_space
 from kerasgrid.sweep import runs
 
 if workflow.is_main_process:
@@ -76,8 +77,21 @@ def ranking_objective(wildcards):
     return SWEEP.objective
 
 
+def importance_objectives(wildcards):
+    """The objectives to find the important hyperparameters of (importance.smk), as a list: all of
+    them where the objective holds several (`objectives`), else the one."""
+    objective = ranking_objective(wildcards)
+    return objective.get("objectives") or [objective]
+
+
 def grid_keys(wildcards):
     return sorted(SWEEP.grid_keys)
+
+
+def grid_space(wildcards):
+    """The grid in one canonical form (kerasgrid.search.describe_space): which keys are ranges, log
+    or not, for the plots' axes and the importance's distributions."""
+    return describe_space(SWEEP.space)
 
 
 def rungs(wildcards):
