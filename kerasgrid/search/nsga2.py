@@ -40,6 +40,7 @@ def generations(history: list[Observation], population: int) -> list[int]:
     taken as asked alone (Optuna's one-trial-at-a-time loop)."""
     found: list[int] = []
     done: list[int] = []  # the generations of the ok trials of the rounds before
+
     def asked_with(pair):  # what a trial was asked with: its round, or nothing else
         number, observation = pair
         return observation.round if observation.round is not None else -1 - number
