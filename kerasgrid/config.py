@@ -1,6 +1,7 @@
 """The sweep a config describes, and one-paragraph errors for configs that describe none."""
 
 import copy
+import dataclasses
 import difflib
 import json
 from dataclasses import dataclass, field
@@ -175,8 +176,10 @@ class Sweep:
     repeats: int = 1
     # The finalists' confirmation, or None without `confirm`.
     confirm: Confirm | None = None
-    # search.seed: the seed of the draws (random) and proposals (tpe), or None to use `seed`.
+    # search.seed: the seed of the draws (random) and proposals (tpe, nsga2), or None to use `seed`.
     search_seed: int | None = None
+    # An adaptive sampler's own settings, the arguments it is made with: {population} for NSGA-II.
+    sampler_settings: dict = field(default_factory=dict)
     # The user's callbacks function, or None.
     callbacks: refs.Ref | None = None
 
@@ -231,6 +234,8 @@ class Sweep:
             "grid": search.describe_space(self.space),
             # What the sampler is told (not which trial of a front wins).
             "objective": {key: value for key, value in self.objective.items() if key != "winner"},
+            # The sampler's own settings (NSGA-II's population); TPE has none, and its rounds' stay as they were.
+            **({"sampler": self.sampler_settings} if self.sampler_settings else {}),
         }))
 
     def settings(self, seed: int | None = None) -> dict:
@@ -325,6 +330,7 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         keep_models=config.get("keep_models", False),
         distribute=_distribute(config.get("distribute") or {}),
         strategy=sampler.name,
+        sampler_settings=dataclasses.asdict(sampler) if sampler.name in search.ADAPTIVE_SAMPLERS else {},
         rungs=schedule.rungs(config["budget"]["epochs"]),
         schedule=schedule,
         tensorboard=config.get("tensorboard", False),
@@ -408,7 +414,13 @@ def _sampler(settings: dict, space: dict, max_trials: int, source: str):
         raise ConfigError(
             f"{source}: search.batch is {batch}, but only an adaptive search (search.strategy: tpe) proposes "
             f"its trials in rounds; {strategy} search knows them all up front. Remove search.batch, or set "
-            "search.strategy: tpe."
+            "search.strategy: tpe (or nsga2)."
+        )
+    population = settings.get("population")
+    if population is not None and strategy != "nsga2":
+        raise ConfigError(
+            f"{source}: search.population is {population}, but only NSGA-II (search.strategy: nsga2) breeds "
+            f"generations; {strategy} search has none. Remove search.population, or set search.strategy: nsga2."
         )
     if strategy == "grid" and settings.get("seed") is not None:
         raise ConfigError(
@@ -439,18 +451,28 @@ def _sampler(settings: dict, space: dict, max_trials: int, source: str):
                 "with halving: {eta: 3} to stop poor trials early), or raise max_trials if you mean it."
             )
         return search.GridSampler()
-    example = "{strategy: tpe, trials: 60, batch: 6}" if strategy == "tpe" else "{strategy: random, trials: 60}"
+    adaptive = strategy in search.ADAPTIVE_SAMPLERS
+    example = f"{{strategy: {strategy}, trials: 60, batch: 6}}" if adaptive else "{strategy: random, trials: 60}"
     if trials is None:
         raise ConfigError(
             f"{source}: search.strategy is {strategy}, but search.trials is not set. Say how many "
-            f"combinations to {'try in all' if strategy == 'tpe' else 'draw'}, e.g. search: {example}."
+            f"combinations to {'try in all' if adaptive else 'draw'}, e.g. search: {example}."
         )
     if trials > max_trials:
         raise ConfigError(
             f"{source}: search.trials is {trials:,}, more than max_trials ({max_trials:,}). Lower "
             "search.trials, or raise max_trials if you mean it."
         )
-    if strategy in search.ADAPTIVE_SAMPLERS:
+    if strategy == "nsga2":
+        population = search.NSGA2Sampler.population if population is None else population
+        if trials <= population:
+            raise ConfigError(
+                f"{source}: search.trials is {trials}, but NSGA-II's first generation is search.population "
+                f"({population}) random trials, so this search would never breed one. Lower search.population "
+                f"(e.g. to {max(2, trials // 3)}: three generations), or raise search.trials above it."
+            )
+        return search.NSGA2Sampler(population)
+    if adaptive:
         return search.ADAPTIVE_SAMPLERS[strategy]()
     return search.RandomSampler(trials)
 

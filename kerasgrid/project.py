@@ -97,7 +97,8 @@ def describe(sweep: Sweep) -> list[tuple[str, str]]:
     elif sweep.adaptive:
         candidates, rounds = sum(sweep.round_sizes), sweep.round_sizes
         last = f", the last of {rounds[-1]}" if rounds[-1] != rounds[0] else ""
-        found = (f"{sweep.strategy}: Optuna's TPE proposes {candidates:,} candidates in {len(rounds)} rounds of "
+        sampler = "NSGA-II" if sweep.strategy == "nsga2" else "TPE"
+        found = (f"{sweep.strategy}: Optuna's {sampler} proposes {candidates:,} candidates in {len(rounds)} rounds of "
                  f"{rounds[0]}{last}, each round learning from those before (seed {sweep.sampler_seed})")
     else:
         candidates, count = len(sweep.trials), search.size(space)

@@ -3,6 +3,7 @@ halving's promotions on known records, constraints, the measures a trial records
 leaderboard, and sweeps of every strategy end to end with two objectives."""
 
 import json
+import math
 
 import keras
 import pytest
@@ -198,3 +199,17 @@ def test_halving_over_a_random_search_and_repeats_with_confirm_rank_by_front(wor
     assert [r["confirmed"] for r in rows] == ["yes", "yes", "no"] and rows[0]["pareto_rank"] == "1"
     assert rows[0]["seeds"] == "2" and float(rows[0]["val_loss"]) == float(rows[0]["objective"])
     assert "Best params found:" in result.output
+
+
+def violation(text, value):
+    return pareto.parse_constraint(text, 0, "my.yaml").violation(value)
+
+
+def test_a_violation_is_how_far_a_value_breaks_its_constraint_and_not_positive_if_kept():
+    """Constraints as a sampler is told them (Optuna's convention: a value <= 0 is feasible)."""
+    assert violation("params_count <= 50000", 60000) == 10000 and violation("params_count <= 50000", 40000) == -10000
+    assert violation("val_accuracy >= 0.9", 0.85) == 0.9 - 0.85 and violation("val_accuracy > 0.9", 0.95) < 0
+    assert violation("params_count <= 50000", 50000) == 0  # reached, kept: Optuna counts 0 as feasible
+    # A strict bound reached is broken, if only just; a value that is not finite breaks any bound.
+    assert 0 < violation("val_loss < 0.5", 0.5) < 1e-300 and 0 < violation("fit_seconds > 2", 2)
+    assert violation("val_loss < 0.5", math.nan) == math.inf and violation("val_loss >= 0.5", math.inf) == math.inf

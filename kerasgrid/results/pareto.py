@@ -34,6 +34,17 @@ class Constraint:
     def holds(self, value) -> bool:
         return value is not None and math.isfinite(value) and _OPERATORS[self.operator](value, self.bound)
 
+    def violation(self, value) -> float:
+        """Optuna's constraint value for a trial's `value`: by how much it breaks the constraint
+        (> 0), or 0 or less (the margin, negated) if it keeps it. A strict bound reached exactly is
+        broken by the least positive float; a value that is not finite, by infinity."""
+        distance = value - self.bound if self.operator in ("<=", "<") else self.bound - value
+        if not math.isfinite(distance):
+            return math.inf
+        if distance <= 0 and not self.holds(value):
+            return math.nextafter(0.0, 1.0)
+        return float(distance)
+
 
 def parse_constraint(text, index: int, source: str) -> Constraint:
     """A Constraint from the config's `constraints[index]`, read without eval; ConfigError otherwise."""

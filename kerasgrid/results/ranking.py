@@ -88,7 +88,7 @@ def rank(records_: list[dict], objective: dict, source: str = "the config") -> l
     return _rank_by_front(records_, entries, objective, source)
 
 
-def _means(records_: list[dict], metric: str, source: str, key: str) -> dict[str, float | None]:
+def metric_means(records_: list[dict], metric: str, source: str, key: str) -> dict[str, float | None]:
     """Each trial's value of `metric` (the mean over its seeds), None unless ok."""
     values = [metric_value(r, metric, source, key) if r["status"] == Status.OK.value else None for r in records_]
     return {entry["trial_id"]: entry["objective_value"] for entry in repeats.combine(records_, values)}
@@ -98,9 +98,9 @@ def _rank_by_front(records_: list[dict], entries: list[dict], objective: dict, s
     objectives = objectives_of(objective)
     constraints = constraints_of(objective, source)
     signs = [_sign(o["direction"]) for o in objectives]
-    values = [_means(records_, o["metric"], source, f"objective[{i}].metric") if i else None
+    values = [metric_means(records_, o["metric"], source, f"objective[{i}].metric") if i else None
               for i, o in enumerate(objectives)]
-    bounds = [_means(records_, c.metric, source, f"constraints[{i}]") for i, c in enumerate(constraints)]
+    bounds = [metric_means(records_, c.metric, source, f"constraints[{i}]") for i, c in enumerate(constraints)]
     groups: dict[tuple, list[dict]] = {}
     for entry in entries:
         ok = entry["status"] == Status.OK.value
