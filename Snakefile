@@ -6,7 +6,7 @@ any folder: `snakemake -s $(kerasgrid workflow) --cores N --configfile my.yaml`.
 
 import os
 
-from kerasgrid.config import missing_config
+from kerasgrid.config import missing_config, read_config
 
 
 # A config given on the command line is the whole sweep: the demo config.yaml is read only when
@@ -15,6 +15,7 @@ from kerasgrid.config import missing_config
 if not workflow.overwrite_configfiles:
     if not os.path.exists("config.yaml"):
         raise missing_config(os.getcwd(), workflow.main_snakefile)
+    read_config("config.yaml")  # a YAML syntax error with its line: Snakemake's own message names neither
 
     configfile: "config.yaml"
 
@@ -40,7 +41,15 @@ if SWEEP.confirm:
 
 
 include: "workflow/rules/aggregate.smk"
+
+
+if SWEEP.several_objectives:
+
+    include: "workflow/rules/pareto.smk"
+
+
 include: "workflow/rules/report.smk"
+include: "workflow/rules/importance.smk"
 
 
 if SWEEP.mlflow:
@@ -59,7 +68,9 @@ rule all:
         "results/best_model.yaml",  # and best_model.keras (or .weights.h5): see rule best_model
         "results/leaderboard.html",
         rules.plots.output,
+        rules.importance.output,
         search_plots,
+        front_files,
         mlflow_record,  # with `mlflow`: the sweep's runs logged to MLflow
     default_target: True
 

@@ -27,13 +27,11 @@ TRAIN_ALL = """
 import json, shutil, sys, tempfile, time
 from pathlib import Path
 import yaml
-from kerasgrid.config import sweep_from_config
+from kerasgrid.config import fill_defaults, load_schema, sweep_from_config
 from kerasgrid.trial.training import configure_tensorflow, run_trial
 
-config = yaml.safe_load(open(sys.argv[1]))
-for key, value in {"budget": {}, "objective": {}, "seed": 0, "max_trials": 1000}.items():
-    config.setdefault(key, value)
-config["budget"].setdefault("batch_size", 32)
+# The schema's defaults, as the workflow fills them (this checkout's schema, for both variants).
+config = fill_defaults(yaml.safe_load(open(sys.argv[1])), load_schema(sys.argv[3]))
 config["objective"].setdefault("metric", "val_loss")
 config["objective"].setdefault("direction", "min")
 sweep = sweep_from_config(config, sys.argv[1])
@@ -63,7 +61,8 @@ def run(variant: str, config: str, baseline: str) -> list[float]:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     if variant == "baseline":
         env["PYTHONPATH"] = baseline  # ahead of the editable install of this checkout
-    result = subprocess.run([sys.executable, "-c", TRAIN_ALL, config, "on" if variant == "on" else "off"],
+    result = subprocess.run([sys.executable, "-c", TRAIN_ALL, config, "on" if variant == "on" else "off",
+                             str(REPO / "workflow/schemas/config.schema.yaml")],
                             cwd=REPO, env=env, capture_output=True, text=True, check=True)
     line = next(line for line in result.stdout.splitlines() if line.startswith("SECONDS "))
     return json.loads(line[len("SECONDS "):])  # wall, CPU

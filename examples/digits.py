@@ -42,6 +42,11 @@ def build_model(params):
     return model
 
 
+def callbacks(params):
+    """Your own Keras callbacks for each trial (config key `callbacks`), after kerasgrid's own."""
+    return [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2)]
+
+
 def _batches(x, y, batch_size, shuffle_seed=None):
     """One pass over the data; kerasgrid restarts the generator when it runs dry."""
     order = np.arange(len(x))

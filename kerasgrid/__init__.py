@@ -10,8 +10,8 @@ The library holds the logic the workflow's rules call, a subpackage per stage of
 
 Each imports only from the ones before it (search learns from the ranking, so it comes after
 results) and from the modules at the top that they share: `errors`, `records` and `fraction` (which
-a user's data function may import too). `config` (a config read into the sweep), `cli` and this
-module stand on all of them. tests/test_layout.py holds that order. The library imports neither
+a user's data function may import too). `config` (a config read into the sweep), `project` (a
+user's project started and its config checked), `cli` and this module stand on all of them. tests/test_layout.py holds that order. The library imports neither
 Snakemake nor, outside the code that builds, trains or loads a model, TensorFlow, so that planning
 and aggregating a sweep stay fast.
 """

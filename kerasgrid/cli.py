@@ -1,7 +1,8 @@
-"""The `kerasgrid` command: where the workflow is, and a sweep's results in a terminal.
+"""The `kerasgrid` command: a first project, a config checked, the workflow's path, a sweep's results.
 
 `kerasgrid workflow` prints the path of kerasgrid's Snakefile, for running a sweep from any folder:
 `snakemake -s $(kerasgrid workflow) --cores 4 --configfile sweep.yaml`.
+`kerasgrid init` and `kerasgrid check` start a project folder and check its config (kerasgrid.project).
 `kerasgrid summary` ranks whatever trials have finished on disk, so it works during a sweep, after
 one, and after one that was stopped. It reads plain files only: no TensorFlow, no Snakemake.
 `kerasgrid mlflow` logs to MLflow whatever of a sweep is not logged yet (kerasgrid.results.tracking).
@@ -12,9 +13,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import yaml
-
-from kerasgrid import records
+from kerasgrid import project, records
 from kerasgrid.errors import Direction, KerasgridError, Status
 from kerasgrid.results.leaderboard import format_winner, leaderboard_rows
 from kerasgrid.results.ranking import epochs_target, rank
@@ -107,7 +106,9 @@ def summary(results="results", top: int = 10, metric: str | None = None, directi
 
 def merged_configs(paths) -> dict:
     """The configs in `paths`, each updating the one before at every level, as snakemake merges
-    the files given to --configfile."""
+    the files given to --configfile (each read as snakemake reads one: kerasgrid.config.read_config)."""
+    from kerasgrid.config import read_config
+
     def merge(into: dict, update: dict) -> dict:
         for key, value in update.items():
             into[key] = merge(dict(into[key]), value) if isinstance(value, dict) and isinstance(into.get(key), dict) \
@@ -116,19 +117,14 @@ def merged_configs(paths) -> dict:
 
     config: dict = {}
     for path in paths:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise KerasgridError(f"cannot read {path}: {exc.strerror}. Name the sweep's config, as given to "
-                                 "snakemake --configfile (default: config.yaml).") from None
-        merge(config, yaml.safe_load(text) or {})
+        merge(config, read_config(path))
     return config
 
 
 def log_to_mlflow(configs, results="results") -> list[str]:
     """What `kerasgrid mlflow` prints, once it has logged every run of the sweep in `results` that is
     not logged yet, and the sweep's parent run, to the tracker of the config's `mlflow` key."""
-    from kerasgrid.config import check, config_source, load_schema, mlflow_settings
+    from kerasgrid.config import check, config_source, fill_defaults, load_schema, mlflow_settings
     from kerasgrid.errors import ConfigError
     from kerasgrid.results.tracking import Target, log_sweep, write_summary
 
@@ -136,7 +132,7 @@ def log_to_mlflow(configs, results="results") -> list[str]:
     config = merged_configs(configs)
     schema = load_schema(snakefile().parent / "workflow" / "schemas" / "config.schema.yaml")
     check(config, schema, source)
-    settings = mlflow_settings(config, source, schema)
+    settings = mlflow_settings(fill_defaults(config, schema), source)
     if settings is None:
         raise ConfigError(
             f"{source}: mlflow is not set, so there is no tracker to log to. Add it, e.g. mlflow: "
@@ -178,6 +174,42 @@ def _at_least_one(text: str) -> int:
     return number
 
 
+def add_project_commands(commands) -> None:
+    """`kerasgrid init` and `kerasgrid check`."""
+    init = commands.add_parser(
+        "init",
+        help="write a first sweep (a model file and sweep.yaml) that runs as it is",
+        description=(
+            "Write a small working project into FOLDER: model.py (a Keras model and its data, "
+            "scikit-learn's bundled digits, commented) and sweep.yaml (a small grid, commented). "
+            "It overwrites nothing: if either file is there, it writes neither."
+        ),
+    )
+    init.add_argument("folder", nargs="?", default=".", metavar="FOLDER",
+                      help="where to write them, made if missing (default: the current folder)")
+    check = commands.add_parser(
+        "check",
+        help="check a sweep's config and say what the sweep will do, without training",
+        description=(
+            "Check CONFIG as a snakemake run would before it trains (YAML syntax with the line and "
+            "column, unknown keys, references to the model and data functions, ranges, search), "
+            "import the model and data functions, and print what the sweep will do: the strategy, "
+            "candidates and runs, the budget and the objective. Paths in CONFIG are relative to the "
+            "current folder, as they are for snakemake. Exits with 1 on an error."
+        ),
+    )
+    check.add_argument("config", nargs="?", default="config.yaml", metavar="CONFIG",
+                       help="the sweep's config file (default: %(default)s, as for snakemake)")
+
+
+def project_command(args) -> list[str]:
+    """The lines `kerasgrid init` or `kerasgrid check` prints."""
+    workflow = snakefile().parent
+    if args.command == "init":
+        return project.init(args.folder, workflow / project.STARTER)
+    return project.check(args.config, workflow / project.SCHEMA)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="kerasgrid", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -205,6 +237,7 @@ def main(argv=None) -> int:
             "logs land in that folder, and the paths in sweep.yaml are relative to it."
         ),
     )
+    add_project_commands(commands)
     track = commands.add_parser(
         "mlflow",
         help="log a sweep's runs to MLflow, skipping what is already logged",
@@ -226,6 +259,8 @@ def main(argv=None) -> int:
             lines = [str(snakefile())]
         elif args.command == "mlflow":
             lines = log_to_mlflow(args.configs, args.results)
+        elif args.command in ("init", "check"):
+            lines = project_command(args)
         else:
             lines = summary(args.results, args.top, args.metric, args.direction)
     except KerasgridError as exc:

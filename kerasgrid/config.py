@@ -1,5 +1,7 @@
 """The sweep a config describes, and one-paragraph errors for configs that describe none."""
 
+import copy
+import dataclasses
 import difflib
 import importlib.util
 import json
@@ -12,8 +14,8 @@ import jsonschema
 import yaml
 
 from kerasgrid import search
-from kerasgrid.errors import ConfigError
-from kerasgrid.results import repeats
+from kerasgrid.errors import ConfigError, Direction
+from kerasgrid.results import pareto, repeats
 from kerasgrid.results.confirm import Confirm
 from kerasgrid.search.rounds import round_sizes
 from kerasgrid.sweep import refs, runs
@@ -27,6 +29,73 @@ TRAINING_VERSION = 1
 def load_schema(path) -> dict:
     with open(path, encoding="utf-8") as handle:
         return yaml.safe_load(handle)
+
+
+def read_config(path) -> dict:
+    """The config in the file `path` as Snakemake reads a configfile (JSON, else YAML with
+    yaml.FullLoader: snakemake.common.configfile), or a ConfigError naming the line and column of a
+    syntax error, which Snakemake's own message leaves out."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} does not exist (looked for it relative to {Path.cwd()}). Give the path of your sweep's "
+            "config, relative to the folder you run from."
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not text in UTF-8 ({exc.reason} at byte {exc.start}). Save it as UTF-8.") from None
+    try:
+        config = json.loads(text)
+    except ValueError:
+        try:
+            config = yaml.load(text, Loader=yaml.FullLoader)
+        except yaml.YAMLError as exc:
+            raise ConfigError(yaml_error(path, text, exc)) from None
+    if not isinstance(config, dict):
+        what = "nothing" if config is None else json.dumps(config, default=str)[:60]
+        raise ConfigError(
+            f"{path} holds {what}, not keys: a sweep config is a mapping of keys to values (model: ..., data: ..., "
+            "grid: ...). Write one key per line, as in the sweep.yaml that `kerasgrid init` writes."
+        )
+    return config
+
+
+def yaml_error(path, text: str, exc: yaml.YAMLError) -> str:
+    """A YAML syntax error as one paragraph: the file, the line and column, the line itself, the fix."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return f"{path} is not valid YAML: {exc}. Fix the file."
+    problem = getattr(exc, "problem", None) or str(exc)
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    opened = f" ({context} that starts at line {start.line + 1}, column {start.column + 1})" if context and start else ""
+    lines = text.splitlines()
+    shown = lines[mark.line].rstrip() if mark.line < len(lines) else ""
+    reads = f"; line {mark.line + 1} reads {shown!r}" if shown.strip() else ""
+    return (
+        f"{path}, line {mark.line + 1}, column {mark.column + 1} is not valid YAML: {problem}{opened}{reads}. "
+        "Fix the YAML there or just before it: usually a [ or { left open, a tab in the indentation, or a value "
+        "that holds ': ' or ' #', or starts with one of [ { * & ! | > ' \" % @, written without quotes."
+    )
+
+
+def fill_defaults(config: dict, schema: dict) -> dict:
+    """`config` (schema-valid) with the schema's defaults filled in, in place, as the workflow's
+    snakemake.utils.validate fills them: the recipe from jsonschema's FAQ, a default set wherever a
+    `properties` keyword meets an object (those of a key's own default included). For `kerasgrid
+    check`, which runs without Snakemake; tests/test_config.py holds the two to the same result."""
+    base = jsonschema.validators.validator_for(schema)
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, subschema):
+        if validator.is_type(instance, "object"):
+            for name, property_schema in properties.items():
+                if "default" in property_schema:
+                    # A copy: the schema is read once and may fill several configs.
+                    instance.setdefault(name, copy.deepcopy(property_schema["default"]))
+        yield from validate_properties(validator, properties, instance, subschema)
+
+    jsonschema.validators.extend(base, {"properties": set_defaults})(schema).validate(config)
+    return config
 
 
 def explain(config: dict, schema: dict, source: str) -> str | None:
@@ -110,15 +179,24 @@ class Sweep:
     repeats: int = 1
     # The finalists' confirmation, or None without `confirm`.
     confirm: Confirm | None = None
-    # search.seed: the seed of the draws (random) and proposals (tpe), or None to use `seed`.
+    # search.seed: the seed of the draws (random) and proposals (tpe, nsga2), or None to use `seed`.
     search_seed: int | None = None
     # `mlflow`: {tracking_uri, experiment} to log to, or None to log nothing (and never import MLflow).
     # Not among the settings: logging changes no result, so setting it retrains nothing.
     mlflow: dict | None = None
+    # An adaptive sampler's own settings, the arguments it is made with: {population} for NSGA-II.
+    sampler_settings: dict = field(default_factory=dict)
+    # The user's callbacks function, or None.
+    callbacks: refs.Ref | None = None
 
     @property
     def sampler_seed(self) -> int:
         return self.seed if self.search_seed is None else self.search_seed
+
+    @property
+    def several_objectives(self) -> bool:
+        """Whether the trials are ranked on several objectives, by Pareto front."""
+        return len(self.objective.get("objectives") or []) > 1
 
     @property
     def halving(self) -> bool:
@@ -160,7 +238,10 @@ class Sweep:
             "seed": self.sampler_seed,
             "size": self.round_sizes[index],
             "grid": search.describe_space(self.space),
-            "objective": {"metric": self.objective["metric"], "direction": self.objective["direction"]},
+            # What the sampler is told (not which trial of a front wins).
+            "objective": {key: value for key, value in self.objective.items() if key != "winner"},
+            # The sampler's own settings (NSGA-II's population); TPE has none, and its rounds' stay as they were.
+            **({"sampler": self.sampler_settings} if self.sampler_settings else {}),
         }))
 
     def settings(self, seed: int | None = None) -> dict:
@@ -195,9 +276,11 @@ class Sweep:
             "training_version": TRAINING_VERSION,
             **drawn,
         }
-        # Only when set, so that configs without it keep their trials (settings are a rerun trigger).
+        # Only when set, so that configs without them keep their trials (settings are a rerun trigger).
         if self.distribute:
             settings["distribute"] = self.distribute
+        if self.callbacks:
+            settings["callbacks"] = self.callbacks.text
         return json.loads(canonical(settings))
 
 
@@ -212,21 +295,14 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
     train = refs.parse_ref(config["data"]["train"], "data.train", source)
     val_text = config["data"].get("validation")
     validation = refs.parse_ref(val_text, "data.validation", source) if val_text else None
+    callbacks = refs.parse_ref(config["callbacks"], "callbacks", source) if config.get("callbacks") else None
     code_files = []
-    for ref in (model, train, validation):
+    for ref in (model, train, validation, callbacks):
         path = ref and refs.source_file(ref)
         if path is not None and str(path) not in code_files:
             code_files.append(str(path))
 
-    objective = dict(config["objective"])
-    if objective.get("metric") is None:
-        objective["metric"] = "val_loss" if validation else "loss"
-    elif objective["metric"].startswith("val_") and not validation:
-        raise ConfigError(
-            f"{source}: objective.metric is '{objective['metric']}', a validation metric, but "
-            "data.validation is not set, so no trial logs it. Set data.validation to a data "
-            "callable, or rank on a training metric such as objective.metric: loss."
-        )
+    objective = _objective(config, validation is not None, source)
 
     space = search.parse_space(config["grid"], source)
     sampler = _sampler(config["search"], space, config["max_trials"], source)
@@ -260,6 +336,7 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         keep_models=config.get("keep_models", False),
         distribute=_distribute(config.get("distribute") or {}),
         strategy=sampler.name,
+        sampler_settings=dataclasses.asdict(sampler) if sampler.name in search.ADAPTIVE_SAMPLERS else {},
         rungs=schedule.rungs(config["budget"]["epochs"]),
         schedule=schedule,
         tensorboard=config.get("tensorboard", False),
@@ -268,13 +345,45 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         fraction=fraction,
         repeats=config.get("repeats", 1),
         confirm=confirmation,
+        callbacks=callbacks,
         mlflow=mlflow_settings(config, source),
     )
 
 
-def mlflow_settings(config: dict, source: str, schema: dict | None = None) -> dict | None:
-    """The config's `mlflow` key ({tracking_uri, experiment}), or None if it is not set. `schema`:
-    where to take the defaults from when no one has filled them in (snakemake's validate does).
+def _objective(config: dict, validation: bool, source: str) -> dict:
+    """What ranks the trials (kerasgrid.results.ranking): {metric, direction} of one objective, as
+    ever; with several, or with constraints, also `objectives`, `constraints` and `winner`."""
+    given = config["objective"]
+    listed = isinstance(given, list)
+    objectives = []
+    for i, item in enumerate(given if listed else [given]):
+        key = f"objective[{i}].metric" if listed else "objective.metric"
+        metric = item.get("metric")
+        if metric is None:
+            metric = "val_loss" if validation else "loss"
+        elif metric.startswith("val_") and not validation:
+            raise ConfigError(
+                f"{source}: {key} is '{metric}', a validation metric, but data.validation is not set, "
+                f"so no trial logs it. Set data.validation to a data callable, or rank on a training "
+                f"metric such as {key}: loss."
+            )
+        if any(o["metric"] == metric for o in objectives):
+            raise ConfigError(f"{source}: {key} is '{metric}', which an objective before it ranks on already. "
+                              "Give each metric once.")
+        objectives.append({"metric": metric, "direction": item.get("direction") or Direction.MIN.value})
+    constraints = [pareto.parse_constraint(text, i, source).text for i, text in enumerate(config.get("constraints") or [])]
+    winner = config.get("winner") or pareto.WINNER_RULES[0]
+    if len(objectives) == 1 and not constraints:
+        if winner != pareto.WINNER_RULES[0]:
+            raise ConfigError(f"{source}: winner is '{winner}', but there is one objective, whose best trial wins. "
+                              "Give objective a list of several, or leave winner out.")
+        return dict(objectives[0])
+    return {**objectives[0], "objectives": objectives, "constraints": constraints, "winner": winner}
+
+
+def mlflow_settings(config: dict, source: str) -> dict | None:
+    """The `mlflow` key of a config with its defaults filled in ({tracking_uri, experiment}), or
+    None if it is not set.
 
     ConfigError if it is set but the mlflow package is not installed: said before any trial
     trains, and without importing MLflow (which takes a second and more).
@@ -282,9 +391,6 @@ def mlflow_settings(config: dict, source: str, schema: dict | None = None) -> di
     settings = config.get("mlflow")
     if settings is None:
         return None
-    if schema is not None:
-        keys = schema["properties"]["mlflow"]["properties"]
-        settings = {**{key: sub["default"] for key, sub in keys.items() if "default" in sub}, **settings}
     if importlib.util.find_spec("mlflow") is None:
         raise ConfigError(
             f"{source}: mlflow is set (tracking_uri: {settings['tracking_uri']}), but the mlflow package is not "
@@ -344,7 +450,13 @@ def _sampler(settings: dict, space: dict, max_trials: int, source: str):
         raise ConfigError(
             f"{source}: search.batch is {batch}, but only an adaptive search (search.strategy: tpe) proposes "
             f"its trials in rounds; {strategy} search knows them all up front. Remove search.batch, or set "
-            "search.strategy: tpe."
+            "search.strategy: tpe (or nsga2)."
+        )
+    population = settings.get("population")
+    if population is not None and strategy != "nsga2":
+        raise ConfigError(
+            f"{source}: search.population is {population}, but only NSGA-II (search.strategy: nsga2) breeds "
+            f"generations; {strategy} search has none. Remove search.population, or set search.strategy: nsga2."
         )
     if strategy == "grid" and settings.get("seed") is not None:
         raise ConfigError(
@@ -375,18 +487,28 @@ def _sampler(settings: dict, space: dict, max_trials: int, source: str):
                 "with halving: {eta: 3} to stop poor trials early), or raise max_trials if you mean it."
             )
         return search.GridSampler()
-    example = "{strategy: tpe, trials: 60, batch: 6}" if strategy == "tpe" else "{strategy: random, trials: 60}"
+    adaptive = strategy in search.ADAPTIVE_SAMPLERS
+    example = f"{{strategy: {strategy}, trials: 60, batch: 6}}" if adaptive else "{strategy: random, trials: 60}"
     if trials is None:
         raise ConfigError(
             f"{source}: search.strategy is {strategy}, but search.trials is not set. Say how many "
-            f"combinations to {'try in all' if strategy == 'tpe' else 'draw'}, e.g. search: {example}."
+            f"combinations to {'try in all' if adaptive else 'draw'}, e.g. search: {example}."
         )
     if trials > max_trials:
         raise ConfigError(
             f"{source}: search.trials is {trials:,}, more than max_trials ({max_trials:,}). Lower "
             "search.trials, or raise max_trials if you mean it."
         )
-    if strategy in search.ADAPTIVE_SAMPLERS:
+    if strategy == "nsga2":
+        population = search.NSGA2Sampler.population if population is None else population
+        if trials <= population:
+            raise ConfigError(
+                f"{source}: search.trials is {trials}, but NSGA-II's first generation is search.population "
+                f"({population}) random trials, so this search would never breed one. Lower search.population "
+                f"(e.g. to {max(2, trials // 3)}: three generations), or raise search.trials above it."
+            )
+        return search.NSGA2Sampler(population)
+    if adaptive:
         return search.ADAPTIVE_SAMPLERS[strategy]()
     return search.RandomSampler(trials)
 

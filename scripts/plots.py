@@ -13,4 +13,5 @@ with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         ranking_png=snakemake.output.ranking,  # noqa: F821
         rungs=snakemake.params.rungs,  # noqa: F821
         seeds=snakemake.params.seeds,  # noqa: F821
+        space=snakemake.params.space,  # noqa: F821
     )

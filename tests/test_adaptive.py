@@ -148,3 +148,80 @@ def test_a_killed_tpe_sweep_resumes_losing_only_unfinished_trials_and_proposes_a
     strip = lambda rows: [{k: v for k, v in row.items() if k != "fit_seconds"} for row in rows]  # noqa: E731
     assert strip(read_leaderboard(known.path("results/leaderboard.tsv"))) == strip(
         read_leaderboard(unbroken.path("results/leaderboard.tsv")))
+
+
+# Two objectives at odds: `units` hidden units (3 units + 1 trainable parameters) and a loss of
+# (q * 16 / units) squared, known as KNOWN_LOSSES' is (no learning: the kernels are zeros, lr 0).
+SIZED_LOSSES = """
+import keras
+import numpy as np
+
+
+def build_model(params):
+    units = params["units"]
+    model = keras.Sequential([
+        keras.Input((1,)),
+        keras.layers.Dense(units, kernel_initializer="zeros", bias_initializer="zeros"),
+        keras.layers.Dense(1, kernel_initializer="zeros",
+                           bias_initializer=keras.initializers.Constant(params["q"] * 16 / units)),
+    ])
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    return model
+
+
+def data(params):
+    yield np.zeros((4, 1), dtype="float32"), np.zeros((4, 1), dtype="float32")
+"""
+
+
+def two_objective_config(strategy, trials, batch, **search):
+    return {
+        "model": "sized.py:build_model",
+        "data": {"train": "sized.py:data"},
+        "budget": {"epochs": 1, "steps_per_epoch": 1},
+        "objective": [{"metric": "loss", "direction": "min"}, {"metric": "params_count", "direction": "min"}],
+        "constraints": ["params_count <= 100"],
+        "search": {"strategy": strategy, "trials": trials, "batch": batch, **search},
+        "grid": {"q": {"low": 0.01, "high": 1.0, "log": True}, "units": [4, 8, 16, 32, 64]},
+    }
+
+
+@pytest.mark.parametrize("strategy, trials, batch, search", [("tpe", 14, 4, {}), ("nsga2", 8, 2, {"population": 3})])
+def test_a_sweep_on_two_objectives_tells_the_sampler_both_and_the_constraints_and_proposes_again_the_same(
+        workflow, strategy, trials, batch, search, monkeypatch):
+    workflow.path("sized.py").write_text(SIZED_LOSSES, encoding="utf-8")
+    config = two_objective_config(strategy, trials, batch, **search)
+    rank_only(workflow, config)
+    rounds = rounds_of(workflow)
+    assert [len(r["proposals"]) for r in rounds] == [batch] * (trials // batch) + ([trials % batch] if trials % batch else [])
+    assert {r["strategy"] for r in rounds} == {strategy}
+    proposed = [tid for r in rounds for tid in round_ids(r)]
+    for index, round_file in enumerate(rounds):
+        told = [(e["trial_id"], e["status"], e["objective"], e["values"], e["constraints"]) for e in round_file["told"]]
+        expected = []
+        for tid in proposed[: batch * index]:
+            record = read_json(workflow.path(f"results/trials/{tid}/metrics.json"))
+            loss, size = record["metrics"]["loss"]["final"], record["measures"]["params_count"]
+            expected.append((tid, "ok", loss, [loss, size], [size - 100]))
+        assert told == expected  # both values, and params_count <= 100 as its violation
+    assert any(entry["constraints"][0] > 0 for entry in rounds[-1]["told"])  # units 64: 257 parameters
+
+    # The rounds are a function of the files and the seed: proposed again from them, the same bytes.
+    from snakemake.utils import validate
+
+    from kerasgrid.config import sweep_from_config
+    from kerasgrid.search.rounds import write_round
+
+    given = yaml.safe_load(workflow.path("my.yaml").read_text())
+    validate(given, str(workflow.path("workflow/schemas/config.schema.yaml")))  # the defaults, as the workflow
+    monkeypatch.chdir(workflow.root)
+    sweep = sweep_from_config(given, "my.yaml")
+    records = [workflow.path(f"results/trials/{tid}/metrics.json") for tid in proposed]
+    paths = [workflow.path(f"results/rounds/{i}.json") for i in range(len(rounds))]
+    for index in range(len(rounds)):
+        again = workflow.path(f"again/{index}.json")
+        write_round(paths[:index], records[: batch * index], sweep.round_settings(index), index, again)
+        assert again.read_bytes() == paths[index].read_bytes()
+    # Ranked by Pareto front: the feasible front first.
+    rows = read_leaderboard(workflow.path("results/leaderboard.tsv"))
+    assert len(rows) == trials and (rows[0]["feasible"], rows[0]["pareto_rank"]) == ("yes", "1")

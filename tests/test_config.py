@@ -1,9 +1,13 @@
+import copy
+import json
 import re
 from pathlib import Path
 
 import pytest
+import yaml
+from snakemake.utils import validate
 
-from kerasgrid.config import check, load_schema, sweep_from_config
+from kerasgrid.config import check, fill_defaults, load_schema, read_config, sweep_from_config
 from kerasgrid.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -149,10 +153,11 @@ def test_mlflow_needs_a_tracking_uri():
 
 
 def test_mlflow_settings_take_their_defaults_from_the_schema():
-    from kerasgrid.config import mlflow_settings
+    from kerasgrid.config import fill_defaults, mlflow_settings
 
-    config = full_config(mlflow={"tracking_uri": "sqlite:///mlflow.db"})
-    assert mlflow_settings(config, "my.yaml", SCHEMA) == {"tracking_uri": "sqlite:///mlflow.db", "experiment": "kerasgrid"}
+    config = fill_defaults(full_config(mlflow={"tracking_uri": "sqlite:///mlflow.db"}), SCHEMA)
+    assert mlflow_settings(config, "my.yaml") == {"tracking_uri": "sqlite:///mlflow.db", "experiment": "kerasgrid"}
+    assert "mlflow" not in fill_defaults(full_config(), SCHEMA)  # off unless set
 
 
 @pytest.mark.parametrize("uri", ["file:///tmp/mlruns", "mlruns", "./mlruns"])
@@ -164,3 +169,81 @@ def test_a_folder_store_mlflow_refuses_is_named_before_training(uri, monkeypatch
         sweep_from_config(full_config(mlflow={**MLFLOW, "tracking_uri": uri}), "my.yaml")
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     assert sweep_from_config(full_config(mlflow={**MLFLOW, "tracking_uri": uri}), "my.yaml").mlflow["tracking_uri"] == uri
+# The fix every YAML syntax error ends with.
+YAML_FIX = r"Fix the YAML there or just before it: usually a \[ or \{ left open, a tab in the indentation, or a value"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("grid:\n  lr: [0.1, 0.2\n  act: [relu]\n",
+         r"my\.yaml, line 3, column 6 is not valid YAML: expected ',' or '\]', but got ':' \(while parsing a flow "
+         r"sequence that starts at line 2, column 7\); line 3 reads '  act: \[relu\]'\. "),
+        ("grid:\n\tlr: [0.1]\n",
+         r"my\.yaml, line 2, column 1 is not valid YAML: found character '\\t' that cannot start any token; "
+         r"line 2 reads '\\tlr: \[0\.1\]'\. "),
+        ("model: m.py:build\nname: a: b\n", r"my\.yaml, line 2, column 8 is not valid YAML: mapping values are not allowed here; line 2 reads 'name: a: b'\. "),
+        ('model: "m.py:build\n', r"my\.yaml, line 2, column 1 is not valid YAML: found unexpected end of stream \(while "
+                                  r"scanning a quoted scalar that starts at line 1, column 8\)\. "),
+    ],
+)
+def test_a_yaml_syntax_error_names_the_line_and_column(text, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("my.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message + YAML_FIX):
+        read_config("my.yaml")
+
+
+@pytest.mark.parametrize("text, holds", [("", "nothing"), ("- a\n- b\n", r'\["a", "b"\]'), ("3\n", "3")])
+def test_a_config_without_keys_is_refused(text, holds, tmp_path):
+    path = tmp_path / "my.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"my\.yaml holds {holds}, not keys: a sweep config is a mapping of keys to values"):
+        read_config(path)
+
+
+def test_a_missing_config_is_named_with_the_folder_it_was_looked_for_in(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=rf"nope\.yaml does not exist \(looked for it relative to {tmp_path}\)\. Give the path"):
+        read_config("nope.yaml")
+
+
+def test_a_config_reads_as_snakemake_reads_it(tmp_path):
+    """JSON first, as Snakemake does: JSON's 1e-3 is a number, where YAML 1.1 reads a string."""
+    (tmp_path / "my.json").write_text(json.dumps({"grid": {"lr": "LR"}}).replace('"LR"', "1e-3"), encoding="utf-8")
+    assert read_config(tmp_path / "my.json") == {"grid": {"lr": 0.001}}
+    (tmp_path / "my.yaml").write_text("grid: {lr: [1e-3, 0.5]}\n", encoding="utf-8")
+    assert read_config(tmp_path / "my.yaml") == {"grid": {"lr": ["1e-3", 0.5]}}
+
+
+def minimal(**keys) -> dict:
+    config = {"model": "examples/digits.py:build_model", "data": {"train": "examples/digits.py:train_data"},
+              "grid": {"lr": [0.001, 0.01]}}
+    config.update(keys)
+    return config
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8")),
+        yaml.safe_load((REPO / "examples/starter/sweep.yaml").read_text(encoding="utf-8")),
+        minimal(),
+        minimal(budget={"epochs": 3}, objective={"direction": "max"}),
+        minimal(search={"strategy": "random", "trials": 2, "halving": {}}),
+        minimal(search={"halving": {"eta": 2}}, grid={"lr": {"low": 0.001, "high": 0.1, "num": 3}}),
+        minimal(search={"strategy": "tpe", "trials": 4, "batch": 2}, repeats=2),
+        minimal(data={"train": "examples/digits.py:train_arrays", "fraction": 0.5}, confirm={}),
+        minimal(confirm={"budget": {"epochs": 20}}, distribute={"strategy": "mirrored"}, keep_models=True),
+    ],
+    ids=["config.yaml", "starter", "minimal", "budget-objective", "random-halving", "range-halving", "tpe-repeats",
+         "fraction-confirm", "confirm-distribute"],
+)
+def test_defaults_are_filled_in_as_the_workflow_fills_them(config):
+    """kerasgrid check fills in the schema's defaults without Snakemake: exactly as the workflow's
+    snakemake.utils.validate does."""
+    ours, snakemakes = copy.deepcopy(config), copy.deepcopy(config)
+    validate(snakemakes, str(REPO / "workflow/schemas/config.schema.yaml"))
+    assert fill_defaults(ours, SCHEMA) == snakemakes
+    again = copy.deepcopy(config)
+    assert fill_defaults(again, SCHEMA) == snakemakes, "filling in defaults changed the schema"

@@ -109,7 +109,8 @@ def test_a_sweep_turned_mirrored_retrains_every_trial_to_the_same_ranking(workfl
     plain = tiny_config()
     workflow.sweep(plain)
     before = {p.parent.name: json.loads(p.read_text()) for p in workflow.root.glob("results/trials/*/metrics.json")}
-    every = {"train": sorted(before), "leaderboard": [""], "best_params": [""], "plots": [""], "leaderboard_page": [""], "best_model": [""]}
+    every = {"train": sorted(before), "leaderboard": [""], "best_params": [""], "plots": [""], "importance": [""],
+             "leaderboard_page": [""], "best_model": [""]}
 
     # strategy none is what a config without the key does: nothing to retrain.
     assert workflow.plan(tiny_config(distribute={"strategy": "none"})) == {}

@@ -40,7 +40,7 @@ FENCE = re.compile(
     r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)(?P<attrs>[^\n]*)\n(?P<body>.*?)^(?P=indent)```[ \t]*$",
     re.MULTILINE | re.DOTALL,
 )
-SNIPPET = re.compile(r'^--8<-- "(?P<file>[^":]+):(?P<section>[\w-]+)"$', re.MULTILINE)
+SNIPPET = re.compile(r'^--8<-- "(?P<file>[^":]+)(?::(?P<section>[\w-]+))?"$', re.MULTILINE)
 REFERENCE = re.compile(r"^(?P<file>[\w./-]+\.py):(?P<name>\w+)$")
 # Material's notice about its successor, printed on every build; not a warning about the site.
 QUIET = {"NO_MKDOCS_2_WARNING": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -61,10 +61,13 @@ class Block:
 
 def expand_snippets(text: str) -> str:
     """The page as MkDocs renders it: `--8<-- "FILE:section"` lines replaced by that section of FILE
-    (pymdownx.snippets, which the docs use to show the README's first sweep without a copy)."""
+    and `--8<-- "FILE"` by the whole file (pymdownx.snippets, which the docs use to show the
+    README's first sweep and the project `kerasgrid init` writes without a copy)."""
 
     def section(match):
         lines = (REPO / match["file"]).read_text(encoding="utf-8").splitlines()
+        if match["section"] is None:
+            return "\n".join(lines)
         start = next(i for i, line in enumerate(lines) if f"--8<-- [start:{match['section']}]" in line)
         end = next(i for i, line in enumerate(lines) if f"--8<-- [end:{match['section']}]" in line)
         return "\n".join(lines[start + 1 : end])
@@ -114,7 +117,7 @@ def test_site_builds_strictly(site):
 
 def test_a_broken_link_fails_the_build(tmp_path):
     """Strict mode stays strict: a link to a page or an anchor that does not exist fails the build."""
-    for name in ("kerasgrid", "workflow"):
+    for name in ("kerasgrid", "workflow", "examples"):  # examples: Getting started shows examples/starter
         os.symlink(REPO / name, tmp_path / name)
     for name in ("mkdocs.yml", "README.md"):
         shutil.copy(REPO / name, tmp_path)

@@ -46,6 +46,22 @@ def build_model(params):
     return model
 
 
+class EpochsSeen(keras.callbacks.Callback):
+    # A user's callback with a state: how many epochs it has seen, written to the run's folder.
+
+    def __init__(self, trial_dir):
+        super().__init__()
+        self.path, self.seen = trial_dir / "epochs_seen.txt", 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seen += 1
+        self.path.write_text(str(self.seen))
+
+
+def callbacks(params, trial_dir):
+    return [EpochsSeen(trial_dir)]
+
+
 def data(params):
     if params.get("fault") == "raise":
         raise RuntimeError("no data for fault=raise")

@@ -20,10 +20,10 @@ STAGES = [
     "results",  # finished trials ranked, the winner picked and saved
     "search",  # the next trials chosen, by the ranking of those finished
     "running",  # jobs run: warm workers, logs, retries, locks
-    "entry",  # __init__.py, cli.py, config.py: what a user or the Snakefile imports first
+    "entry",  # __init__.py, cli.py, config.py, project.py: what a user or the Snakefile imports first
 ]
 BASE = {"errors", "records", "fraction"}
-ENTRY = {"__init__", "cli", "config"}
+ENTRY = {"__init__", "cli", "config", "project"}
 MAX_TOP_MODULES = 8
 
 

@@ -23,7 +23,7 @@ from test_halving import KNOWN_LOSSES, halving_config
 
 KERASGRID = Path(sys.executable).parent / "kerasgrid"
 QUICK = {"epochs": 2, "steps_per_epoch": 3, "validation_steps": 1}
-PLOTS = {"plots/learning_curves.png", "plots/param_effects.png", "plots/ranking.png"}
+PLOTS = {"plots/learning_curves.png", "plots/param_effects.png", "plots/ranking.png", "plots/importance.png"}
 
 
 def free_port() -> int:
@@ -140,6 +140,7 @@ def assert_run_matches_its_files(client: MlflowClient, run, folder: Path, parent
                                for epoch, row in enumerate(rows, 1) if row[name] != "NA"]
     if record["status"] == "ok":
         assert run.data.metrics["objective"] == record["objective"]["value"]
+        assert run.data.metrics["params_count"] == record["measures"]["params_count"]
     assert {f.path for f in client.list_artifacts(run.info.run_id)} == {"params.json", "metrics.json", "history.csv"}
     copy = client.download_artifacts(run.info.run_id, "metrics.json", str(tmp_path))
     assert Path(copy).read_bytes() == (folder / "metrics.json").read_bytes()
@@ -159,7 +160,7 @@ def test_a_sweep_logs_its_trials_under_its_run_once_and_a_rerun_adds_only_what_i
     assert parent.info.status == "FINISHED" and parent.data.tags["kerasgrid.best_trial_id"] == best["trial_id"]
     assert parent.data.metrics["best_objective"] == best["objective"]["value"]
     artifacts = {f.path for f in client.list_artifacts(parent.info.run_id)}
-    assert artifacts == {"leaderboard.tsv", "leaderboard.html", "best_params.yaml", "best_model.yaml",
+    assert artifacts == {"leaderboard.tsv", "leaderboard.html", "best_params.yaml", "importance.tsv", "best_model.yaml",
                          "best_model.keras", "plots"}
     assert {f.path for f in client.list_artifacts(parent.info.run_id, "plots")} == PLOTS
     summary = json.loads(workflow.path("results/mlflow.json").read_text())

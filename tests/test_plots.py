@@ -1,12 +1,18 @@
-"""The figures, drawn from the files of real sweeps: valid PNGs that mark what went wrong."""
+"""The figures, drawn from the files of real sweeps and of sweeps written here: valid PNGs that mark
+what went wrong and say what they show."""
 
+import itertools
 import json
+import math
 
+import matplotlib.colors
 import matplotlib.image
 import pytest
 
 from kerasgrid.results import plots
 from kerasgrid.results.leaderboard import read_leaderboard, write_leaderboard
+from kerasgrid.search import describe_space, parse_space
+from kerasgrid.sweep.grid import trial_id
 
 FIGURES = ["learning_curves", "param_effects", "ranking"]
 LOSS = {"metric": "loss", "direction": "min"}
@@ -21,6 +27,41 @@ def assert_png(path):
 def texts(figure):
     """Every piece of text drawn on the figure: titles, labels, ticks, legends, annotations."""
     return [t.get_text() for t in figure.findobj(lambda artist: hasattr(artist, "get_text")) if t.get_text()]
+
+
+def record(params, metrics, status="ok", **extra):
+    """A trial's metrics.json as training writes it, with the final value of each metric given."""
+    return {"trial_id": trial_id(params), "status": status, "params": params, "error": None if status == "ok" else "E",
+            "metrics": {name: {"final": value} for name, value in metrics.items()} if status == "ok" else {},
+            "fit_seconds": 1.0, **extra}
+
+
+def write_run(folder, rec):
+    """A run's folder: its metrics.json and params.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(rec))
+    (folder / "params.json").write_text(json.dumps(rec["params"]))
+    return folder / "metrics.json"
+
+
+def sweep_folder(tmp_path, grid, metrics, objective=LOSS, statuses=None):
+    """A results folder of a finished plain sweep over every combination of `grid`: each trial's
+    metrics are `metrics(params)`, its status `statuses.get(trial id, "ok")`; then its leaderboard."""
+    space = parse_space(grid, "test")
+    keys = list(space)
+    paths = []
+    for values in itertools.product(*(dim.finite_values() for dim in space.values())):
+        params = dict(zip(keys, values))
+        status = (statuses or {}).get(trial_id(params), "ok")
+        paths.append(write_run(tmp_path / "results" / "trials" / trial_id(params), record(params, metrics(params), status)))
+    write_leaderboard(paths, objective, keys, tmp_path / "results" / "leaderboard.tsv")
+    return tmp_path / "results"
+
+
+def rows(path):
+    """A TSV file's rows, as dicts by column."""
+    header, *lines = path.read_text().splitlines()
+    return [dict(zip(header.split("\t"), line.split("\t"))) for line in lines]
 
 
 def test_a_sweep_draws_three_pngs(tiny_sweep):
@@ -123,3 +164,82 @@ def test_the_optimization_history_draws_the_best_so_far_in_the_order_proposed(tm
     assert ["round 0", "round 1", "round 2"] == [text for text in drawn if text.startswith("round ")]
     plots.write_optimization_history(tmp_path / "leaderboard.tsv", list(losses), LOSS, tmp_path / "history.png")
     assert_png(tmp_path / "history.png")
+
+
+# lr and dropout are ranges (lr log), act a list; the loss depends on lr and dropout.
+RANGES = {"lr": {"low": 1e-4, "high": 1e-1, "num": 4, "log": True}, "dropout": {"low": 0.0, "high": 0.5, "num": 3},
+          "act": ["relu", "tanh"]}
+
+
+def dots(ax):
+    """The (x, y) of every dot of a panel's scatter plots but the winner's star, and their colours."""
+    found = [(tuple(xy), tuple(colour)) for c in ax.collections if c.get_sizes()[0] < 100
+             for xy, colour in zip(c.get_offsets(), itertools.cycle(c.get_facecolors()))]
+    return [xy for xy, _ in found], [colour for _, colour in found]
+
+
+def test_ranges_are_drawn_on_their_numeric_axis_and_log_ranges_on_a_log_one(tmp_path):
+    lrs = parse_space(RANGES, "test")["lr"].finite_values()
+    bad = {trial_id({"act": "tanh", "dropout": 0.25, "lr": lrs[-1]}): "diverged"}
+    results = sweep_folder(tmp_path, RANGES, lambda p: {"loss": abs(math.log10(p["lr"]) + 2.5) + p["dropout"]},
+                           statuses=bad)
+    trials = plots.load_trials(results / "leaderboard.tsv", LOSS)
+    space = describe_space(parse_space(RANGES, "test"))
+    figure = plots.param_effects(trials, LOSS, ["act", "dropout", "lr"], space)
+    act, dropout, lr = figure.axes
+    assert (act.get_xscale(), dropout.get_xscale(), lr.get_xscale()) == ("linear", "linear", "log")
+    assert [t.get_text() for t in act.get_xticklabels()] == ["relu", "tanh\n(1 diverged)"]  # a list stays categories
+    # Each dot sits at its trial's value: 0.0003 and 0.0075 are not one tick apart but where they are.
+    for ax, key in ((lr, "lr"), (dropout, "dropout")):
+        xy, _ = dots(ax)
+        ok = [t for t in trials if t.status == "ok"]
+        assert sorted(xy) == sorted((t.params[key], t.value) for t in ok)
+    assert lr.get_xlabel() == "lr (log scale)" and dropout.get_xlabel() == "dropout (linear scale)"
+    # The diverged trial: an x at its value; a line through the medians at each value of a range.
+    crosses = [line for line in lr.get_lines() if line.get_marker() == "x"]
+    assert [list(line.get_xdata()) for line in crosses] == [[lrs[-1]]]
+    assert [line.get_color() for line in crosses] == [plots.STATUS_COLOURS["diverged"]]
+    medians = [line for line in dropout.get_lines() if line.get_marker() != "x" and len(line.get_xdata()) == 3]
+    assert list(medians[0].get_xdata()) == [0.0, 0.25, 0.5]
+    title = figure.get_suptitle().replace("\n", " ")
+    assert "ranges on their numeric axis (log scale where the range is log); lines: the median at each value" in title
+    assert "on a numeric axis, an x: orange diverged, red failed" in title
+
+    # Without the space (the plots of a sweep before ranges were drawn apart): categories, as before.
+    figure = plots.param_effects(trials, LOSS, ["act", "dropout", "lr"])
+    assert {ax.get_xscale() for ax in figure.axes} == {"linear"}
+    assert [t.get_text() for t in figure.axes[2].get_xticklabels()][:2] == ["0.0001", "0.001"]
+
+
+def test_with_halving_each_dot_has_its_rungs_colour_and_the_figure_says_so(tmp_path):
+    """27 candidates: rungs end at 1, 3 and 9 epochs; 9 go on to the second, 3 to the last."""
+    space = parse_space({"lr": {"low": 1e-4, "high": 1e-1, "num": 9, "log": True}, "act": ["relu", "tanh", "swish"]},
+                        "test")
+    rungs = [1, 3, 9]
+
+    def loss(params, epochs):
+        return abs(math.log10(params["lr"]) + 2.5) + 1 / epochs + (0.1 if params["act"] == "tanh" else 0)
+
+    candidates = [dict(zip(space, values)) for values in itertools.product(*(d.finite_values() for d in space.values()))]
+    paths, reached = [], {}
+    for place, params in enumerate(sorted(candidates, key=lambda p: loss(p, 1))):
+        rung = 2 if place < 3 else 1 if place < 9 else 0
+        for index in range(rung + 1):
+            folder = tmp_path / "results" / "trials" / trial_id(params)
+            folder = folder if index == 2 else folder / "rungs" / str(rungs[index])
+            path = write_run(folder, record(params, {"loss": loss(params, rungs[index])}, epochs_target=rungs[index],
+                                            epochs_run=rungs[index]))
+        paths.append(path)
+        reached[(params["lr"], loss(params, rungs[rung]))] = rung
+    write_leaderboard(paths, LOSS, list(space), tmp_path / "leaderboard.tsv", rungs=rungs)
+    trials = plots.load_trials(tmp_path / "leaderboard.tsv", LOSS, tmp_path / "results" / "trials", rungs=rungs)
+    assert sorted(t.rung for t in trials) == [0] * 18 + [1] * 6 + [2] * 3
+
+    figure = plots.param_effects(trials, LOSS, list(space), describe_space(space), rungs)
+    colours = [matplotlib.colors.to_rgba(colour) for colour in plots._rung_colours(3)]
+    xy, drawn = dots(figure.axes[1])  # lr
+    assert len(xy) == 27 and all(drawn[i][:3] == colours[reached[xy[i]]][:3] for i in range(27))
+    assert not [line for ax in figure.axes for line in ax.get_lines() if line.get_marker() != "x"]  # no boxes, no medians
+    legend = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert legend == ["rung 0, 1 epoch: 18 trials", "rung 1, 3 epochs: 6 trials", "rung 2, 9 epochs: 3 trials"]
+    assert "compare dots of one colour" in figure.get_suptitle().replace("\n", " ")

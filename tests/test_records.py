@@ -74,7 +74,7 @@ def test_every_kind_of_file_a_sweep_writes_gets_the_mode_open_gives(workflow):
     kinds = {"events" if "tensorboard" in path.parts else path.name for path in files}
     assert {"metrics.json", "params.json", "history.csv", "model.keras", "model.weights.h5", "leaderboard.tsv",
             "best_params.yaml", "best_model.yaml", "leaderboard.html", "ranking.png", "learning_curves.png",
-            "param_effects.png", "events"} <= kinds
+            "param_effects.png", "importance.tsv", "importance.png", "events"} <= kinds
     assert {"best_model.keras", "best_model.weights.h5"} & kinds
     assert {str(path.relative_to(workflow.root)): oct(mode(path)) for path in files if mode(path) != 0o640} == {}
     folders = [path for path in workflow.path("results").rglob("*") if path.is_dir()]

@@ -30,7 +30,7 @@ def test_the_report_shows_the_winner_the_leaderboard_the_plots_and_the_config(ti
     tiny_sweep.run("--configfile", "my.yaml", "--report", "results/report.html")
     html = tiny_sweep.path("results/report.html").read_text(encoding="utf-8")
     files = embedded(html)
-    for name in ("learning_curves.png", "param_effects.png", "ranking.png"):
+    for name in ("learning_curves.png", "param_effects.png", "ranking.png", "importance.png"):
         assert files[name] == tiny_sweep.path(f"results/plots/{name}").read_bytes()
     assert files["leaderboard.tsv"] == tiny_sweep.path("results/leaderboard.tsv").read_bytes()
 
@@ -48,3 +48,4 @@ def test_the_report_shows_the_winner_the_leaderboard_the_plots_and_the_config(ti
     assert "<tt class=\"docutils literal\">val_loss</tt> after each epoch for every trial" in captions["learning_curves.png"]
     assert "(lower is better); the winner's bar is green" in captions["ranking.png"]
     assert "the star is" in captions["param_effects.png"] and "the winner on top" in captions["leaderboard.html"]
+    assert "explains on its own" in captions["importance.png"] and "With halving" not in captions["importance.png"]

@@ -9,7 +9,7 @@ from kerasgrid.results.leaderboard import read_leaderboard
 from kerasgrid.sweep.grid import trial_id
 
 # Whatever the ranking changes is redone after it: the plots, the page and the winner's model.
-AGGREGATION = {"leaderboard": [""], "best_params": [""], "plots": [""], "leaderboard_page": [""], "best_model": [""]}
+AGGREGATION = {"leaderboard": [""], "best_params": [""], "plots": [""], "importance": [""], "leaderboard_page": [""], "best_model": [""]}
 
 
 def ids(*lrs, units=4):

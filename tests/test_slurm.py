@@ -177,6 +177,8 @@ def test_a_halving_sweep_submits_every_rung_as_a_job_and_ranks_as_locally(cluste
     cluster.path("known.py").write_text(KNOWN_LOSSES, encoding="utf-8")
     config = halving_config([0.1, 0.2, 0.3])
     config["grid"]["fault"] = ["none"]
+    config["callbacks"] = "known.py:callbacks"  # a user's callback, its state carried from job to job
+    config["objective"] = [{"metric": "loss"}, {"metric": "params_count"}]  # promoted by Pareto front
     local = Workflow(Path(shutil.copytree(cluster.root, tmp_path / "local", symlinks=True)))
     local.write_config(config)
     local_result = local.run(RANKING, "--cores", "2", "--configfile", "my.yaml")
@@ -189,7 +191,11 @@ def test_a_halving_sweep_submits_every_rung_as_a_job_and_ranks_as_locally(cluste
     rows = read_leaderboard(cluster.path(RANKING))
     assert without_timing(rows) == without_timing(read_leaderboard(local.path(RANKING)))
     assert [(row["q"], row["rung"]) for row in rows] == [("0.1", "2"), ("0.2", "0"), ("0.3", "0")]
+    assert [(row["pareto_rank"], row["params_count"]) for row in rows] == [("1", "2"), ("1", "2"), ("2", "2")]
     assert "localcheckpoint promotions:" in local_result.output
+    # Three jobs trained the winner (to epochs 1, 3, 9); its callback counted on from rung to rung.
+    winner = cluster.path(f"results/trials/{rows[0]['trial_id']}")
+    assert [(winner / rung / "epochs_seen.txt").read_text() for rung in ("rungs/1", "rungs/3", ".")] == ["1", "3", "9"]
 
 
 def test_on_slurm_kerasgrid_asks_for_no_gpu_and_leaves_each_jobs_devices_alone(cluster, monkeypatch):

@@ -244,3 +244,86 @@ def test_loading_the_search_settings_imports_no_optuna():
             "print('OPTUNA_LOADED', 'optuna' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "OPTUNA_LOADED False" in out.stdout, out.stdout + out.stderr
+
+
+def size(params) -> float:
+    """A second objective at odds with `loss`: units cost, and the best loss wants 128 of them."""
+    return float(params["units"])
+
+
+def told_two(space, rounds, batch, seed=0, directions=("min", "min"), least_units=None):
+    """As `told`, with two objectives (loss, size), and with `least_units` the constraint
+    units >= least_units, told as its violation."""
+    history = []
+    for index in range(rounds):
+        for tid, params in TPESampler().propose(space, history, batch, round_seed(seed, index), directions).items():
+            values = (loss(params), size(params))
+            broken = (least_units - params["units"],) if least_units is not None else ()
+            history.append(Observation(tid, params, "ok", values[0], values, broken, index))
+    return history
+
+
+def test_several_objectives_and_constraints_go_into_the_rebuilt_study():
+    space = parse({"units": [16, 32], "act": ["relu", "tanh"]})
+    history = [Observation("a", {"units": 16, "act": "relu"}, "ok", 0.5, (0.5, 16.0), (-4.0, 2.0)),
+               Observation("b", {"units": 32, "act": "tanh"}, "failed", None)]
+    study = rebuild_study(space, history, ("min", "max"), sampler=None)
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MAXIMIZE"]
+    assert study.trials[0].values == [0.5, 16.0] and study.trials[0].constraints == {"0": -4.0, "1": 2.0}
+    assert study.trials[1].state == TrialState.FAIL and study.trials[1].values is None
+    # One objective, no constraints: the study as ever.
+    single = rebuild_study(space, [Observation("a", {"units": 16, "act": "relu"}, "ok", 0.5)], "min", sampler=None)
+    assert single.trials[0].value == 0.5 and single.trials[0].constraints == {} and single.trials[0].system_attrs == {}
+
+
+def test_multi_objective_proposals_are_a_function_of_history_seed_and_directions():
+    space = parse({key: SPACE[key] for key in ("lr", "units", "dropout")} | {"act": ["relu", "tanh"]})
+    history = told_two(space, rounds=4, batch=3)  # 12 trials: past TPE's random ones
+    first = TPESampler().propose(space, history, 3, seed=7, direction=("min", "min"))
+    assert TPESampler().propose(space, list(history), 3, seed=7, direction=("min", "min")) == first
+    assert TPESampler().propose(space, history, 3, seed=7, direction=("min", "max")) != first
+    assert TPESampler().propose(space, history, 3, seed=8, direction=("min", "min")) != first
+    assert list(TPESampler().propose(space, history, 5, seed=7, direction=("min", "min")))[:3] == list(first)
+    # A one-tuple is the one objective it names.
+    single = [Observation(o.trial_id, o.params, o.status, o.value) for o in history]
+    assert TPESampler().propose(space, single, 3, seed=7, direction=("min",)) == \
+        TPESampler().propose(space, single, 3, seed=7, direction="min")
+
+
+def test_constraints_steer_multi_objective_tpe_towards_trials_that_keep_them():
+    # Told units >= 160 (against the size objective, which wants few), TPE's rounds after its
+    # random start propose mostly trials that keep it; told no constraint, almost none.
+    space = parse({key: SPACE[key] for key in ("lr", "units", "dropout")} | {"act": ["relu", "tanh"]})
+    for seed in range(3):
+        late = told_two(space, rounds=8, batch=3, seed=seed, least_units=160)[12:]
+        free = told_two(space, rounds=8, batch=3, seed=seed)[12:]
+        assert sum(o.params["units"] >= 160 for o in late) >= len(late) / 2 > 2 * sum(o.params["units"] >= 160 for o in free)
+
+
+def test_a_round_file_tells_every_objective_and_constraint(tmp_path):
+    config = tpe_config(trials=6, batch=3)
+    config["objective"] = [{"metric": "val_loss", "direction": "min"}, {"metric": "params_count", "direction": "min"}]
+    config["constraints"] = ["params_count <= 1000", "val_loss < 0.5"]
+    sweep = sweep_from_config(config, "my.yaml")
+    first = write_round([], [], sweep.round_settings(0), 0, tmp_path / "rounds/0.json")
+    record_paths = []
+    for number, (tid, params) in enumerate(first.items()):
+        status = "diverged" if number == 0 else "ok"
+        record_paths.append(tmp_path / f"trials/{tid}/metrics.json")
+        records.write_json(record_paths[-1], {
+            "trial_id": tid, "params": params, "status": status,
+            "metrics": {} if status != "ok" else {"val_loss": {"final": 0.25 * number}},
+            "measures": {"params_count": 900 + 100 * number, "fit_seconds": 1.0, "predict_ms": 1.0},
+        })
+    write_round([tmp_path / "rounds/0.json"], record_paths, sweep.round_settings(1), 1, tmp_path / "rounds/1.json")
+    told_ = records.read_json(tmp_path / "rounds/1.json")["told"]
+    assert [entry["status"] for entry in told_] == ["diverged", "ok", "ok"]
+    assert told_[0] == {"trial_id": told_[0]["trial_id"], "status": "diverged", "objective": None, "values": None,
+                        "constraints": []}
+    # params_count 1000 keeps the first constraint (0), 1100 breaks it by 100; val_loss 0.5 breaks
+    # the strict second one, if only just.
+    assert [entry["values"] for entry in told_[1:]] == [[0.25, 1000], [0.5, 1100]]
+    assert told_[1]["constraints"] == [0.0, -0.25] and told_[2]["constraints"][0] == 100.0
+    assert 0 < told_[2]["constraints"][1] < 1e-300
+    history = observations([tmp_path / "rounds/0.json"], record_paths, sweep.objective)
+    assert [o.round for o in history] == [0, 0, 0] and history[1].values == (0.25, 1000)

@@ -62,6 +62,21 @@ def test_a_bad_config_stops_before_training_with_one_paragraph(workflow):
     assert not workflow.path("results").exists()
 
 
+def test_a_yaml_syntax_error_in_the_default_config_names_its_line(workflow):
+    # Snakemake's own message for it ("Config file is not valid JSON or YAML") names no line and,
+    # given --configfile, not even the file: tests/test_project.py says what kerasgrid does then.
+    config = workflow.path("config.yaml")
+    config.write_text(config.read_text(encoding="utf-8").replace("lr: [0.001, 0.0005]", "lr: [0.001, 0.0005"),
+                      encoding="utf-8")
+    result = workflow.run("--cores", "1", "--dry-run", check=False)
+    assert result.returncode != 0
+    line = next(n for n, text in enumerate(config.read_text().splitlines(), 1) if text.startswith("  loss:"))
+    assert (f"config.yaml, line {line}, column 7 is not valid YAML: expected ',' or ']', but got ':' (while parsing a "
+            f"flow sequence that starts at line {line - 1}, column 7); line {line} reads '  loss: [mean_squared_error]'. "
+            "Fix the YAML there or just before it") in result.output
+    assert "Config file is not valid JSON or YAML" not in result.output
+
+
 def test_a_missing_model_function_is_named_before_training(workflow):
     result = workflow.sweep(tiny_config(model="examples/digits.py:build"), check=False)
     assert result.returncode != 0

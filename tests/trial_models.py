@@ -190,3 +190,65 @@ def wide(params):
     units = params.get("units", 4000)
     return _compile(keras.Sequential([keras.Input((4,)), keras.layers.Dense(units, "relu"),
                                       keras.layers.Dense(units, "relu"), keras.layers.Dense(1)]), params)
+
+
+# The user's callbacks (config key `callbacks`), as tests/test_callbacks.py uses them.
+class EpochsSeen(keras.callbacks.Callback):
+    """A user's logger: appends each epoch's number and loss to a file in the trial's folder."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(f"{epoch} {logs['loss']!r}\n")
+
+
+def logger_and_checkpoint(params, trial_dir):
+    return [EpochsSeen(trial_dir / "epochs_seen.txt"),
+            keras.callbacks.ModelCheckpoint(str(trial_dir / "checkpoint.keras"))]
+
+
+def logger_without_params(trial_dir):
+    return [EpochsSeen(trial_dir / "epochs_seen.txt")]
+
+
+def reduce_lr(params):
+    # min_delta 10: no epoch counts as an improvement after the first, so the rate halves after
+    # every second epoch; what the callback counted must carry over from rung to rung.
+    return [keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=2, min_delta=10)]
+
+
+def early_stopping(params):
+    # Stops after the second epoch: no later epoch improves on the first by 100.
+    return [keras.callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=100)]
+
+
+class StopsAfter(keras.callbacks.Callback):
+    """A custom callback of the user's that stops training after `epochs` epochs."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 >= self.epochs:
+            self.model.stop_training = True
+
+
+def stops_after_one(params):
+    return [StopsAfter(1)]
+
+
+class Raises(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise RuntimeError("the user's callback raised")
+
+
+def raising_callback(params):
+    return [Raises()]
+
+
+def not_callbacks(params):
+    return [keras.callbacks.TerminateOnNaN(), "not a callback"]

@@ -156,6 +156,9 @@ def save_best_model(
         how = "copied"
     else:
         shutil.rmtree(scratch_dir, ignore_errors=True)  # only the current winner's retrain stays
+        if objective["metric"] in TIMED:  # no retrain takes the same time: it must reach the same loss
+            recorded = records.read_json(run_dir / "metrics.json")["metrics"]["loss"]["final"]
+            objective = {"metric": "loss", "direction": "min", "value": recorded}
         record = run_trial(
             winner["params"],
             settings,
@@ -207,6 +210,10 @@ def save_best_model(
     records.write_text(manifest_path, yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True, width=100))
     remove_states(trials_dir, keep=run_dir)  # the winner's stays: the next run may restore it again
     return manifest
+
+
+# The measures that are times (kerasgrid.records.MEASURES): a retrain is checked on its loss instead.
+TIMED = ("fit_seconds", "predict_ms")
 
 
 def _not_reproducible(trial, objective, value, record, run_dir, threads, model_path) -> NotReproducible:

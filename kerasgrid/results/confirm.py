@@ -52,8 +52,9 @@ def merge(tuning: list[dict], confirmed: list[dict], objective: dict) -> list[di
     def key(entry):
         ok = entry["status"] == Status.OK.value
         first = ok and entry["confirmed"]
-        return (order[entry["status"]], not first, sign * entry["objective_value"] if first else 0.0,
-                entry["tuning"]["rank"])
+        # The confirmations' own order: by objective, or by Pareto front (kerasgrid.results.ranking).
+        within = (entry["rank"] if "pareto_rank" in entry else sign * entry["objective_value"]) if first else 0.0
+        return (order[entry["status"]], not first, within, entry["tuning"]["rank"])
 
     return [{**entry, "rank": position} for position, entry in enumerate(sorted(entries, key=key), 1)]
 

@@ -15,12 +15,17 @@ import yaml
 from kerasgrid import records
 from kerasgrid.errors import NoSuccessfulTrial, Status
 from kerasgrid.results import confirm
-from kerasgrid.results.ranking import epochs_target, objective_value, rank
+from kerasgrid.results.ranking import by_front, epochs_target, metric_value, objective_value, objectives_of, rank
 from kerasgrid.sweep import runs
 
 FIXED_COLUMNS = ["rank", "trial_id", "objective", "status", "fit_seconds", "error"]
 # With halving: the rung a trial reached (0 = the first) and the epochs it trained in all.
 HALVING_COLUMNS = ["rung", "epochs"]
+# Without halving, when a callback of the user's stopped a trial early: the epochs each trained.
+EPOCHS_COLUMN = "epochs"
+# With several objectives or constraints: the trial's Pareto front (1: none beats it on every
+# objective), whether it keeps every constraint, then a column per objective (its metric's name).
+FRONT_COLUMNS = ["pareto_rank", "feasible"]
 # With adaptive search: the round that proposed the trial (0 = the first).
 ROUND_COLUMN = "round"
 # With repeats: the standard deviation of the objective over the seeds (objective is their mean),
@@ -41,21 +46,35 @@ def _number(value) -> str:
     return "" if value is None else repr(value)
 
 
+def _yes_no(value) -> str:
+    return "" if value is None else "yes" if value else "no"
+
+
+def objective_columns(objectives: list[dict], taken: list[str]) -> list[str]:
+    """A column per objective, named by its metric, or objective.<metric> where that name is taken."""
+    return [o["metric"] if o["metric"] not in taken else f"objective.{o['metric']}" for o in objectives]
+
+
 def leaderboard_rows(
     ranked: list[dict], grid_keys: list[str], rungs: list[int] | None = None, rounds: dict[str, int] | None = None,
-    repeats: int = 1, confirmed: bool = False,
+    repeats: int = 1, confirmed: bool = False, objectives: list[dict] | None = None,
 ) -> tuple[list[str], list[list[str]]]:
     """Header and rows: rank, trial id, one column per grid key, objective, status, fit s, error;
     with adaptive search (`rounds`: trial id -> round), the round that proposed each trial; with
     halving (`rungs`: the epochs each rung ends at), also the rung reached and epochs trained;
     with `repeats` above 1, the std over seeds and their count (objective is the mean); with
     `confirmed` (a confirm.merge ranking), whether the row was confirmed and its tuning rank and
-    objective."""
+    objective; if a trial's callbacks stopped it early (without halving), the epochs each trained;
+    ranked by Pareto front (`objectives`: every objective), FRONT_COLUMNS and each objective's value."""
     halving = rungs is not None and len(rungs) > 1
+    stopped = not halving and any(record.get("stopped_early") for record in ranked)
+    front = bool(objectives) and any("pareto_rank" in record for record in ranked)
     fixed = (FIXED_COLUMNS + [ROUND_COLUMN] * bool(rounds) + HALVING_COLUMNS * halving
-             + REPEAT_COLUMNS * (repeats > 1) + CONFIRM_COLUMNS * confirmed)
+             + REPEAT_COLUMNS * (repeats > 1) + CONFIRM_COLUMNS * confirmed + [EPOCHS_COLUMN] * stopped
+             + FRONT_COLUMNS * front)
     param_columns = [f"param.{key}" if key in fixed else key for key in grid_keys]
-    header = fixed[:2] + param_columns + fixed[2:]
+    measured = objective_columns(objectives, fixed + param_columns) if front else []
+    header = fixed[:2] + param_columns + fixed[2:] + measured
     rows = []
     for record in ranked:
         value = record["objective_value"]
@@ -79,6 +98,11 @@ def leaderboard_rows(
         if confirmed:
             tuning = record["tuning"]
             row += ["yes" if record["confirmed"] else "no", str(tuning["rank"]), _number(tuning["objective_value"])]
+        if stopped:
+            row.append(str(record.get("epochs_run", "")))
+        if front:
+            row += [_number(record.get("pareto_rank")), _yes_no(record.get("feasible"))]
+            row += [_number(value) for value in record.get("objective_values") or [None] * len(measured)]
         rows.append(row)
     return header, rows
 
@@ -95,7 +119,8 @@ def write_leaderboard(
     if confirmed_paths is not None:
         confirmations = rank([records.read_json(p) for p in confirmed_paths], objective, source)
         ranked = confirm.merge(ranked, confirmations, objective)
-    header, rows = leaderboard_rows(ranked, grid_keys, rungs, rounds, repeats, confirmed=confirmed_paths is not None)
+    header, rows = leaderboard_rows(ranked, grid_keys, rungs, rounds, repeats, confirmed=confirmed_paths is not None,
+                                    objectives=objectives_of(objective))
     lines = ["\t".join(header)] + ["\t".join(row) for row in rows]
     records.write_text(path, "\n".join(lines) + "\n")
     return ranked
@@ -124,6 +149,13 @@ def best(leaderboard_path, objective: dict, source="the config", rungs=None, see
             f"{leaderboard_path} lists them (confirmed: yes) and logs/confirm/<id>.log holds each confirmation's "
             f"output. The errors: {'; '.join(errors)[:2000]}"
         )
+    if rows[0].get("feasible") == "no":
+        ok = sum(row["status"] == Status.OK.value for row in rows)
+        raise NoSuccessfulTrial(
+            f"None of the {ok} trials that finished ok keeps every constraint "
+            f"({'; '.join(objective.get('constraints') or [])}), so there is no best model. {leaderboard_path} "
+            "lists them (feasible: no) with their objectives: loosen the constraints in the config, or widen the grid."
+        )
     winner_id = rows[0]["trial_id"]
     trials_dir = Path(leaderboard_path).parent / "trials"
     # The exact values (types included) are in the trial's own records, not in the TSV.
@@ -141,6 +173,12 @@ def best(leaderboard_path, objective: dict, source="the config", rungs=None, see
     }
     if len(values) > 1:
         winner["repeats"] = {"seeds": seeds, "values": values, "std": statistics.stdev(values)}
+    if by_front(objective):
+        winner["objectives"] = [
+            {**o, "value": _mean([metric_value(record, o["metric"], source) for record in runs_])}
+            for o in objectives_of(objective)]
+        winner["pareto_rank"] = int(rows[0]["pareto_rank"])
+        winner["chosen_by"] = objective.get("winner", "first")
     if finalists:
         ranks = [{"tuning_rank": int(row["tuning_rank"]), "rank": int(row["rank"]), "status": row["status"]}
                  for row in finalists]
@@ -151,6 +189,10 @@ def best(leaderboard_path, objective: dict, source="the config", rungs=None, see
             **confirm.agreement(ranks, fraction),
         }
     return winner
+
+
+def _mean(values: list):
+    return values[0] if len(values) == 1 else statistics.fmean(values)
 
 
 def write_best(leaderboard_path, objective: dict, path, source="the config", rungs=None, seeds=None,
@@ -179,8 +221,16 @@ def format_winner(winner: dict) -> list[str]:
     if winner.get("confirmed"):
         confirmation = winner["confirmation"]
         lines.append(f"Confirmed the top {confirmation['finalists']}: {confirmation['agreement']}.")
+    head = f"Best trial: {winner['trial_id']} with {objective['metric']} = {value} ({objective['direction']})"
+    if winner.get("objectives"):  # several objectives: the others' values, and why this trial of the front
+        head += "".join(f", {o['metric']} = {o['value']:.6g} ({o['direction']})" for o in winner["objectives"][1:])
+        if len(winner["objectives"]) == 1:
+            head += "; the best that keeps every constraint"
+        else:
+            head += "; " + ("the best on the first objective" if winner["chosen_by"] == "first" else "the knee")
+            head += " of the Pareto front"
     return lines + [
-        f"Best trial: {winner['trial_id']} with {objective['metric']} = {value} ({objective['direction']})",
+        head,
         f"Best params found: {winner['params']}",
     ]
 
@@ -201,6 +251,17 @@ def row_dir(trials_dir, row: dict, rungs: list[int] | None = None, seed: int | N
     if rungs and row.get("rung") and not confirmed:
         return record_dir(run, rungs[int(row["rung"])], rungs)
     return run
+
+
+def write_front(leaderboard_path, path) -> list[dict]:
+    """results/pareto.tsv: the leaderboard's rows of the front that ranks first (ok, feasible,
+    pareto_rank 1, at the furthest rung), with its columns; the rows."""
+    rows = read_leaderboard(leaderboard_path)
+    front = [row for row in rows if row["status"] == Status.OK.value and row.get("pareto_rank") == "1"
+             and row.get("feasible") == "yes" and row.get("rung", "") == rows[0].get("rung", "")]
+    header = list(rows[0]) if rows else []
+    records.write_text(path, "\n".join("\t".join(line) for line in [header] + [[row[k] for k in header] for row in front]) + "\n")
+    return front
 
 
 def read_leaderboard(path) -> list[dict]:

@@ -10,6 +10,8 @@ import csv
 import io
 import json
 import math
+import statistics
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +42,7 @@ class Trial:
     params: dict
     curve: list[float] = field(default_factory=list)
     round: int | None = None  # the round that proposed it, in an adaptive search
+    rung: int | None = None  # with halving: the rung it stopped at (0 = the first)
     # With repeats: the objective of each seed (value is their mean) and their std.
     seed_values: list[float] = field(default_factory=list)
     std: float | None = None
@@ -81,6 +84,7 @@ def load_trials(leaderboard_path, objective: dict, trials_dir=None, rungs=None, 
                 params=records.read_json(folder / "params.json"),
                 curve=_curve(folder / "history.csv", objective["metric"]),
                 round=int(row["round"]) if row.get("round") else None,
+                rung=int(row["rung"]) if row.get("rung") else None,
                 seed_values=seed_values,
                 std=_float(row.get("std")),
                 confirmed=row.get("confirmed") == "yes",
@@ -236,44 +240,114 @@ def learning_curves(trials: list[Trial], objective: dict, grid_keys: list[str], 
     return figure
 
 
-def param_effects(trials: list[Trial], objective: dict, grid_keys: list[str]):
-    """One panel per grid key: each trial's objective over the key's values; the winner starred."""
+def _rung_colours(count: int) -> list[str]:
+    """A colour per rung, light to dark: the further a trial went, the darker its dot."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    blues = colormaps["Blues"]
+    return [to_hex(blues(0.4 + 0.6 * i / max(count - 1, 1))) for i in range(count)]
+
+
+def _same(trial: Trial, key: str, value) -> bool:
+    return key in trial.params and canonical({"v": trial.params[key]}) == canonical({"v": value})
+
+
+def _ok(trial: Trial) -> bool:
+    return trial.status == Status.OK.value and trial.tuned is not None
+
+
+def _dot_colours(trials: list[Trial], rung_colours: list[str] | None) -> list[str]:
+    return [rung_colours[t.rung or 0] if rung_colours else "#1f77b4" for t in trials]
+
+
+def _categorical_panel(ax, trials: list[Trial], key: str, winner: Trial | None, rung_colours, jitter) -> None:
+    """Each value of the key a tick; its ok trials' objectives as dots, boxed (not with halving:
+    a box would mix budgets); its diverged and failed trials counted under it."""
+    values = categories(trials, key)
+    labels = []
+    for x, value in enumerate(values):
+        same = [t for t in trials if _same(t, key, value)]
+        ok = [t for t in same if _ok(t)]
+        scores = [t.tuned for t in ok]
+        if len(scores) > 1 and not rung_colours:
+            ax.boxplot([scores], positions=[x], widths=0.5, showfliers=False, manage_ticks=False,
+                       medianprops={"color": "#1f77b4"}, boxprops={"color": GREY}, whiskerprops={"color": GREY},
+                       capprops={"color": GREY})
+        if scores:
+            ax.scatter(x + jitter.uniform(-0.12, 0.12, len(scores)), scores, s=22, color=_dot_colours(ok, rung_colours),
+                       alpha=0.8, zorder=3)
+        bad = {status: sum(t.status == status for t in same) for status in STATUS_COLOURS}
+        marks = ", ".join(f"{n} {status}" for status, n in bad.items() if n)
+        labels.append(value_label(value) + (f"\n({marks})" if marks else ""))
+        if winner and _same(winner, key, value):
+            ax.scatter([x], [winner.tuned], marker="*", s=220, color=COLOURS[0], edgecolor="white", zorder=4)
+    ax.set_xticks(range(len(values)))
+    ax.set_xticklabels(labels, rotation=30 if len(values) > 4 else 0, ha="right" if len(values) > 4 else "center",
+                       fontsize=9)
+    for tick, label in zip(ax.get_xticklabels(), labels):
+        if "\n(" in label:
+            tick.set_color(STATUS_COLOURS[Status.FAILED.value])
+    ax.set_xlim(-0.6, max(len(values), 1) - 0.4)
+
+
+def _numeric_panel(ax, trials: list[Trial], key: str, log: bool, winner: Trial | None, rung_colours) -> bool:
+    """A range on its numeric axis (log for a log range): each ok trial a dot at its value, and
+    where every value has several (a grid; not with halving), a line through their medians;
+    diverged and failed trials an x at their value along the bottom. Whether it drew the line."""
+    present = [t for t in trials if key in t.params]
+    ok = [t for t in present if _ok(t)]
+    if ok:
+        ax.scatter([t.params[key] for t in ok], [t.tuned for t in ok], s=22, color=_dot_colours(ok, rung_colours),
+                   alpha=0.8, zorder=3)
+    values = categories(ok, key)
+    by_value = [[t.tuned for t in ok if _same(t, key, value)] for value in values]
+    medians = not rung_colours and len(values) > 1 and all(len(scores) > 1 for scores in by_value)
+    if medians:
+        ax.plot(values, [statistics.median(scores) for scores in by_value], color="#1f77b4", lw=1.2, alpha=0.6, zorder=2)
+    for status, colour in STATUS_COLOURS.items():
+        xs = [t.params[key] for t in present if t.status == status]
+        if xs:
+            ax.plot(xs, [0.0] * len(xs), "x", color=colour, ms=8, mew=2, transform=ax.get_xaxis_transform(),
+                    clip_on=False, zorder=4)
+    if winner and key in winner.params:
+        ax.scatter([winner.params[key]], [winner.tuned], marker="*", s=220, color=COLOURS[0], edgecolor="white", zorder=4)
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(f"{value_label(key, 40)} ({'log scale' if log else 'linear scale'})", fontsize=9)
+    return medians
+
+
+def param_effects(trials: list[Trial], objective: dict, grid_keys: list[str], space: dict | None = None,
+                  rungs: list[int] | None = None):
+    """One panel per grid key: each trial's objective over the key's values; the winner starred.
+
+    `space` (kerasgrid.search.describe_space's grid): its ranges are drawn on their numeric axis,
+    log where the range is log; lists stay categories, in `categories`' order. With halving
+    (`rungs`: the epochs each rung ends at), each dot is coloured by the rung its trial stopped at.
+    """
     import numpy as np
+    from matplotlib.lines import Line2D
 
     metric = text(objective["metric"])
     keys = varying_keys(trials, grid_keys)
     fixed = [key for key in grid_keys if key not in keys]
+    ranges = {key: spec for key, spec in (space or {}).items() if isinstance(spec, dict)}
+    halving = rungs if rungs and len(rungs) > 1 else None
+    rung_colours = _rung_colours(len(halving)) if halving else None
     columns = max(1, min(3, len(keys)))
     rows = max(1, math.ceil(len(keys) / columns))
-    widest = max((len(categories(trials, key)) for key in keys), default=1)
-    figure = _figure(max(8.0, max(4.8, 0.5 * widest) * columns), 3.9 * rows + 1.0)
+    widest = max((len(categories(trials, key)) for key in keys if key not in ranges), default=1)
+    figure = _figure(max(8.0, max(4.8, 0.5 * widest) * columns), 3.9 * rows + 1.0 + 0.5 * bool(halving))
     axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
-    winner = trials[0] if trials and trials[0].status == Status.OK.value else None
+    winner = trials[0] if trials and _ok(trials[0]) else None
     jitter = np.random.default_rng(0)
+    medians = False
     for ax, key in zip(axes, keys):
-        values = categories(trials, key)
-        labels = []
-        for x, value in enumerate(values):
-            same = [t for t in trials if key in t.params and canonical({"v": t.params[key]}) == canonical({"v": value})]
-            scores = [t.tuned for t in same if t.status == Status.OK.value and t.tuned is not None]
-            if len(scores) > 1:
-                ax.boxplot([scores], positions=[x], widths=0.5, showfliers=False, manage_ticks=False,
-                           medianprops={"color": "#1f77b4"}, boxprops={"color": GREY}, whiskerprops={"color": GREY},
-                           capprops={"color": GREY})
-            if scores:
-                ax.scatter(x + jitter.uniform(-0.12, 0.12, len(scores)), scores, s=22, color="#1f77b4", alpha=0.7, zorder=3)
-            bad = {status: sum(t.status == status for t in same) for status in STATUS_COLOURS}
-            marks = ", ".join(f"{n} {status}" for status, n in bad.items() if n)
-            labels.append(value_label(value) + (f"\n({marks})" if marks else ""))
-            if winner and key in winner.params and canonical({"v": winner.params[key]}) == canonical({"v": value}):
-                ax.scatter([x], [winner.tuned], marker="*", s=220, color=COLOURS[0], edgecolor="white", zorder=4)
-        ax.set_xticks(range(len(values)))
-        ax.set_xticklabels(labels, rotation=30 if len(values) > 4 else 0, ha="right" if len(values) > 4 else "center",
-                           fontsize=9)
-        for tick, label in zip(ax.get_xticklabels(), labels):
-            if "\n(" in label:
-                tick.set_color(STATUS_COLOURS[Status.FAILED.value])
-        ax.set_xlim(-0.6, max(len(values), 1) - 0.4)
+        if key in ranges:
+            medians |= _numeric_panel(ax, trials, key, bool(ranges[key].get("log")), winner, rung_colours)
+        else:
+            _categorical_panel(ax, trials, key, winner, rung_colours, jitter)
         ax.set_title(value_label(key, 40), fontsize=11)
         ax.set_ylabel(metric)
         ax.grid(axis="y", alpha=0.3)
@@ -284,14 +358,26 @@ def param_effects(trials: list[Trial], objective: dict, grid_keys: list[str]):
     constant = ", ".join(f"{value_label(key, 30)}={value_label(trials[0].params.get(key))}" for key in fixed)
     confirmed = any(t.confirmed for t in trials)
     repeated = any(t.seed_values for t in trials)
-    figure.suptitle(
+    if halving:
+        reached = [sum(t.rung == i for t in trials if _ok(t)) for i in range(len(halving))]
+        handles = [Line2D([], [], ls="", marker="o", color=colour) for colour in rung_colours]
+        labels = [f"rung {i}, {halving[i]} epoch{'s' * (halving[i] != 1)}: {n} trials" for i, n in enumerate(reached)]
+        figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3), fontsize=9)
+    lines = [
         f"Effect of each hyperparameter on {metric} ({better(objective['direction'])})"
-        + (" in the tuning" if confirmed else "") + (", mean over seeds" if repeated else "") + "\n"
-        "dots: ok trials; boxes: their spread; star: the winner\n"
-        "diverged and failed trials are counted under their value"
-        + (f"\nthe same in every trial: {constant}" if constant else ""),
-        fontsize=11,
-    )
+        + (" in the tuning" if confirmed else "") + (", mean over seeds" if repeated else ""),
+        "dots: ok trials, coloured by the rung each stopped at: a dot of another colour trained other epochs, so "
+        "compare dots of one colour; star: the winner" if halving else "dots: ok trials; boxes: their spread; star: the winner",
+    ]
+    if ranges:
+        lines.append("ranges on their numeric axis (log scale where the range is log)"
+                     + ("; lines: the median at each value" if medians else ""))
+    lines.append("diverged and failed trials are counted under their value"
+                 + (" (on a numeric axis, an x: orange diverged, red failed)" if ranges else ""))
+    if constant:
+        lines.append(f"the same in every trial: {constant}")
+    width = int(12 * figure.get_figwidth())  # characters of an 11-point line across the figure
+    figure.suptitle("\n".join(textwrap.fill(line, width) for line in lines), fontsize=11)
     return figure
 
 
@@ -427,10 +513,11 @@ def save(figure, path) -> None:
 
 
 def write_plots(leaderboard_path, objective: dict, grid_keys: list[str], *, learning_curves_png, param_effects_png,
-                ranking_png, trials_dir=None, rungs=None, seeds=None) -> None:
-    """The three figures of the sweep whose leaderboard is given, as PNG files."""
+                ranking_png, trials_dir=None, rungs=None, seeds=None, space=None) -> None:
+    """The three figures of the sweep whose leaderboard is given, as PNG files. `space`: the grid
+    as kerasgrid.search.describe_space writes it, for the ranges' axes."""
     trials = load_trials(leaderboard_path, objective, trials_dir, rungs, seeds)
     halving = rungs if rungs and len(rungs) > 1 else None
     save(learning_curves(trials, objective, grid_keys, halving), learning_curves_png)
-    for draw, path in ((param_effects, param_effects_png), (ranking, ranking_png)):
-        save(draw(trials, objective, grid_keys), path)
+    save(param_effects(trials, objective, grid_keys, space, halving), param_effects_png)
+    save(ranking(trials, objective, grid_keys), ranking_png)

@@ -12,7 +12,7 @@ from kerasgrid.errors import Direction, Status
 from kerasgrid.fraction import describe_draw
 from kerasgrid.results import confirm
 from kerasgrid.results.leaderboard import (
-    CONFIRM_COLUMNS, HALVING_COLUMNS, REPEAT_COLUMNS, ROUND_COLUMN, read_leaderboard,
+    CONFIRM_COLUMNS, FRONT_COLUMNS, HALVING_COLUMNS, REPEAT_COLUMNS, ROUND_COLUMN, read_leaderboard,
 )
 
 # A grid value longer than this is cut in the console (the TSV and the web page keep it whole).
@@ -68,9 +68,41 @@ def search_columns(rows: list[dict]) -> list[str]:
 
 
 def extra_columns(rows: list[dict]) -> list[str]:
-    """After status: `search_columns`, then repeats' seed count, and with confirm whether the row
-    was confirmed and its tuning rank and objective."""
-    return search_columns(rows) + [key for key in REPEAT_COLUMNS[1:] + CONFIRM_COLUMNS if rows and key in rows[0]]
+    """After status: `search_columns`, then repeats' seed count, with confirm whether the row was
+    confirmed and its tuning rank and objective, and by Pareto front its front, whether it is
+    feasible and the value of each objective but the first."""
+    found = search_columns(rows) + [key for key in REPEAT_COLUMNS[1:] + CONFIRM_COLUMNS if rows and key in rows[0]]
+    columns = objective_value_columns(rows)  # the front's, then the first objective's (shown already), ...
+    return found + columns[:len(FRONT_COLUMNS)] + columns[len(FRONT_COLUMNS) + 1:]
+
+
+def objective_value_columns(rows: list[dict]) -> list[str]:
+    """By Pareto front: the front columns, then a column per objective (the leaderboard's last)."""
+    if not rows or FRONT_COLUMNS[0] not in rows[0]:
+        return []
+    header = list(rows[0])
+    return header[header.index(FRONT_COLUMNS[0]):]
+
+
+def front_lines(rows: list[dict]) -> list[str]:
+    """By Pareto front: the front that ranks first (its feasible, ok trials), one line a trial."""
+    columns = objective_value_columns(rows)
+    if not columns:
+        return []
+    measured = columns[len(FRONT_COLUMNS):]
+    if len(measured) < 2:  # one objective and constraints: the leaderboard says it all
+        return []
+    front = [row for row in rows if row["pareto_rank"] == "1" and row["feasible"] == "yes"
+             and row.get("rung", "") == rows[0].get("rung", "")]
+    if not front:
+        return []
+    params = param_columns(rows)
+    lines = [f"Pareto front: {len(front)} trial{'s' * (len(front) != 1)} that no other beats on every objective:"]
+    for row in front:
+        values = "  ".join(f"{key} = {_number(row[key])}" for key in measured)
+        shown = ", ".join(f"{key}={_short(row[key])}" for key in params)
+        lines.append(f"  {row['trial_id']}  {values}  ({shown})")
+    return lines
 
 
 def console_lines(rows: list[dict], objective: dict, top: int = 10) -> list[str]:
@@ -78,6 +110,7 @@ def console_lines(rows: list[dict], objective: dict, top: int = 10) -> list[str]
     std with repeats), status, and the extra columns of halving, repeats and confirm."""
     params = param_columns(rows)
     extra = extra_columns(rows)
+    measured = objective_value_columns(rows)[len(FRONT_COLUMNS):]
     labels = {"tuning_objective": f"tuning_{objective['metric']}"}
     columns = ["rank", "trial_id", *params, objective["metric"], "status", *(labels.get(key, key) for key in extra)]
     shown = rows[:top]
@@ -85,12 +118,12 @@ def console_lines(rows: list[dict], objective: dict, top: int = 10) -> list[str]
         [row["rank"], row["trial_id"]]
         + [_short(row[key]) for key in params]
         + [_objective(row), row["status"]]
-        + [_number(row[key]) if key == "tuning_objective" else row[key] for key in extra]
+        + [_number(row[key]) if key == "tuning_objective" or key in measured else row[key] for key in extra]
         for row in shown
     ]
     widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
     numbers = {"rank", objective["metric"], ROUND_COLUMN, *HALVING_COLUMNS, "seeds", "tuning_rank",
-               labels["tuning_objective"]}
+               labels["tuning_objective"], *objective_value_columns(rows)} - {"feasible"}
     right = {i for i, column in enumerate(columns) if column in numbers and (i == 0 or i >= len(params) + 2)}
     lines = [
         "  ".join(
@@ -100,8 +133,13 @@ def console_lines(rows: list[dict], objective: dict, top: int = 10) -> list[str]
         for line in table
     ]
     what = f"top {len(shown)} of {len(rows)}" if len(shown) < len(rows) else f"{len(rows)}"
-    title = f"Leaderboard: {what} trials by {objective['metric']} ({better(objective['direction'])})"
-    return [title, *lines]
+    objectives = objective.get("objectives") or [objective]
+    by = ", ".join(f"{o['metric']} ({better(o['direction'])})" for o in objectives)
+    if len(objectives) > 1:
+        by = "Pareto front of " + by
+    if objective.get("constraints"):
+        by += ", those that keep " + " and ".join(objective["constraints"]) + " first"
+    return [f"Leaderboard: {what} trials by {by}", *lines]
 
 
 def leaderboard_lines(leaderboard_path, objective: dict, top: int = 10) -> list[str]:
@@ -110,7 +148,8 @@ def leaderboard_lines(leaderboard_path, objective: dict, top: int = 10) -> list[
         rows = read_leaderboard(leaderboard_path)
     except FileNotFoundError:
         return []
-    return console_lines(rows, objective, top)
+    front = front_lines(rows)
+    return console_lines(rows, objective, top) + [""] * bool(front) + front
 
 
 _STYLE = """

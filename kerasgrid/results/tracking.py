@@ -167,8 +167,9 @@ class RunFiles:
         return {mlflow_name(key): param_value(value) for key, value in self.record["params"].items()}
 
     def metrics(self, first_epoch: int = 0) -> list[tuple[str, float, int]]:
-        """(name, value, step) of every metric of every epoch after `first_epoch`, and the final
-        objective and fit seconds at the last epoch."""
+        """(name, value, step) of every metric of every epoch after `first_epoch`, and at the last
+        epoch the final objective, the fit seconds and what the trial measured (params_count,
+        predict_ms: records.MEASURES)."""
         names = self.header.split(",")
         found = []
         for epoch, row in enumerate(self.rows[first_epoch:], first_epoch + 1):
@@ -181,6 +182,9 @@ class RunFiles:
         if value is not None:
             found.append(("objective", float(value), last))
         found.append(("fit_seconds", float(self.record.get("fit_seconds") or 0), last))
+        for name, measured in (self.record.get("measures") or {}).items():
+            if isinstance(measured, (int, float)) and name != "fit_seconds":
+                found.append((mlflow_name(name), float(measured), last))
         return found
 
     def tags(self, sweep: str) -> dict[str, str]:
@@ -224,10 +228,11 @@ def run_files(folder, results) -> RunFiles:
 
 def sweep_artifacts(results) -> list[tuple[Path, str | None]]:
     """(file, artifact folder) of what the parent run holds, of what is there: the leaderboard
-    (and its page), best_params.yaml, the winner's model and best_model.yaml, the plots."""
+    (its page, and with several objectives the Pareto front), best_params.yaml, the
+    hyperparameters' importance, the winner's model and best_model.yaml, the plots."""
     results = Path(results)
-    found = [(results / name, None) for name in
-             ("leaderboard.tsv", "leaderboard.html", "best_params.yaml", "best_model.yaml")]
+    found = [(results / name, None) for name in ("leaderboard.tsv", "leaderboard.html", "pareto.tsv",
+                                                 "best_params.yaml", "importance.tsv", "best_model.yaml")]
     manifest = results / "best_model.yaml"
     if manifest.exists():
         saved = yaml.safe_load(manifest.read_text(encoding="utf-8")).get("path")

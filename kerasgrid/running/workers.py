@@ -290,7 +290,8 @@ def _run(task: dict) -> list[str]:
     run_trial(task["params"], task["settings"], task["out_dir"], threads=task["threads"],
               objective=task["objective"], model_path=model_path, tensorboard_dir=task.get("tensorboard_dir"),
               epochs=task.get("epochs"), resume_from=task.get("resume_from"),
-              save_state_to=task.get("save_state_to"), trial_id=task.get("trial_id"))
+              save_state_to=task.get("save_state_to"), trial_id=task.get("trial_id"),
+              halving=task.get("halving", False))
     if task.get("resume_from") and not task.get("keep_states"):
         from kerasgrid.trial.resume import remove_state
 

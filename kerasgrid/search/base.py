@@ -32,20 +32,31 @@ class Schedule(Protocol):
 @dataclass(frozen=True)
 class Observation:
     """A finished trial as an adaptive sampler is told it: its params, how it ended (a
-    kerasgrid.errors.Status value) and its objective, None unless it ended ok."""
+    kerasgrid.errors.Status value) and its objective, None unless it ended ok.
+
+    With several objectives, `values` holds each one's value in order (`value` is the first's),
+    None unless ok. With constraints, `constraints` holds one number per constraint in Optuna's
+    convention: how far the trial breaks it (> 0), or 0 or less if it keeps it; () unless ok.
+    `round` is the round that proposed the trial."""
 
     trial_id: str
     params: dict
     status: str
     value: float | None
+    values: tuple[float, ...] | None = None
+    constraints: tuple[float, ...] = ()
+    round: int | None = None
 
 
 class AdaptiveSampler(Protocol):
     name: str
 
     def propose(
-        self, space: dict[str, Dimension], history: list[Observation], count: int, seed: int, direction: str
+        self, space: dict[str, Dimension], history: list[Observation], count: int, seed: int,
+        direction: str | tuple[str, ...],
     ) -> dict[str, dict]:
         """`count` new combinations (none of the history's), {trial id: params} in the order
-        proposed: the same for the same arguments, and those of a smaller count a prefix of them."""
+        proposed: the same for the same arguments, and those of a smaller count a prefix of them.
+        `direction` is the objective's, or a tuple of one per objective with several (the
+        observations' `values`)."""
         ...

@@ -83,19 +83,38 @@ def from_optuna(space: dict[str, Dimension], suggested: dict) -> dict:
     return params
 
 
-def rebuild_study(space: dict[str, Dimension], history: list[Observation], direction: str, sampler) -> optuna.Study:
+def optuna_directions(direction: str | tuple[str, ...]) -> list[str]:
+    """Optuna's name of each objective's direction: one for a str, one per objective for a tuple."""
+    return ["minimize" if d == "min" else "maximize" for d in ([direction] if isinstance(direction, str) else direction)]
+
+
+def rebuild_study(
+    space: dict[str, Dimension], history: list[Observation], direction: str | tuple[str, ...], sampler,
+    system_attrs: list[dict] | None = None,
+) -> optuna.Study:
     """An in-memory study that holds the history, in its order: ok trials complete with their
     objective, failed and diverged ones as FAIL (as Optuna records a trial whose objective raised
-    or was NaN)."""
-    study = optuna.create_study(direction="minimize" if direction == "min" else "maximize", sampler=sampler)
+    or was NaN). With several directions, ok trials complete with every objective's value
+    (`Observation.values`); an observation's `constraints` become the trial's constraint values
+    (keys "0", "1", ...), which Optuna's TPE and NSGA-II read. `system_attrs`, one per
+    observation, restores what a sampler keeps in its trials (NSGA-II's generation)."""
+    directions = optuna_directions(direction)
+    if len(directions) == 1:
+        study = optuna.create_study(direction=directions[0], sampler=sampler)
+    else:
+        study = optuna.create_study(directions=directions, sampler=sampler)
     dists = distributions(space)
-    for observation in history:
+    for number, observation in enumerate(history):
+        ok = observation.value is not None
         study.add_trial(create_trial(
             params=to_optuna(space, observation.params),
             distributions=dists,
-            value=observation.value,
-            state=TrialState.FAIL if observation.value is None else TrialState.COMPLETE,
+            value=observation.value if len(directions) == 1 else None,
+            values=list(observation.values) if len(directions) > 1 and ok else None,
+            state=TrialState.COMPLETE if ok else TrialState.FAIL,
             user_attrs={"trial_id": observation.trial_id},
+            system_attrs=system_attrs[number] if system_attrs else None,
+            constraints={str(i): value for i, value in enumerate(observation.constraints)} or None,
         ))
     return study
 

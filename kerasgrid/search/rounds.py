@@ -4,12 +4,14 @@
 last one holding the rest. The workflow's `propose` checkpoint writes round i's file,
 results/rounds/<i>.json, from the records of rounds 0 to i-1 once they are all finished:
 
-    {"round": i, "strategy": "tpe", "seed": <the sampler's seed>,
+    {"round": i, "strategy": "tpe" | "nsga2", "seed": <the sampler's seed>,
      "told": [{"trial_id": ..., "status": "ok" | "failed" | "diverged", "objective": ... or null}, ...],
      "proposals": [{"trial_id": ..., "params": {...}}, ...]}
 
 `told` is the history as the sampler got it, in order; `proposals` are the round's trials in the
-order proposed. These files and the trials' own records are the whole state of a search: no
+order proposed. With several objectives each told trial also has "values" (every objective's, in
+order; null unless ok), and with constraints "constraints" (one number per constraint, Optuna's
+convention: > 0 broken by that much, <= 0 kept; [] unless ok). These files and the trials' own records are the whole state of a search: no
 database, no process to keep alive.
 """
 
@@ -19,7 +21,7 @@ import os
 from pathlib import Path
 
 from kerasgrid import records
-from kerasgrid.results.ranking import objective_value
+from kerasgrid.results.ranking import constraints_of, metric_means, objective_value, objectives_of
 from kerasgrid.results.repeats import combine
 from kerasgrid.search import ADAPTIVE_SAMPLERS
 from kerasgrid.search.base import Observation
@@ -77,13 +79,34 @@ def proposed_params(rounds_dir) -> dict[str, dict]:
 def observations(round_paths, record_paths, objective: dict, source: str = "the config") -> list[Observation]:
     """The trials of these rounds as a sampler is told them, in the order they were proposed. With
     repeats a trial has a record per seed: it is told their mean, and failed if any seed was not ok
-    (kerasgrid.results.repeats.combine)."""
+    (kerasgrid.results.repeats.combine). With several objectives, each one's value (the mean, with
+    repeats); with constraints, each one's violation (Constraint.violation) of the mean."""
     read = [records.read_json(path) for path in record_paths]
     by_id = {entry["trial_id"]: entry for entry in combine(read, [objective_value(r, objective, source) for r in read])}
-    return [
-        Observation(trial, by_id[trial]["params"], by_id[trial]["status"], by_id[trial]["objective_value"])
-        for trial in proposal_order(round_paths)
-    ]
+    objectives = objectives_of(objective)
+    others = [metric_means(read, o["metric"], source, f"objective[{i}].metric") for i, o in enumerate(objectives) if i]
+    constraints = constraints_of(objective, source)
+    bounds = [metric_means(read, c.metric, source, f"constraints[{i}]") for i, c in enumerate(constraints)]
+    rounds = trial_rounds(round_paths)
+    told = []
+    for trial in proposal_order(round_paths):
+        entry = by_id[trial]
+        ok = entry["objective_value"] is not None
+        values = (entry["objective_value"], *(means[trial] for means in others)) if ok and others else None
+        violations = tuple(c.violation(b[trial]) for c, b in zip(constraints, bounds)) if ok else ()
+        told.append(Observation(trial, entry["params"], entry["status"], entry["objective_value"], values, violations,
+                                rounds[trial]))
+    return told
+
+
+def told_entry(observation: Observation, objective: dict) -> dict:
+    """How a round's file records what the sampler was told of a trial."""
+    entry = {"trial_id": observation.trial_id, "status": observation.status, "objective": observation.value}
+    if len(objectives_of(objective)) > 1:
+        entry["values"] = list(observation.values) if observation.values is not None else None
+    if objective.get("constraints"):
+        entry["constraints"] = list(observation.constraints)
+    return entry
 
 
 def write_round(round_paths, record_paths, settings: dict, index: int, path) -> dict[str, dict]:
@@ -93,13 +116,14 @@ def write_round(round_paths, record_paths, settings: dict, index: int, path) -> 
     objective = settings["objective"]
     history = observations(round_paths, record_paths, objective)
     seed = round_seed(settings["seed"], index)
-    sampler = ADAPTIVE_SAMPLERS[settings["strategy"]]()
-    proposed = sampler.propose(space, history, settings["size"], seed, objective["direction"])
+    sampler = ADAPTIVE_SAMPLERS[settings["strategy"]](**settings.get("sampler", {}))
+    directions = tuple(o["direction"] for o in objectives_of(objective))
+    proposed = sampler.propose(space, history, settings["size"], seed, directions if len(directions) > 1 else directions[0])
     records.write_json(path, {
         "round": index,
         "strategy": settings["strategy"],
         "seed": seed,
-        "told": [{"trial_id": o.trial_id, "status": o.status, "objective": o.value} for o in history],
+        "told": [told_entry(o, objective) for o in history],
         "proposals": [{"trial_id": trial, "params": params} for trial, params in proposed.items()],
     })
     if len(proposed) < settings["size"]:

@@ -8,6 +8,12 @@ already tried (or already proposed this round) is left running the same way and 
 asked again, so a round proposes only trials that are new. Proposals are thus a pure function of
 (history, seed, count), and those of a smaller count are a prefix of them.
 
+With several objectives (`direction` a tuple), the study has one direction per objective and
+each ok trial all its values: Optuna's multi-objective TPE then splits the trials by Pareto front
+(and hypervolume within one) rather than by value. Constraints go in as each trial's constraint
+values (Observation.constraints): TPE puts infeasible trials behind feasible ones, the least
+infeasible first.
+
 TPE samples its first `n_startup_trials` (Optuna's 10) at random; failed and diverged trials do
 not count towards them and do not shape its model (Optuna's TPE leaves FAIL trials out), but they
 are never proposed again.
@@ -29,22 +35,30 @@ class TPESampler:
     name = "tpe"
 
     def propose(
-        self, space: dict[str, Dimension], history: list[Observation], count: int, seed: int, direction: str
+        self, space: dict[str, Dimension], history: list[Observation], count: int, seed: int,
+        direction: str | tuple[str, ...],
     ) -> dict[str, dict]:
         import optuna  # here only: planning a sweep never loads Optuna
 
-        from kerasgrid.search.optuna_space import ask, rebuild_study
+        from kerasgrid.search.optuna_space import rebuild_study
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" per round
         sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-        study = rebuild_study(space, history, direction, sampler)
-        tried = {observation.trial_id for observation in history}
-        proposed: dict[str, dict] = {}
-        for _ in range(count * ATTEMPTS_PER_PROPOSAL):
-            if len(proposed) == count:
-                break
-            params = ask(study, space)
-            new = trial_id(params)
-            if new not in tried and new not in proposed:
-                proposed[new] = params
-        return proposed
+        return ask_new(rebuild_study(space, history, direction, sampler), space, history, count)
+
+
+def ask_new(study, space: dict[str, Dimension], history: list[Observation], count: int) -> dict[str, dict]:
+    """`count` suggestions of the study's sampler that are new: neither tried in the history nor
+    suggested before; a suggestion that is not new is left running and the sampler asked again."""
+    from kerasgrid.search.optuna_space import ask
+
+    tried = {observation.trial_id for observation in history}
+    proposed: dict[str, dict] = {}
+    for _ in range(count * ATTEMPTS_PER_PROPOSAL):
+        if len(proposed) == count:
+            break
+        params = ask(study, space)
+        new = trial_id(params)
+        if new not in tried and new not in proposed:
+            proposed[new] = params
+    return proposed

@@ -6,7 +6,8 @@ What training after epoch k depends on, and where it is kept:
   variable of its optimizer (moments, iteration count): `state.npz`, in Keras' own order;
 - the data streams' position: not stored; the resumed trial rebuilds its datasets and skips the
   batches already used (`epochs x steps`), as the seeded pipelines replay them identically;
-- the history so far (exact floats): `state.json`, written last, so that its presence means the
+- the history so far (exact floats), and the state of the user's callbacks (what training changed
+  of them: kerasgrid.trial.callbacks): `state.json`, written last, so that its presence means the
   state is whole.
 
 The model is rebuilt by the user's function and the variables are assigned once Keras has built
@@ -27,8 +28,9 @@ def _variables(model) -> list:
     return list(model.variables) + list(model.optimizer.variables)
 
 
-def save_state(model, directory, *, epochs: int, history: dict) -> None:
-    """Write the state of `model` (trained for `epochs` epochs, with `history`) to `directory`."""
+def save_state(model, directory, *, epochs: int, history: dict, callbacks: list | None = None) -> None:
+    """Write the state of `model` (trained for `epochs` epochs, with `history`) to `directory`;
+    with `callbacks`, the user's callbacks' state (kerasgrid.trial.callbacks)."""
     import numpy as np
 
     directory = Path(directory)
@@ -40,6 +42,7 @@ def save_state(model, directory, *, epochs: int, history: dict) -> None:
         "epochs": epochs,
         "history": {name: [float(v) for v in values] for name, values in history.items()},
         "shapes": [list(v.shape) for v in variables],
+        **({"callbacks": callbacks} if callbacks is not None else {}),
     })
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from kerasgrid import records
 from kerasgrid.errors import ConfigError, ModelError, Status, storage_error
 from kerasgrid.sweep import refs
+from kerasgrid.trial import callbacks as user_callbacks
 from kerasgrid.trial import devices, resume
 
 # The file in a trial's folder that holds its trained model when the sweep keeps models; for a
@@ -60,19 +61,33 @@ def build_model(build, params: dict):
     return model
 
 
-def _objective_guard(metric: str, source: str, first_epoch: int = 0):
+def ranked_metrics(objective: dict) -> list[tuple[str, str]]:
+    """(config key, metric) of every logged metric the sweep ranks on: each objective's and each
+    constraint's, leaving out what kerasgrid measures itself (records.MEASURES)."""
+    objectives = objective.get("objectives") or [objective]
+    keys = [("objective.metric" if len(objectives) == 1 else f"objective[{i}].metric", o["metric"])
+            for i, o in enumerate(objectives)]
+    for i, text in enumerate(objective.get("constraints") or []):
+        keys.append((f"constraints[{i}]", text.split()[0] if text.split() else text))
+    return [(key, metric) for key, metric in keys if metric not in records.MEASURES]
+
+
+def _objective_guard(checked: list[tuple[str, str]], source: str, first_epoch: int = 0):
     import keras
 
     class ObjectiveGuard(keras.callbacks.Callback):
-        """Stops the sweep after the first epoch if the objective is not among the logged metrics."""
+        """Stops the sweep after the first epoch if a metric it ranks on is not among the logged ones."""
 
         def on_epoch_end(self, epoch, logs=None):
-            if epoch == first_epoch and metric not in (logs or {}):
+            missing = [(key, metric) for key, metric in checked if metric not in (logs or {})]
+            if epoch == first_epoch and missing:
+                key, metric = missing[0]
                 logged = ", ".join(sorted(logs or {})) or "nothing"
                 raise ConfigError(
-                    f"{source}: objective.metric is '{metric}', but the model logs only: {logged}. "
-                    "Set objective.metric to one of these (and objective.direction to min for "
-                    "losses, max for accuracies), or add the metric in model.compile(metrics=...)."
+                    f"{source}: {key} is '{metric}', but the model logs only: {logged}. Set {key} to "
+                    "one of these (and its direction to min for losses, max for accuracies) or to one of "
+                    f"kerasgrid's measures ({', '.join(records.MEASURES)}), or add the metric in "
+                    "model.compile(metrics=...)."
                 )
 
     return ObjectiveGuard()
@@ -236,6 +251,10 @@ def new_record(params: dict, settings: dict, out_dir: Path, threads: int, object
         "devices": None,
         "cuda_visible_devices": None,
         "saved_model": None,
+        "measures": None,  # records.MEASURES, once trained
+        # {by, epoch}: the user's callback that stopped training before its epochs, and after which
+        # epoch; None if training ran its course (or diverged).
+        "stopped_early": None,
         "metrics": {},
     }
 
@@ -267,6 +286,8 @@ class TrialRun:
     save_state_to: str | os.PathLike | None = None
     tensorboard_dir: str | os.PathLike | None = None
     trial_id: str | None = None
+    halving: bool = False  # a rung of successive halving: no callback may stop it early
+    checked: tuple = ()  # (config key, metric) of each logged metric it ranks on: ranked_metrics
 
 
 def run_trial(
@@ -282,6 +303,7 @@ def run_trial(
     save_state_to=None,
     trial_id: str | None = None,
     tensorboard_dir=None,
+    halving: bool = False,
 ) -> dict:
     """Train one combination and write params.json, history.csv and metrics.json to `out_dir`.
 
@@ -296,6 +318,8 @@ def run_trial(
     through would have. Without a state there, the trial trains from the start.
     `trial_id`: the id to record (default: the name of `out_dir`).
     `tensorboard_dir`: where to write the trial's TensorBoard logs (kerasgrid.trial.tensorboard_logs).
+    `halving`: the run is a rung of successive halving, which compares trials at the rung's epochs:
+    a callback of the user's (settings' `callbacks`) that stops it early is a config error.
     Returns the record written to metrics.json.
 
     The steps: prepare the folder, build the model and its data, fit, record. An error of the
@@ -307,8 +331,11 @@ def run_trial(
 
     objective = dict(objective or {"metric": "val_loss" if settings["validation"] else "loss"})
     source = objective.pop("source", "the config")
+    checked = tuple(ranked_metrics(objective))
+    # The record keeps the first objective; the others and the constraints only rank.
+    objective = {key: objective[key] for key in ("metric", "direction") if key in objective}
     run = TrialRun(Path(out_dir), threads, objective, source, epochs or settings["budget"]["epochs"], model_path,
-                   resume_from, save_state_to, tensorboard_dir, trial_id)
+                   resume_from, save_state_to, tensorboard_dir, trial_id, halving, checked)
     state = _prepare(run, params)
     configure_tensorflow(threads, settings["seed"], cpu_devices=devices.cpu_devices(settings))
     strategy, trains_on = devices.strategy(settings, source)
@@ -317,11 +344,14 @@ def run_trial(
     if state:
         # The earlier epochs' rows first; CSVLogger appends this run's.
         shutil.copyfile(Path(resume_from) / "history.csv", history_tmp)
-    history, model, build = {}, None, None
+    history, model, build, watch = {}, None, None, None
     try:
         build, model = _build(run, params, settings, strategy)
         datasets = _datasets(data, run, params, settings, record, state, strategy, trains_on)
-        history = _fit(run, params, settings, record, state, strategy, model, datasets, history_tmp)
+        theirs, watch = _user_callbacks(run, params, settings, state)
+        history = _fit(run, params, settings, record, state, strategy, model, datasets, history_tmp, theirs)
+        _stopped_early(run, record, watch)
+        _measure(record, model, datasets)
     except (ConfigError, MemoryError):
         history_tmp.unlink(missing_ok=True)
         raise  # a wrong config stops the sweep; memory exhaustion is for Snakemake's retries
@@ -334,7 +364,7 @@ def run_trial(
             raise error
         _record_failure(record, exc)
     _judge(run, record, history)
-    return _write(run, record, history, history_tmp, model, build, started)
+    return _write(run, record, history, history_tmp, model, build, started, watch)
 
 
 def _prepare(run: TrialRun, params: dict) -> dict | None:
@@ -406,18 +436,55 @@ def _datasets(data, run: TrialRun, params: dict, settings: dict, record: dict, s
     return datasets
 
 
+def _user_callbacks(run: TrialRun, params: dict, settings: dict, state: dict | None):
+    """The callbacks of the user's `callbacks` function, watched (kerasgrid.trial.callbacks.watch),
+    and their Watch; none without the setting. A halving rung refuses an EarlyStopping before
+    training."""
+    if not settings.get("callbacks"):
+        return [], None
+    made = user_callbacks.make(refs.load(refs.Ref(settings["callbacks"], "callbacks", run.source)), params,
+                               run.out_dir)
+    if run.halving and (stoppers := user_callbacks.stoppers(made)):
+        raise _halving_stopped(run, f"the function returns {', '.join(stoppers)}, which stops trials early")
+    return user_callbacks.watch(made, state.get("callbacks") if state else None)
+
+
+def _halving_stopped(run: TrialRun, how: str) -> ConfigError:
+    return ConfigError(
+        f"{run.source}: callbacks: {how}; but search.halving compares every trial of a rung after "
+        "exactly the rung's epochs, and promotes the best to train on. Remove the early-stopping callback from the callbacks function (halving "
+        "already stops the poor trials early), or turn search.halving off to rank trials stopped early."
+    )
+
+
+def _stopped_early(run: TrialRun, record: dict, watch) -> None:
+    """Record which of the user's callbacks stopped training before `run.epochs`, if one did."""
+    stopped = watch.stopped if watch else None
+    if not stopped or stopped["by"] is None or stopped["epoch"] >= run.epochs:
+        return
+    if run.halving:
+        raise _halving_stopped(run, f"{stopped['by']} stopped trial {record['trial_id']} after epoch "
+                                    f"{stopped['epoch']} of the rung's {run.epochs}")
+    record["stopped_early"] = stopped
+    print(f"kerasgrid: {stopped['by']} stopped training after epoch {stopped['epoch']} of {run.epochs}; "
+          "the trial is ranked on that epoch's metrics", flush=True)
+
+
 def _fit(run: TrialRun, params: dict, settings: dict, record: dict, state, strategy, model, datasets: dict,
-         history_tmp: Path) -> dict:
-    """Train to `run.epochs`, logging each epoch to `history_tmp`; the whole history (a resumed
-    run's earlier epochs first). Records the seconds fit took, even if it raises."""
+         history_tmp: Path, theirs: list) -> dict:
+    """Train to `run.epochs`, logging each epoch to `history_tmp`, with the user's callbacks
+    (`theirs`) after kerasgrid's; the whole history (a resumed run's earlier epochs first).
+    Records the seconds fit took, even if it raises."""
     import keras
 
     budget = settings["budget"]
     first_epoch = state["epochs"] if state else 0
     csv_logger = keras.callbacks.CSVLogger(str(history_tmp), append=bool(state))
     callbacks = [resume.restore_callback(state, datasets["train"].element_spec)] if state else []
-    callbacks += [csv_logger, keras.callbacks.TerminateOnNaN(),
-                  _objective_guard(run.objective["metric"], run.source, first_epoch)]
+    # The user's after TerminateOnNaN (a stop it asks for is no callback of theirs), and before what
+    # logs an epoch, so that what they add to it (ReduceLROnPlateau's learning_rate) is logged too.
+    callbacks += [keras.callbacks.TerminateOnNaN(), *theirs, csv_logger,
+                  _objective_guard(list(run.checked), run.source, first_epoch)]
     if run.tensorboard_dir is not None:  # imported only when asked for: off costs nothing
         from kerasgrid.trial.tensorboard_logs import tensorboard_callback
 
@@ -445,6 +512,31 @@ def _fit(run: TrialRun, params: dict, settings: dict, record: dict, state, strat
             csv_logger.csv_file.close()  # Keras closes it only when training ends normally
 
 
+def _measure(record: dict, model, datasets: dict) -> None:
+    """What the trial measures besides its history (records.MEASURES): trainable parameters, fit
+    seconds, and the median of 10 predictions of one batch of validation data (training data
+    without), warm, in milliseconds. A prediction that fails leaves predict_ms None: the trial
+    trained, and is no worse for it."""
+    import numpy as np
+
+    measures = {"params_count": int(sum(np.prod(v.shape, dtype=np.int64) for v in model.trainable_weights)),
+                "fit_seconds": record["fit_seconds"], "predict_ms": None}
+    record["measures"] = measures
+    try:
+        batch = next(iter(datasets.get("validation", datasets["train"])))
+        inputs = batch[0] if isinstance(batch, tuple) else batch
+        model.predict_on_batch(inputs)  # traces the predict function: not timed
+        times = []
+        for _ in range(10):
+            started = time.perf_counter()
+            model.predict_on_batch(inputs)
+            times.append(time.perf_counter() - started)
+        measures["predict_ms"] = round(sorted(times)[len(times) // 2] * 1000, 4)
+    except Exception as exc:  # noqa: BLE001 - a measure is no reason to fail a trained trial
+        print(f"kerasgrid: could not time a prediction ({type(exc).__name__}: {exc}); predict_ms is null",
+              flush=True)
+
+
 def _record_failure(record: dict, exc: Exception) -> None:
     """The user's code raised: the trial failed, with the error in its log and its record."""
     traceback.print_exc()
@@ -455,13 +547,14 @@ def _record_failure(record: dict, exc: Exception) -> None:
 
 def _judge(run: TrialRun, record: dict, history: dict) -> None:
     """The metrics of the history, and how an ok trial ended: diverged if a metric became NaN or
-    infinite or training stopped before `run.epochs`, else with its objective's value."""
+    infinite or training stopped before `run.epochs` (unless a callback of the user's stopped it:
+    `_stopped_early`), else with its objective's value, its last epoch's."""
     metrics = summarise(history)
     record["metrics"] = metrics
     record["epochs_run"] = len(next(iter(history.values()), []))
     if record["status"] == Status.OK.value:
         broken = sorted(name for name, values in history.items() if not all(map(math.isfinite, values)))
-        if broken or record["epochs_run"] < run.epochs:
+        if broken or (record["epochs_run"] < run.epochs and not record["stopped_early"]):
             record["status"] = Status.DIVERGED.value
             record["error"] = (
                 f"{', '.join(broken) or 'loss'} became NaN or infinite in epoch {record['epochs_run']}; "
@@ -469,11 +562,15 @@ def _judge(run: TrialRun, record: dict, history: dict) -> None:
             )
             print(f"kerasgrid: trial diverged: {record['error']}", flush=True)
         else:
-            record["objective"]["value"] = metrics[run.objective["metric"]]["final"]
+            metric = run.objective["metric"]
+            record["objective"]["value"] = (metrics[metric]["final"] if metric in metrics
+                                            else record["measures"][metric])
 
 
-def _write(run: TrialRun, record: dict, history: dict, history_tmp: Path, model, build, started: float) -> dict:
-    """history.csv, the model and the state an ok trial keeps, then metrics.json: the record."""
+def _write(run: TrialRun, record: dict, history: dict, history_tmp: Path, model, build, started: float,
+           watch=None) -> dict:
+    """history.csv, the model and the state an ok trial keeps (with its callbacks' state, from
+    `watch`), then metrics.json: the record."""
     if history_tmp.exists():
         os.replace(history_tmp, run.out_dir / "history.csv")
     else:
@@ -481,7 +578,8 @@ def _write(run: TrialRun, record: dict, history: dict, history_tmp: Path, model,
     if run.model_path is not None and record["status"] == Status.OK.value:
         record["saved_model"] = save_model(model, run.model_path, custom_objects=module_classes(build))
     if run.save_state_to is not None and record["status"] == Status.OK.value:
-        resume.save_state(model, run.save_state_to, epochs=record["epochs_run"], history=history)
+        resume.save_state(model, run.save_state_to, epochs=record["epochs_run"], history=history,
+                          callbacks=watch.state() if watch else None)
     record["wall_seconds"] = round(time.perf_counter() - started, 3)
     # metrics.json is written last: its presence means the trial finished.
     records.write_json(run.out_dir / "metrics.json", record)

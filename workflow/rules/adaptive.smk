@@ -1,4 +1,4 @@
-# Adaptive search (search.strategy: tpe): a `propose` checkpoint per round asks the sampler for
+# Adaptive search (search.strategy: tpe or nsga2): a `propose` checkpoint per round asks the sampler for
 # the round's trials, from the records of every round before it, and lists them in
 # results/rounds/<round>.json; they train as ordinary `train` jobs. Each round waits for the one
 # before to finish, and is proposed again only when what it learns from changes.

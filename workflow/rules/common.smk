@@ -15,6 +15,7 @@ from kerasgrid.results.leaderboard import winner_lines
 from kerasgrid.results.tables import leaderboard_lines
 from kerasgrid.results.tracking import summary_lines as mlflow_lines
 from kerasgrid.running import attempts, runlock
+from kerasgrid.search import describe_space
 from kerasgrid.sweep import runs
 
 if workflow.is_main_process:
@@ -89,8 +90,21 @@ def ranking_objective(wildcards):
     return SWEEP.objective
 
 
+def importance_objectives(wildcards):
+    """The objectives to find the important hyperparameters of (importance.smk), as a list: all of
+    them where the objective holds several (`objectives`), else the one."""
+    objective = ranking_objective(wildcards)
+    return objective.get("objectives") or [objective]
+
+
 def grid_keys(wildcards):
     return sorted(SWEEP.grid_keys)
+
+
+def grid_space(wildcards):
+    """The grid in one canonical form (kerasgrid.search.describe_space): which keys are ranges, log
+    or not, for the plots' axes and the importance's distributions."""
+    return describe_space(SWEEP.space)
 
 
 def rungs(wildcards):
@@ -112,6 +126,11 @@ def config_file(wildcards):
 def search_plots(wildcards):
     """The figures only some searches draw: an adaptive search's optimization history."""
     return ["results/plots/optimization_history.png"] if SWEEP.adaptive else []
+
+
+def front_files(wildcards):
+    """With several objectives, the Pareto front: its table and its plot (workflow/rules/pareto.smk)."""
+    return ["results/pareto.tsv", "results/plots/pareto.png"] if SWEEP.several_objectives else []
 
 
 def run_started():

@@ -1,7 +1,8 @@
 # MLflow tracking (the config's `mlflow`; kerasgrid/results/tracking.py). Each trial is logged by
 # the process that trained it, once its files are written; this last step logs whatever was not
 # (trials trained before the key was set, or while the tracker was down), then the sweep's parent
-# run with the leaderboard, best_params.yaml, the plots and the winner's model.
+# run with the leaderboard (and with several objectives the Pareto front), best_params.yaml, the
+# hyperparameters' importance, the plots and the winner's model.
 
 # Requests to the tracker from where snakemake runs: on a cluster, the compute nodes may not reach it.
 localrules: mlflow_runs
@@ -14,7 +15,9 @@ rule mlflow_runs:
         best_model="results/best_model.yaml",
         page="results/leaderboard.html",
         plots=rules.plots.output,
+        importance=rules.importance.output,
         search_plots=search_plots,
+        front=front_files,
     output:
         record=MLFLOW_RECORD,
     log:

@@ -57,6 +57,7 @@ rule plots:
         grid_keys=grid_keys,
         rungs=rungs,
         seeds=seeds,
+        space=grid_space,  # which keys are ranges, and log: their axes
     script:
         "../../scripts/plots.py"
 

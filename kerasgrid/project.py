@@ -1,0 +1,199 @@
+"""A project folder of the user's own: `kerasgrid init` writes a first one that runs as it is, and
+`kerasgrid check` reads its sweep config as the workflow would and says what the sweep will do,
+without Snakemake and without training.
+
+`check` takes the steps the workflow takes while Snakemake plans a run (workflow/rules/common.smk:
+the schema's one-paragraph errors, its defaults filled in, the sweep built from the config), so
+that it fails where a run would fail, with the same paragraph, and otherwise describes the very
+sweep a run would schedule. Paths in the config are relative to the folder it runs from, as they
+are for snakemake. It then imports the model and data functions, which planning never does.
+"""
+
+import math
+import os
+import shlex
+import sysconfig
+import traceback
+from pathlib import Path
+
+from kerasgrid import search
+from kerasgrid.config import (
+    Sweep, check as check_schema, config_source, fill_defaults, load_schema, read_config, sweep_from_config,
+)
+from kerasgrid.errors import ConfigError, Direction, KerasgridError
+from kerasgrid.sweep import refs
+
+# Beside the Snakefile (kerasgrid.cli.snakefile), in a checkout as in the installed package.
+STARTER = "examples/starter"  # the project `kerasgrid init` writes: these files of it
+STARTER_FILES = ("model.py", "sweep.yaml")
+SCHEMA = "workflow/schemas/config.schema.yaml"
+
+
+def _cd(folder) -> str:
+    return "" if Path(folder) == Path(".") else f"cd {shlex.quote(str(folder))} && "
+
+
+def run_command(config, folder=".") -> str:
+    """The command that runs the sweep `config` from `folder`."""
+    return f"{_cd(folder)}snakemake -s $(kerasgrid workflow) --cores 2 --configfile {shlex.quote(str(config))}"
+
+
+def init(folder, starter: Path) -> list[str]:
+    """Write the starter project's files into `folder` (made if missing), or none of them if any
+    is there already; the lines that say how to check and run it."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise KerasgridError(
+            f"{folder} is a file, not a folder: kerasgrid init writes model.py and sweep.yaml into a folder. "
+            "Name a folder that does not exist yet (it is made) or one without those files."
+        )
+    taken = [str(folder / name) for name in STARTER_FILES if (folder / name).exists() or (folder / name).is_symlink()]
+    if taken:
+        raise KerasgridError(
+            f"{' and '.join(taken)} already exist{'s' if len(taken) == 1 else ''}, and kerasgrid init overwrites "
+            "nothing, so it wrote no file. Give it a new or empty folder (kerasgrid init my-sweep), or move "
+            f"{'that file' if len(taken) == 1 else 'those files'} away first."
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in STARTER_FILES:
+            with open(folder / name, "xb") as handle:  # "x": not even a file made meanwhile is overwritten
+                handle.write((starter / name).read_bytes())
+    except OSError as exc:
+        raise KerasgridError(
+            f"could not write {exc.filename or folder}: {exc.strerror}. Name a folder you may write to."
+        ) from exc
+    return [
+        f"Wrote {folder / 'model.py'} (a small Keras model and its data, scikit-learn's bundled digits) and "
+        f"{folder / 'sweep.yaml'} (the sweep: a small grid, commented).",
+        f"Check it (trains nothing): {_cd(folder)}kerasgrid check sweep.yaml",
+        f"Run it (under a minute on 2 cores): {run_command('sweep.yaml', folder)}",
+    ]
+
+
+def check(path, schema_file) -> list[str]:
+    """What the sweep in the config file `path` will do, once the config passes every check a run
+    makes before it trains and its functions import; ConfigError otherwise."""
+    source = config_source([path])
+    config = read_config(path)
+    schema = load_schema(schema_file)
+    check_schema(config, schema, source)
+    fill_defaults(config, schema)
+    sweep = sweep_from_config(config, source)
+    return [
+        f"{source}: a valid sweep; nothing was trained.",
+        *(f"  {name:<10} {text}" for name, text in describe(sweep) + import_callables(sweep)),
+        f"Run it: {run_command(path)}",
+    ]
+
+
+def describe(sweep: Sweep) -> list[tuple[str, str]]:
+    """The sweep's plan as (topic, text) pairs: which candidates, how long each trains, what ranks them."""
+    space = sweep.space
+    if sweep.strategy == "grid":
+        candidates = len(sweep.trials)
+        dims = " x ".join(f"{search.size({key: dim}):,} {key}" for key, dim in space.items())
+        found = f"grid: every combination, {candidates:,} candidates ({dims})"
+    elif sweep.adaptive:
+        candidates, rounds = sum(sweep.round_sizes), sweep.round_sizes
+        last = f", the last of {rounds[-1]}" if rounds[-1] != rounds[0] else ""
+        sampler = "NSGA-II" if sweep.strategy == "nsga2" else "TPE"
+        found = (f"{sweep.strategy}: Optuna's {sampler} proposes {candidates:,} candidates in {len(rounds)} rounds of "
+                 f"{rounds[0]}{last}, each round learning from those before (seed {sweep.sampler_seed})")
+    else:
+        candidates, count = len(sweep.trials), search.size(space)
+        of = "a space with continuous ranges" if math.isinf(count) else f"{int(count):,} combinations"
+        found = f"{sweep.strategy}: {candidates:,} candidates drawn from {of} (seed {sweep.sampler_seed})"
+    budget = sweep.budget
+    size = ("batch size from the grid" if "batch_size" in sweep.grid_keys
+            else f"batch size {budget['batch_size']} where a data function returns whole arrays")
+    objectives = sweep.objective.get("objectives") or [sweep.objective]
+    ranked = "; ".join(f"{o['metric']}, {'lower' if o['direction'] == Direction.MIN.value else 'higher'} is better "
+                       f"({o['direction']})" for o in objectives)
+    if len(objectives) > 1:
+        ranked = f"by Pareto front of {ranked}; the winner: {sweep.objective['winner']}"
+    lines = [
+        ("search", found),
+        ("halving", _halving(sweep, candidates)),
+        ("budget", f"{_count(budget['epochs'], 'epoch')} of {_count(budget['steps_per_epoch'], 'step')}, "
+                   f"{_count(budget['validation_steps'], 'validation step')} each; {size}"),
+        ("objective", ranked),
+        ("runs", _runs(sweep, candidates)),
+    ]
+    if sweep.objective.get("constraints"):
+        lines.append(("constraints", ", ".join(sweep.objective["constraints"]) + " (others rank after these)"))
+    if sweep.fraction < 1:
+        lines.append(("data", f"the tuning runs train on a fraction {sweep.fraction} of the training data"))
+    if sweep.confirm:
+        changes = ", ".join(f"{key} {value}" for key, value in sorted(sweep.confirm.budget.items()))
+        lines.append(("confirm", f"the best {sweep.confirm.top} train again on all the data"
+                                 + (f", with {changes}" if changes else "") + "; the best of them wins"))
+    return lines
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number:,} {thing}{'s' if number != 1 else ''}"
+
+
+def _entrants(sweep: Sweep, candidates: int) -> list[int]:
+    """How many candidates at most train in each rung (one rung without halving)."""
+    entrants = [candidates]
+    for _ in sweep.rungs[1:]:
+        entrants.append(sweep.schedule.keep(entrants[-1]))
+    return entrants
+
+
+def _halving(sweep: Sweep, candidates: int) -> str:
+    if not sweep.halving:
+        return "off: every candidate trains the whole budget"
+    reach = ", ".join(f"{n:,}" for n in _entrants(sweep, candidates))
+    return (f"on (eta {sweep.schedule.eta}): rungs end at {', '.join(map(str, sweep.rungs))} epochs, "
+            f"which at most {reach} candidates reach")
+
+
+def _runs(sweep: Sweep, candidates: int) -> str:
+    """The training runs of the tuning (Snakemake's jobs that train): one per candidate and seed."""
+    seeds = len(sweep.seeds)
+    each = (f"{candidates:,} candidates x {seeds} seeds ({', '.join(map(str, sweep.seeds))}), ranked by their mean"
+            if seeds > 1 else f"one per candidate, seed {sweep.seed}")
+    if sweep.halving:
+        most = sum(_entrants(sweep, candidates)) * seeds
+        return f"{candidates * seeds:,} in the first rung, at most {most:,} in all: {each}"
+    if sweep.adaptive:
+        return f"{sweep.round_sizes[0] * seeds:,} in the first round, {candidates * seeds:,} in all: {each}"
+    return f"{candidates * seeds:,}: {each}"
+
+
+def import_callables(sweep: Sweep) -> list[tuple[str, str]]:
+    """Import the model, data and callbacks functions, as every trial will: (topic, text) pairs if
+    they import, a ConfigError naming the key, the file and line, and the exception if one does not."""
+    for ref in (sweep.model, sweep.train, sweep.validation, sweep.callbacks):
+        if ref is None:
+            continue
+        try:
+            refs.load(ref)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(
+                f"{ref.source}: {ref.key} is '{ref.text}', but importing {ref.target} raised "
+                f"{type(exc).__name__}: {exc}{_where(exc)}. Fix that file (or install what it imports): every "
+                "trial would fail with this error."
+            ) from exc
+    data = [ref.text for ref in (sweep.train, sweep.validation) if ref]
+    found = [("model", f"{sweep.model.text} imports"), ("data", f"{' and '.join(data)} import")]
+    return found + ([("callbacks", f"{sweep.callbacks.text} imports")] if sweep.callbacks else [])
+
+
+def _where(exc: BaseException) -> str:
+    """Where the user's code raised `exc`: its deepest frame outside Python's and the installed packages'."""
+    if isinstance(exc, SyntaxError) and exc.filename:  # in a module the user's file imports
+        return f" (line {exc.lineno} of {os.path.relpath(exc.filename)})"
+    installed = {os.path.realpath(sysconfig.get_paths()[key]) for key in ("stdlib", "purelib", "platlib")}
+    own = os.path.realpath(Path(__file__).parent)
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        path = os.path.realpath(frame.filename)
+        if frame.filename.startswith("<") or path.startswith(own) or any(path.startswith(p) for p in installed):
+            continue
+        return f" (line {frame.lineno} of {os.path.relpath(path)})"
+    return ""

@@ -1,0 +1,263 @@
+"""`kerasgrid init` and `kerasgrid check` (kerasgrid/project.py), run as a user runs them."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, tiny_config
+from kerasgrid.cli import main
+from test_project_folder import installed  # noqa: F401 - the fixture: kerasgrid installed from its wheel
+
+STARTER = REPO / "examples" / "starter"
+# A job that trains, as `snakemake -n` names it: also a halving rung's ("..., until epoch 1") or a seed's.
+TRAIN_JOB = re.compile(r"^Job \d+: Model \d+ of \d+: .* \(trial [0-9a-f]{12}\)", flags=re.M)
+
+
+def kerasgrid(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """`kerasgrid ARGS` run in `folder` with this checkout's kerasgrid."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE")}
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run([sys.executable, "-m", "kerasgrid.cli", *args], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def planned_runs(check_output: str) -> int:
+    """The training runs `kerasgrid check` says the tuning starts with (with halving, the first rung's)."""
+    line = next(line for line in check_output.splitlines() if line.startswith("  runs "))
+    return int(re.match(r"  runs +([\d,]+)", line)[1].replace(",", ""))
+
+
+def test_init_writes_a_project_whose_printed_commands_run_at_once(installed, tmp_path):  # noqa: F811
+    """From a folder outside the checkout, with kerasgrid installed from its wheel, as a user would:
+    the two commands `kerasgrid init` prints are pasted into a shell."""
+    bin_dirs = [installed / "bin", Path(sys.executable).parent]  # the wheel's kerasgrid, the venv's snakemake
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE")}
+    env.update(PYTHONPATH=str(installed), PATH=os.pathsep.join([*map(str, bin_dirs), env["PATH"]]))
+
+    def shell(command: str) -> subprocess.CompletedProcess:
+        result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                                timeout=600)
+        result.output = result.stdout + result.stderr
+        return result
+
+    init = shell("kerasgrid init 'my sweep'")  # a space, as users' folders have
+    assert init.returncode == 0, init.output
+    wrote, check_it, run_it = init.stdout.splitlines()
+    assert wrote.startswith("Wrote my sweep/model.py (a small Keras model and its data, scikit-learn's bundled digits)")
+    assert check_it == "Check it (trains nothing): cd 'my sweep' && kerasgrid check sweep.yaml"
+    assert run_it == ("Run it (under a minute on 2 cores): cd 'my sweep' && snakemake -s $(kerasgrid workflow) "
+                      "--cores 2 --configfile sweep.yaml")
+    project = tmp_path / "my sweep"
+    assert {p.name: p.read_bytes() for p in project.iterdir()} == {
+        name: (STARTER / name).read_bytes() for name in ("model.py", "sweep.yaml")}
+
+    checked = shell(check_it.partition(": ")[2])
+    assert checked.returncode == 0, checked.output
+    assert checked.stdout.splitlines()[:6] == [
+        "sweep.yaml: a valid sweep; nothing was trained.",
+        "  search     grid: every combination, 8 candidates (2 activation x 2 lr x 2 units)",
+        "  halving    off: every candidate trains the whole budget",
+        "  budget     10 epochs of 20 steps, 5 validation steps each; batch size 32 where a data function returns "
+        "whole arrays",
+        "  objective  val_loss, lower is better (min)",
+        "  runs       8: one per candidate, seed 0",
+    ]
+
+    ran = shell(run_it.partition(": ")[2])
+    assert ran.returncode == 0, ran.output
+    assert len(TRAIN_JOB.findall(ran.output)) == 8
+    assert ran.stdout.splitlines()[-1].startswith("Best params found: {'activation': ")
+    assert {p.name for p in project.iterdir()} == {"model.py", "sweep.yaml", "results", "logs", ".snakemake"}
+
+
+def test_init_writes_into_the_current_folder_by_default(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["init"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py", "sweep.yaml"]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:] == ["Check it (trains nothing): kerasgrid check sweep.yaml",
+                         "Run it (under a minute on 2 cores): snakemake -s $(kerasgrid workflow) --cores 2 "
+                         "--configfile sweep.yaml"]
+
+
+@pytest.mark.parametrize("existing", [["sweep.yaml"], ["model.py", "sweep.yaml"]])
+def test_init_overwrites_nothing_and_then_writes_nothing(existing, tmp_path, capsys):
+    for name in existing:
+        (tmp_path / name).write_text("mine\n", encoding="utf-8")
+    assert main(["init", str(tmp_path)]) == 1
+    taken = " and ".join(str(tmp_path / name) for name in existing)
+    those = "that file" if len(existing) == 1 else "those files"
+    assert capsys.readouterr().err == (
+        f"kerasgrid: {taken} already exist{'s' * (len(existing) == 1)}, and kerasgrid init overwrites nothing, so it "
+        "wrote no file. Give it a new or empty folder (kerasgrid init my-sweep), or move "
+        f"{those} away first.\n"
+    )
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {name: "mine\n" for name in existing}
+
+
+def test_init_refuses_a_file_for_a_folder(tmp_path, capsys):
+    (tmp_path / "notes").write_text("mine\n", encoding="utf-8")
+    assert main(["init", str(tmp_path / "notes")]) == 1
+    assert capsys.readouterr().err.startswith(f"kerasgrid: {tmp_path}/notes is a file, not a folder: kerasgrid init ")
+
+
+@pytest.fixture
+def starter(tmp_path) -> Path:
+    """The project `kerasgrid init` writes, for a test to break."""
+    for name in ("model.py", "sweep.yaml"):
+        shutil.copy(STARTER / name, tmp_path / name)
+    return tmp_path
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "file, old, new, message",
+    [
+        ("sweep.yaml", "  units: [16, 64]\n", "  units: [16, 64\n",
+         r"sweep\.yaml, line \d+, column 13 is not valid YAML: expected ',' or '\]', but got ':' \(while parsing a flow "
+         r"sequence that starts at line \d+, column 10\); line \d+ reads '  activation: \[relu, tanh\]'\. Fix the YAML"),
+        ("sweep.yaml", "seed: 0 ", "sed: 0 ",
+         r"sweep\.yaml: 'sed' is not a key kerasgrid knows \(did you mean 'seed'\?\)\. Remove or rename it; the keys "
+         r"allowed here are: model, callbacks, data, "),
+        ("sweep.yaml", "model: model.py:", "model: models.py:",
+         rf"sweep\.yaml: model is 'models\.py:build_model', but the file models\.py does not exist \(looked for it "
+         rf"relative to {{folder}}\)\. Fix the path, or run snakemake from the folder the path is relative to\."),
+        ("sweep.yaml", "  train: model.py:train_data", "  train: model.py:training_data",
+         r"sweep\.yaml: data\.train is 'model\.py:training_data', but model\.py defines no 'training_data' at its top "
+         r"level \(it defines: build_model, keras, load_digits, np, train_data, val_data\)\. Fix the function name"),
+        ("sweep.yaml", "  lr: [0.01, 0.001]", "  lr: {low: 0.01, high: 0.001, num: 2}",
+         r"sweep\.yaml: grid\.lr is \{.*\}, but low is not below high\."),
+        ("sweep.yaml", "  direction: min", "  direction: down",
+         r"sweep\.yaml: objective\.direction is \"down\", which is wrong: 'down' is not one of \['min', 'max'\]\. min when"),
+        ("model.py", "import keras\n", "import kears\n",
+         r"sweep\.yaml: model is 'model\.py:build_model', but importing model\.py raised ModuleNotFoundError: No module "
+         r"named 'kears' \(line 8 of model\.py\)\. Fix that file \(or install what it imports\): every trial would fail"),
+    ],
+    ids=["yaml-syntax", "unknown-key", "missing-file", "missing-function", "bad-range", "bad-direction", "import-error"],
+)
+def test_check_stops_at_the_first_error_with_one_paragraph(starter, file, old, new, message):
+    edit(starter / file, old, new)
+    result = kerasgrid(starter, "check", "sweep.yaml")
+    assert result.returncode == 1 and result.stdout == ""
+    assert re.fullmatch(r"kerasgrid: " + message.replace("{folder}", re.escape(str(starter))) + r".*\n",
+                        result.stderr), result.stderr
+
+
+def test_check_names_a_config_that_is_not_there(tmp_path):
+    result = kerasgrid(tmp_path, "check")
+    assert result.returncode == 1
+    assert result.stderr == (f"kerasgrid: config.yaml does not exist (looked for it relative to {tmp_path}). Give "
+                             "the path of your sweep's config, relative to the folder you run from.\n")
+
+
+def test_a_yaml_error_in_a_configfile_is_named_by_check_not_by_snakemake(workflow):
+    """Snakemake reads --configfile before it runs the Snakefile (snakemake/settings/types.py,
+    ConfigSettings.__post_init__) and says only that the file is not valid JSON or YAML: the
+    troubleshooting page sends the user to `kerasgrid check`, which names the line."""
+    path = workflow.write_config(tiny_config())
+    edit(path, "  lr:\n", "  lr: [\n")
+    result = workflow.run("--cores", "1", "--dry-run", "--configfile", "my.yaml", check=False)
+    assert result.returncode == 1
+    assert result.stdout == ("WorkflowError:\nConfig file is not valid JSON or YAML. In case of YAML, make sure to not "
+                             "mix whitespace and tab indentation.\n")
+    checked = kerasgrid(workflow.root, "check", "my.yaml")
+    assert checked.returncode == 1
+    assert checked.stderr.startswith("kerasgrid: my.yaml, line ")
+
+
+def dry_run_and_check(workflow, config: dict | None):
+    """What `snakemake -n` and `kerasgrid check` say of the same config (None: the default config.yaml)."""
+    args = ()
+    if config is not None:
+        workflow.write_config(config)
+        args = ("--configfile", "my.yaml")
+    plan = workflow.run("--cores", "1", "--dry-run", *args, check=False)
+    return plan, kerasgrid(workflow.root, "check", *args[1:])
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        None,
+        tiny_config(),
+        tiny_config(repeats=2, search={"strategy": "random", "trials": 3}),
+        tiny_config(search={"strategy": "random", "trials": 5, "halving": {"eta": 2}}, repeats=2,
+                    grid={"lr": {"low": 0.001, "high": 0.1, "log": True}, "act_in": ["relu", "tanh"]},
+                    budget={"epochs": 3, "steps_per_epoch": 5, "validation_steps": 2}),
+    ],
+    ids=["config.yaml", "grid", "random-repeats", "halving-repeats"],
+)
+def test_check_plans_the_jobs_a_dry_run_plans(workflow, config):
+    plan, checked = dry_run_and_check(workflow, config)
+    assert plan.returncode == 0, plan.output
+    assert checked.returncode == 0, checked.stderr
+    assert planned_runs(checked.stdout) == len(TRAIN_JOB.findall(plan.output)) > 0
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        tiny_config(grdi={"a": [1]}),
+        tiny_config(grid={"lr": {"low": 1, "high": 0, "num": 3}}),
+        tiny_config(search={"strategy": "random"}),
+    ],
+    ids=["unknown-key", "bad-range", "no-trials"],
+)
+def test_check_stops_with_the_paragraph_a_run_stops_with(workflow, config):
+    plan, checked = dry_run_and_check(workflow, config)
+    assert plan.returncode == 1 and checked.returncode == 1
+    paragraph = checked.stderr.removeprefix("kerasgrid: my.yaml: ").rstrip("\n")
+    assert f"{workflow.path('my.yaml')}: {paragraph}" in plan.output
+
+
+def test_check_describes_halving_adaptive_search_repeats_and_confirm(workflow):
+    data = {"train": "examples/digits.py:train_arrays", "validation": "examples/digits.py:val_data", "fraction": 0.5}
+    config = tiny_config(search={"strategy": "tpe", "trials": 5, "batch": 2}, repeats=2, data=data,
+                         confirm={"top": 2, "budget": {"epochs": 3}})
+    config["grid"]["lr"] = [0.001, 0.003, 0.01]
+    workflow.write_config(config)
+    lines = kerasgrid(workflow.root, "check", "my.yaml").stdout.splitlines()
+    assert lines[1:7] == [
+        "  search     tpe: Optuna's TPE proposes 5 candidates in 3 rounds of 2, the last of 1, each round learning "
+        "from those before (seed 0)",
+        "  halving    off: every candidate trains the whole budget",
+        "  budget     1 epoch of 5 steps, 2 validation steps each; batch size 32 where a data function returns "
+        "whole arrays",
+        "  objective  val_loss, lower is better (min)",
+        "  runs       4 in the first round, 10 in all: 5 candidates x 2 seeds (0, 1), ranked by their mean",
+        "  data       the tuning runs train on a fraction 0.5 of the training data",
+    ]
+    assert lines[7] == "  confirm    the best 2 train again on all the data, with epochs 3; the best of them wins"
+    assert lines[-1] == "Run it: snakemake -s $(kerasgrid workflow) --cores 2 --configfile my.yaml"
+
+    config.update(search={"strategy": "random", "trials": 9, "halving": {}}, repeats=1)
+    del config["confirm"]
+    config["budget"]["epochs"] = 9
+    config["grid"]["act_out"] = ["sigmoid", "tanh"]
+    workflow.write_config(config)
+    lines = kerasgrid(workflow.root, "check", "my.yaml").stdout.splitlines()
+    assert lines[1] == "  search     random: 9 candidates drawn from 12 combinations (seed 0)"
+    assert lines[2] == "  halving    on (eta 3): rungs end at 1, 3, 9 epochs, which at most 9, 3, 1 candidates reach"
+    assert lines[5] == "  runs       9 in the first rung, at most 13 in all: one per candidate, seed 0"
+
+
+def test_check_describes_several_objectives_constraints_and_callbacks(workflow):
+    config = tiny_config(objective=[{"metric": "val_loss"}, {"metric": "params_count"}], winner="knee",
+                         constraints=["predict_ms <= 3"], callbacks="examples/digits.py:callbacks")
+    workflow.write_config(config)
+    lines = kerasgrid(workflow.root, "check", "my.yaml").stdout.splitlines()
+    assert ("  objective  by Pareto front of val_loss, lower is better (min); params_count, lower is better (min); "
+            "the winner: knee") in lines
+    assert any(line.split() == ["constraints", "predict_ms", "<=", "3", "(others", "rank", "after", "these)"]
+               for line in lines)
+    assert any(line.split()[:2] == ["callbacks", "examples/digits.py:callbacks"] for line in lines)

@@ -1,0 +1,29 @@
+# Which hyperparameters mattered: Optuna's fANOVA over the finished trials' files
+# (kerasgrid/search/importance.py). Never fails a sweep for too few trials: its files say so.
+
+# Seconds of work on files already here: on a cluster it runs where snakemake runs, not as a job.
+localrules: importance
+
+
+rule importance:
+    input:
+        leaderboard="results/leaderboard.tsv",
+    output:
+        table="results/importance.tsv",
+        plot=report(
+            "results/plots/importance.png",
+            caption="../report/importance.rst",
+            category="Plots",
+        ),
+    log:
+        "logs/importance.log",
+    retries: 0  # as plots: drawing from files already here
+    params:
+        objectives=importance_objectives,
+        space=grid_space,
+        rungs=rungs,
+        seeds=seeds,
+        seed=SWEEP.seed,  # fANOVA's random forest: the same trials give the same importances
+        confirm=bool(SWEEP.confirm),
+    script:
+        "../../scripts/importance.py"
