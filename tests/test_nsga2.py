@@ -1,10 +1,6 @@
 """NSGA-II without training: its state rebuilt from the rounds' files (kerasgrid/search/nsga2.py)
 proposes what one Optuna study kept in memory across the rounds would."""
 
-import os
-import subprocess
-import sys
-
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -17,6 +13,7 @@ from kerasgrid.search.optuna_space import distributions, from_optuna
 from kerasgrid.search.rounds import round_seed
 from kerasgrid.sweep.grid import trial_id
 from test_config import REPO, full_config
+from test_tpe import printed_under_two_hash_seeds
 
 GRID = {"lr": [0.001, 0.003, 0.01], "units": [16, 64, 256], "layers": [1, 2, 3], "dropout": [0.0, 0.25, 0.5]}
 
@@ -88,13 +85,8 @@ def test_generations_follow_optunas_rule_round_by_round():
 
 
 def test_proposals_are_the_same_in_every_process():
-    code = ("from test_nsga2 import GRID, from_files\nfrom kerasgrid.search import parse_space\n"
-            "print(from_files(parse_space(GRID, 'my.yaml'), 12, 2, 6))")
-    outputs = {
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
-                       cwd=REPO / "tests", env={**os.environ, "PYTHONHASHSEED": seed}).stdout
-        for seed in ("1", "2")
-    }
+    outputs = printed_under_two_hash_seeds("from test_nsga2 import GRID, from_files\nfrom kerasgrid.search import "
+                                           "parse_space\nprint(from_files(parse_space(GRID, 'my.yaml'), 12, 2, 6))")
     assert len(outputs) == 1 and len(outputs.pop()) > 300
 
 

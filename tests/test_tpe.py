@@ -83,15 +83,19 @@ def test_proposals_are_a_function_of_history_and_seed():
     assert not set(first) & {observation.trial_id for observation in history}
 
 
-def test_proposals_are_the_same_in_every_process():
-    # Python salts string hashes per process: nothing a proposal depends on may iterate a set of strings.
-    code = ("from test_tpe import SPACE, parse, told\n"
-            "print([o.trial_id for o in told(parse(SPACE), rounds=4, batch=4)])")
-    outputs = {
+def printed_under_two_hash_seeds(code: str) -> set[str]:
+    """What `code` prints in two processes whose string hashes are salted differently: one text if
+    nothing it prints depends on iterating a set of strings."""
+    return {
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
                        cwd=REPO / "tests", env={**os.environ, "PYTHONHASHSEED": seed}).stdout
         for seed in ("1", "2")
     }
+
+
+def test_proposals_are_the_same_in_every_process():
+    outputs = printed_under_two_hash_seeds("from test_tpe import SPACE, parse, told\n"
+                                           "print([o.trial_id for o in told(parse(SPACE), rounds=4, batch=4)])")
     assert len(outputs) == 1 and len(outputs.pop()) > 100
 
 
