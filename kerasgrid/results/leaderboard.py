@@ -253,12 +253,17 @@ def row_dir(trials_dir, row: dict, rungs: list[int] | None = None, seed: int | N
     return run
 
 
+def first_front(rows: list[dict]) -> list[dict]:
+    """The rows of a leaderboard's front that ranks first: ok, feasible, pareto_rank 1, at the
+    furthest rung (the first row's)."""
+    return [row for row in rows if row["status"] == Status.OK.value and row.get("pareto_rank") == "1"
+            and row.get("feasible") == "yes" and row.get("rung", "") == rows[0].get("rung", "")]
+
+
 def write_front(leaderboard_path, path) -> list[dict]:
-    """results/pareto.tsv: the leaderboard's rows of the front that ranks first (ok, feasible,
-    pareto_rank 1, at the furthest rung), with its columns; the rows."""
+    """results/pareto.tsv: the leaderboard's `first_front`, with its columns; the rows."""
     rows = read_leaderboard(leaderboard_path)
-    front = [row for row in rows if row["status"] == Status.OK.value and row.get("pareto_rank") == "1"
-             and row.get("feasible") == "yes" and row.get("rung", "") == rows[0].get("rung", "")]
+    front = first_front(rows)
     header = list(rows[0]) if rows else []
     records.write_text(path, "\n".join("\t".join(line) for line in [header] + [[row[k] for k in header] for row in front]) + "\n")
     return front

@@ -12,7 +12,7 @@ from kerasgrid.errors import Direction, Status
 from kerasgrid.fraction import describe_draw
 from kerasgrid.results import confirm
 from kerasgrid.results.leaderboard import (
-    CONFIRM_COLUMNS, FRONT_COLUMNS, HALVING_COLUMNS, REPEAT_COLUMNS, ROUND_COLUMN, read_leaderboard,
+    CONFIRM_COLUMNS, FRONT_COLUMNS, HALVING_COLUMNS, REPEAT_COLUMNS, ROUND_COLUMN, first_front, read_leaderboard,
 )
 
 # A grid value longer than this is cut in the console (the TSV and the web page keep it whole).
@@ -92,8 +92,7 @@ def front_lines(rows: list[dict]) -> list[str]:
     measured = columns[len(FRONT_COLUMNS):]
     if len(measured) < 2:  # one objective and constraints: the leaderboard says it all
         return []
-    front = [row for row in rows if row["pareto_rank"] == "1" and row["feasible"] == "yes"
-             and row.get("rung", "") == rows[0].get("rung", "")]
+    front = first_front(rows)
     if not front:
         return []
     params = param_columns(rows)

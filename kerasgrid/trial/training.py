@@ -11,6 +11,7 @@ import math
 import os
 import platform
 import shutil
+import statistics
 import sys
 import time
 import traceback
@@ -452,8 +453,9 @@ def _user_callbacks(run: TrialRun, params: dict, settings: dict, state: dict | N
 def _halving_stopped(run: TrialRun, how: str) -> ConfigError:
     return ConfigError(
         f"{run.source}: callbacks: {how}; but search.halving compares every trial of a rung after "
-        "exactly the rung's epochs, and promotes the best to train on. Remove the early-stopping callback from the callbacks function (halving "
-        "already stops the poor trials early), or turn search.halving off to rank trials stopped early."
+        "exactly the rung's epochs, and promotes the best to train on. Remove the early-stopping callback "
+        "from the callbacks function (halving already stops the poor trials early), or turn "
+        "search.halving off to rank trials stopped early."
     )
 
 
@@ -531,7 +533,7 @@ def _measure(record: dict, model, datasets: dict) -> None:
             started = time.perf_counter()
             model.predict_on_batch(inputs)
             times.append(time.perf_counter() - started)
-        measures["predict_ms"] = round(sorted(times)[len(times) // 2] * 1000, 4)
+        measures["predict_ms"] = round(statistics.median(times) * 1000, 4)
     except Exception as exc:  # noqa: BLE001 - a measure is no reason to fail a trained trial
         print(f"kerasgrid: could not time a prediction ({type(exc).__name__}: {exc}); predict_ms is null",
               flush=True)
