@@ -189,3 +189,12 @@ def test_with_halving_early_stopping_stops_the_sweep_with_why(workflow):
     assert result.returncode != 0
     assert "my.yaml: callbacks: the function returns EarlyStopping, which stops trials early; but search.halving" in result.output
     assert not list(workflow.root.glob("results/trials/**/metrics.json"))
+
+
+def test_a_rung_whose_callbacks_differ_from_the_rung_before_fails_with_why(tmp_path):
+    run_trial({"lr": 0.01}, with_callbacks("reduce_lr", epochs=4), tmp_path / "one", epochs=2, save_state_to=tmp_path / "one")
+    record = run_trial({"lr": 0.01}, with_callbacks("logger_without_params", epochs=4), tmp_path / "two",
+                       resume_from=tmp_path / "one")
+    assert record["status"] == "failed"
+    assert ("the callbacks function returns other callbacks than it did in the rung before (ReduceLROnPlateau); "
+            "return the same ones every time") in record["error"]

@@ -213,3 +213,11 @@ def test_a_violation_is_how_far_a_value_breaks_its_constraint_and_not_positive_i
     # A strict bound reached is broken, if only just; a value that is not finite breaks any bound.
     assert 0 < violation("val_loss < 0.5", 0.5) < 1e-300 and 0 < violation("fit_seconds > 2", 2)
     assert violation("val_loss < 0.5", math.nan) == math.inf and violation("val_loss >= 0.5", math.inf) == math.inf
+
+
+def test_ranking_on_a_measure_a_trial_never_recorded_says_to_retrain_it():
+    old = {**record("a", 0.1), "measures": None}
+    with pytest.raises(ConfigError, match=r"my\.yaml: objective\[1\]\.metric is 'params_count', but trial a was "
+                                          r"trained before kerasgrid measured params_count\. Retrain it \(snakemake "
+                                          r"--forcerun train\), or rank on what it logged: val_acc, val_loss\."):
+        rank([old, record("b", 0.2)], LOSS_AND_SIZE, "my.yaml")
