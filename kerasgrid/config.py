@@ -17,6 +17,7 @@ from kerasgrid import search
 from kerasgrid.errors import ConfigError, Direction
 from kerasgrid.results import pareto, repeats
 from kerasgrid.results.confirm import Confirm
+from kerasgrid.search import hyperband
 from kerasgrid.search.rounds import round_sizes
 from kerasgrid.sweep import refs, runs
 from kerasgrid.sweep.grid import canonical
@@ -188,6 +189,12 @@ class Sweep:
     sampler_settings: dict = field(default_factory=dict)
     # The user's callbacks function, or None.
     callbacks: refs.Ref | None = None
+    # With halving, Hyperband's brackets (kerasgrid.search.hyperband): grid and random deal their
+    # candidates to them (`dealt`: each bracket's trial ids); an adaptive search's rounds go
+    # through them in turn (`round_brackets`: each round's bracket index), sized from search.batch.
+    brackets: list = field(default_factory=list)
+    dealt: list[list[str]] = field(default_factory=list, repr=False)
+    round_brackets: list[int] = field(default_factory=list)
 
     @property
     def sampler_seed(self) -> int:
@@ -217,7 +224,10 @@ class Sweep:
         when they change."""
         plan = {"strategy": self.strategy, "rungs": self.rungs}
         if self.halving:
-            plan["halving"] = {"eta": self.schedule.eta, "min_epochs": self.schedule.min_epochs}
+            plan["halving"] = {"eta": self.schedule.eta, "min_epochs": self.schedule.min_epochs,
+                               "brackets": [bracket.size for bracket in self.brackets]}
+            if len(self.brackets) > 1 and not self.adaptive:
+                plan["halving"]["deal_seed"] = self.sampler_seed  # which candidates the later brackets take
         if self.adaptive:
             plan["rounds"] = self.round_sizes  # raising search.trials adds rounds: the ranking is redone
         if self.confirm:
@@ -242,6 +252,8 @@ class Sweep:
             "objective": {key: value for key, value in self.objective.items() if key != "winner"},
             # The sampler's own settings (NSGA-II's population); TPE has none, and its rounds' stay as they were.
             **({"sampler": self.sampler_settings} if self.sampler_settings else {}),
+            # With halving (BOHB): the rungs, whose results the sampler is told, and this round's bracket.
+            **({"rungs": self.rungs, "bracket": self.round_brackets[index]} if self.halving else {}),
         }))
 
     def settings(self, seed: int | None = None) -> dict:
@@ -306,8 +318,14 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
 
     space = search.parse_space(config["grid"], source)
     sampler = _sampler(config["search"], space, config["max_trials"], source)
+    schedule = _schedule(config["search"], config["budget"], source)
+    rungs = schedule.rungs(config["budget"]["epochs"])
+    brackets, round_brackets = [], []
     if config["search"]["strategy"] in search.ADAPTIVE_SAMPLERS:
         trials, sizes = {}, _round_sizes(config["search"], space, source)
+        if len(rungs) > 1:
+            brackets = hyperband.plan(config["search"]["batch"], len(rungs), schedule.brackets, schedule.eta)
+            sizes, round_brackets = hyperband.round_sizes(config["search"]["trials"], brackets)
     else:
         sizes = []
         try:
@@ -317,7 +335,10 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
                 f"{source}: search.trials is {sampler.trials}, but {exc}. Lower search.trials, widen the grid's "
                 "values or ranges, or use search.strategy: grid to train every combination."
             ) from None
-    schedule = _schedule(config["search"], config["budget"], source)
+    dealt = []
+    if len(rungs) > 1 and not round_brackets:
+        brackets = hyperband.plan(len(trials), len(rungs), schedule.brackets, schedule.eta)
+        dealt = hyperband.deal(list(trials), brackets, _sampler_seed(config))
     fraction = config["data"].get("fraction", 1)
     # An adaptive search's candidates are proposed round by round: search.trials of them.
     confirmation = _confirm(config, len(trials) or sum(sizes), source)
@@ -336,9 +357,13 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         keep_models=config.get("keep_models", False),
         distribute=_distribute(config.get("distribute") or {}),
         strategy=sampler.name,
-        sampler_settings=dataclasses.asdict(sampler) if sampler.name in search.ADAPTIVE_SAMPLERS else {},
-        rungs=schedule.rungs(config["budget"]["epochs"]),
+        sampler_settings={key: value for key, value in dataclasses.asdict(sampler).items() if value is not None}
+        if sampler.name in search.ADAPTIVE_SAMPLERS else {},
+        rungs=rungs,
         schedule=schedule,
+        brackets=brackets,
+        dealt=dealt,
+        round_brackets=round_brackets,
         tensorboard=config.get("tensorboard", False),
         round_sizes=sizes,
         space=space,
@@ -458,7 +483,8 @@ def _sampler(settings: dict, space: dict, max_trials: int, source: str):
             f"{source}: search.population is {population}, but only NSGA-II (search.strategy: nsga2) breeds "
             f"generations; {strategy} search has none. Remove search.population, or set search.strategy: nsga2."
         )
-    if strategy == "grid" and settings.get("seed") is not None:
+    deals = (settings.get("halving") or {}).get("brackets", 2) != 1  # Hyperband's later brackets draw from the grid
+    if strategy == "grid" and settings.get("seed") is not None and not (settings.get("halving") is not None and deals):
         raise ConfigError(
             f"{source}: search.seed is {settings['seed']}, but a grid search draws nothing: it trains every "
             "combination. Remove search.seed (training is seeded by seed), or set search.strategy: random "
@@ -522,11 +548,11 @@ def _round_sizes(settings: dict, space: dict, source: str) -> list[int]:
             f"round proposes and trains at once, e.g. search: {{strategy: {strategy}, trials: {trials}, batch: 6}}: "
             "as many as run side by side (your cores, or the cluster jobs you get at once)."
         )
-    if settings.get("halving") is not None:
+    if settings.get("halving") is not None and strategy != "tpe":
         raise ConfigError(
-            f"{source}: search.halving is set, but an adaptive search (search.strategy: {strategy}) trains every "
-            "trial it proposes for the whole budget; it does not stop trials early. Remove search.halving, or "
-            "use search.strategy: random (or grid) with halving."
+            f"{source}: search.halving is set, but {strategy} search trains every trial it proposes for the "
+            "whole budget; it does not stop trials early. Remove search.halving, or use search.strategy: tpe "
+            "(which halves each round's proposals, as BOHB), random or grid with halving."
         )
     available = search.size(space)
     if available < trials:
@@ -550,7 +576,16 @@ def _schedule(settings: dict, budget: dict, source: str):
             f"{budget['epochs']}, so there is no rung before the last and nothing to halve. Lower "
             "search.halving.min_epochs (1 is usual), raise budget.epochs, or remove search.halving."
         )
-    return schedule
+    rungs = schedule.rungs(budget["epochs"])
+    brackets = halving.get("brackets")
+    if brackets is not None and brackets > len(rungs):
+        raise ConfigError(
+            f"{source}: search.halving.brackets is {brackets}, but the rungs end at {', '.join(map(str, rungs))} "
+            f"epochs, so at most {len(rungs)} brackets can start at a rung of their own (the last at the full "
+            f"budget). Lower search.halving.brackets to {len(rungs)} or less, or leave it out for {len(rungs)} "
+            "(Hyperband's, one per rung)."
+        )
+    return dataclasses.replace(schedule, brackets=hyperband.bracket_count(rungs, brackets))
 
 
 def _distribute(distribute: dict) -> dict | None:

@@ -2,6 +2,7 @@
 
 from kerasgrid.results.leaderboard import write_leaderboard
 from kerasgrid.running.logs import job_log
+from kerasgrid.search.hyperband import trial_brackets
 from kerasgrid.search.rounds import trial_rounds
 
 with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
@@ -13,6 +14,9 @@ with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         source=snakemake.params.source,  # noqa: F821
         rungs=snakemake.params.rungs,  # noqa: F821
         rounds=trial_rounds(snakemake.input.rounds) or None,  # noqa: F821
+        brackets=trial_brackets(  # noqa: F821
+            snakemake.params.brackets, snakemake.input.metrics, snakemake.input.promotions, snakemake.input.rounds,  # noqa: F821
+        ),
         repeats=snakemake.params.repeats,  # noqa: F821
         confirmed_paths=snakemake.input.confirmed if snakemake.params.confirm else None,  # noqa: F821
     )

@@ -10,4 +10,6 @@ with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         proposal_order(snakemake.input.rounds),  # noqa: F821
         snakemake.params.objective,  # noqa: F821
         snakemake.output.history,  # noqa: F821
+        rungs=snakemake.params.rungs,  # noqa: F821
+        seeds=snakemake.params.seeds,  # noqa: F821
     )

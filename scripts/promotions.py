@@ -1,4 +1,4 @@
-"""Checkpoint `promotions`: who trains on to the rung ending at {epochs}, in results/rungs/<epochs>.json."""
+"""Checkpoint `promotions`: who trains on to the rung ending at {epochs}, in results/<group>/<epochs>.json (group: brackets/<b> or rounds/<i>)."""
 
 from kerasgrid.running.logs import job_log
 from kerasgrid.search.halving import Halving, write_promotions
@@ -11,4 +11,5 @@ with job_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
         int(snakemake.wildcards.epochs),  # noqa: F821
         snakemake.output.promoted,  # noqa: F821
         keep_states=snakemake.params.keep_states,  # noqa: F821
+        kept=snakemake.params.kept,  # noqa: F821
     )

@@ -19,8 +19,9 @@ from kerasgrid.results.ranking import by_front, epochs_target, metric_value, obj
 from kerasgrid.sweep import runs
 
 FIXED_COLUMNS = ["rank", "trial_id", "objective", "status", "fit_seconds", "error"]
-# With halving: the rung a trial reached (0 = the first) and the epochs it trained in all.
-HALVING_COLUMNS = ["rung", "epochs"]
+# With halving: the bracket where a trial went furthest (0 = the first, which starts at min_epochs),
+# the rung it reached there (0 = the first) and the epochs it trained in all.
+HALVING_COLUMNS = ["bracket", "rung", "epochs"]
 # Without halving, when a callback of the user's stopped a trial early: the epochs each trained.
 EPOCHS_COLUMN = "epochs"
 # With several objectives or constraints: the trial's Pareto front (1: none beats it on every
@@ -58,10 +59,12 @@ def objective_columns(objectives: list[dict], taken: list[str]) -> list[str]:
 def leaderboard_rows(
     ranked: list[dict], grid_keys: list[str], rungs: list[int] | None = None, rounds: dict[str, int] | None = None,
     repeats: int = 1, confirmed: bool = False, objectives: list[dict] | None = None,
+    brackets: dict[str, int] | None = None,
 ) -> tuple[list[str], list[list[str]]]:
     """Header and rows: rank, trial id, one column per grid key, objective, status, fit s, error;
     with adaptive search (`rounds`: trial id -> round), the round that proposed each trial; with
-    halving (`rungs`: the epochs each rung ends at), also the rung reached and epochs trained;
+    halving (`rungs`: the epochs each rung ends at), also the bracket (`brackets`: trial id -> its
+    bracket; 0 if not given), the rung reached and epochs trained;
     with `repeats` above 1, the std over seeds and their count (objective is the mean); with
     `confirmed` (a confirm.merge ranking), whether the row was confirmed and its tuning rank and
     objective; if a trial's callbacks stopped it early (without halving), the epochs each trained;
@@ -92,7 +95,8 @@ def leaderboard_rows(
             row.append(str(rounds[record["trial_id"]]))
         if halving:
             tuning = record.get("tuning", record)  # a confirmation has no rungs: the tuning's
-            row += [str(rungs.index(epochs_target(tuning))), str(tuning["epochs_run"])]
+            bracket = (brackets or {}).get(record["trial_id"], 0)
+            row += [str(bracket), str(rungs.index(epochs_target(tuning))), str(tuning["epochs_run"])]
         if repeats > 1:
             row += [_number(record.get("objective_std")), str(record.get("runs", 1))]
         if confirmed:
@@ -109,7 +113,7 @@ def leaderboard_rows(
 
 def write_leaderboard(
     metrics_paths, objective: dict, grid_keys: list[str], path, source="the config", rungs=None, rounds=None,
-    repeats: int = 1, confirmed_paths=None,
+    repeats: int = 1, confirmed_paths=None, brackets=None,
 ):
     """Rank the trials whose metrics.json files are given and write the leaderboard TSV.
 
@@ -120,7 +124,7 @@ def write_leaderboard(
         confirmations = rank([records.read_json(p) for p in confirmed_paths], objective, source)
         ranked = confirm.merge(ranked, confirmations, objective)
     header, rows = leaderboard_rows(ranked, grid_keys, rungs, rounds, repeats, confirmed=confirmed_paths is not None,
-                                    objectives=objectives_of(objective))
+                                    objectives=objectives_of(objective), brackets=brackets)
     lines = ["\t".join(header)] + ["\t".join(row) for row in rows]
     records.write_text(path, "\n".join(lines) + "\n")
     return ranked

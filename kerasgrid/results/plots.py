@@ -437,9 +437,11 @@ def ranking(trials: list[Trial], objective: dict, grid_keys: list[str]):
     return figure
 
 
-def optimization_history(trials: list[Trial], objective: dict):
+def optimization_history(trials: list[Trial], objective: dict, last_rung: int | None = None):
     """Optuna's "optimization history": each trial's objective in the order the search proposed
-    them, coloured by round, and the best so far as a line; failed and diverged trials marked."""
+    them, coloured by round, and the best so far as a line; failed and diverged trials marked.
+    With halving (`last_rung`: the last rung's index), a trial stopped at an earlier rung is a
+    hollow marker (its objective there), left out of the best so far, which is the full budget's."""
     from matplotlib.lines import Line2D
 
     metric = text(objective["metric"])
@@ -451,10 +453,12 @@ def optimization_history(trials: list[Trial], objective: dict):
     best, best_line, handles, labels = None, [], [], []
     for number, trial in enumerate(trials, 1):
         ok = trial.status == Status.OK.value and trial.value is not None
+        stopped = last_rung is not None and trial.rung is not None and trial.rung < last_rung
         if ok:
-            ax.scatter([number], [trial.value], s=30, zorder=3,
-                       color=palette[rounds.index(trial.round) % 2] if trial.round in rounds else palette[0])
-            if best is None or sign * trial.value < sign * best:
+            colour = palette[rounds.index(trial.round) % 2] if trial.round in rounds else palette[0]
+            ax.scatter([number], [trial.value], s=30, zorder=3, color="none" if stopped else colour,
+                       edgecolors=colour)
+            if not stopped and (best is None or sign * trial.value < sign * best):
                 best = trial.value
         else:
             colour = STATUS_COLOURS.get(trial.status, GREY)
@@ -471,6 +475,9 @@ def optimization_history(trials: list[Trial], objective: dict):
         ax.text(0.5, 0.5, "no trial finished ok", ha="center", va="center", transform=ax.transAxes)
     handles.append(Line2D([], [], ls="", marker="o", color=palette[0]))
     labels.append("a trial's " + metric + (" (colours alternate by round)" if len(rounds) > 1 else ""))
+    if last_rung is not None and any(t.rung is not None and t.rung < last_rung for t in trials):
+        handles.append(Line2D([], [], ls="", marker="o", markerfacecolor="none", color=palette[0]))
+        labels.append(f"stopped at an earlier rung (its {metric} there)")
     for status, colour in STATUS_COLOURS.items():
         count = sum(t.status == status for t in trials)
         if count:
@@ -498,11 +505,13 @@ def optimization_history(trials: list[Trial], objective: dict):
     return figure
 
 
-def write_optimization_history(leaderboard_path, order: list[str], objective: dict, path, trials_dir=None) -> None:
+def write_optimization_history(leaderboard_path, order: list[str], objective: dict, path, trials_dir=None,
+                               rungs=None, seeds=None) -> None:
     """The optimization history (`optimization_history`) of the trials of a leaderboard, taken in
     `order` (trial ids as the search proposed them), as a PNG file."""
-    by_id = {trial.trial_id: trial for trial in load_trials(leaderboard_path, objective, trials_dir)}
-    save(optimization_history([by_id[trial] for trial in order if trial in by_id], objective), path)
+    by_id = {trial.trial_id: trial for trial in load_trials(leaderboard_path, objective, trials_dir, rungs, seeds)}
+    last = len(rungs) - 1 if rungs and len(rungs) > 1 else None
+    save(optimization_history([by_id[trial] for trial in order if trial in by_id], objective, last), path)
 
 
 def save(figure, path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from kerasgrid import records
 from kerasgrid.errors import Status
 from kerasgrid.results.ranking import rank
-from kerasgrid.trial.resume import remove_state
+from kerasgrid.trial.resume import META, remove_state
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class FullBudget:
 class Halving:
     eta: int = 3
     min_epochs: int = 1
+    # Hyperband's brackets (kerasgrid.search.hyperband): None for one per rung.
+    brackets: int | None = None
 
     def rungs(self, epochs: int) -> list[int]:
         ends = []
@@ -57,6 +59,11 @@ def previous_rung(epochs: int, rungs: list[int]) -> int | None:
     return rungs[index - 1] if index else None
 
 
+def has_state(folder) -> bool:
+    """Whether a run left a whole state in `folder` to continue from (its state.json is written last)."""
+    return (Path(folder) / META).is_file()
+
+
 def expected_seconds(record_path, epochs: int) -> float:
     """How long continuing a trial to `epochs` should take: its seconds per epoch in the rung
     before (whose record is at `record_path`), times the epochs to go; 0 if that record is not
@@ -69,12 +76,13 @@ def expected_seconds(record_path, epochs: int) -> float:
         return 0.0
 
 
-def write_promotions(record_paths, objective: dict, schedule: Halving, epochs: int, path, *, keep_states: bool):
+def write_promotions(record_paths, objective: dict, schedule: Halving, epochs: int, path, *, keep_states: bool,
+                     kept=()):
     """Decide who trains on to `epochs` from the records of the rung before; write it to `path`.
 
-    The states of the entrants not promoted are removed (unless `keep_states`): they would only be
-    resumed if a later change of the candidates promoted them, and then training from the start
-    gives the same result.
+    The states of the entrants not promoted are removed (unless `keep_states`, or the trial is in
+    `kept`: a later bracket continues it): they would only be resumed if a later change of the
+    candidates promoted them, and then training from the start gives the same result.
     """
     entries = [records.read_json(p) for p in record_paths]
     entrants = len({entry["trial_id"] for entry in entries})  # with repeats, a trial has a record per seed
@@ -89,7 +97,7 @@ def write_promotions(record_paths, objective: dict, schedule: Halving, epochs: i
         ],
     })
     if not keep_states:
-        chosen = set(promoted)
+        chosen = set(promoted) | set(kept)
         for record_path, entry in zip(record_paths, entries):
             if entry["trial_id"] not in chosen:
                 remove_state(Path(record_path).parent)

@@ -28,6 +28,9 @@ from kerasgrid.search.base import Observation
 from kerasgrid.search.space import parse_space
 from kerasgrid.sweep.grid import canonical
 
+# How a round's file tells of a trial that has no result at the budget the sampler learns from.
+STOPPED = "stopped"
+
 
 def round_sizes(trials: int, batch: int) -> list[int]:
     full, rest = divmod(trials, batch)
@@ -76,11 +79,16 @@ def proposed_params(rounds_dir) -> dict[str, dict]:
     return found
 
 
-def observations(round_paths, record_paths, objective: dict, source: str = "the config") -> list[Observation]:
+def observations(round_paths, record_paths, objective: dict, source: str = "the config", *,
+                 partial: bool = False) -> list[Observation]:
     """The trials of these rounds as a sampler is told them, in the order they were proposed. With
     repeats a trial has a record per seed: it is told their mean, and failed if any seed was not ok
     (kerasgrid.results.repeats.combine). With several objectives, each one's value (the mean, with
-    repeats); with constraints, each one's violation (Constraint.violation) of the mean."""
+    repeats); with constraints, each one's violation (Constraint.violation) of the mean.
+
+    `partial` (halving): a trial without a record among `record_paths` (it stopped before the
+    budget they are of, or started after it) is told as STOPPED: tried, never proposed again, but
+    no shape of the sampler's model."""
     read = [records.read_json(path) for path in record_paths]
     by_id = {entry["trial_id"]: entry for entry in combine(read, [objective_value(r, objective, source) for r in read])}
     objectives = objectives_of(objective)
@@ -90,6 +98,9 @@ def observations(round_paths, record_paths, objective: dict, source: str = "the 
     rounds = trial_rounds(round_paths)
     told = []
     for trial in proposal_order(round_paths):
+        if partial and trial not in by_id:
+            told.append(Observation(trial, _params(round_paths, trial), STOPPED, None, None, (), rounds[trial]))
+            continue
         entry = by_id[trial]
         ok = entry["objective_value"] is not None
         values = (entry["objective_value"], *(means[trial] for means in others)) if ok and others else None
@@ -97,6 +108,38 @@ def observations(round_paths, record_paths, objective: dict, source: str = "the 
         told.append(Observation(trial, entry["params"], entry["status"], entry["objective_value"], values, violations,
                                 rounds[trial]))
     return told
+
+
+def _params(round_paths, trial: str) -> dict:
+    for path in round_paths:
+        found = proposals(path)
+        if trial in found:
+            return found[trial]
+    raise KeyError(trial)
+
+
+def budget_records(record_paths, rungs: list[int], space: dict) -> tuple[int | None, list[str]]:
+    """BOHB's choice of what the sampler learns from, with halving: the largest budget (a rung's
+    epochs) with at least `min_points(space)` trials ok there, and the records at it; (None, [])
+    while no budget has that many, and the sampler then draws at random."""
+    at: dict[int, list[str]] = {}
+    ok: dict[int, set[str]] = {}
+    for path in record_paths:
+        record = records.read_json(path)
+        epochs = record.get("epochs_target") or rungs[-1]
+        at.setdefault(epochs, []).append(path)
+        if record["status"] == "ok":
+            ok.setdefault(epochs, set()).add(record["trial_id"])
+    for epochs in reversed(rungs):
+        if len(ok.get(epochs, ())) >= min_points(space):
+            return epochs, at[epochs]
+    return None, []
+
+
+def min_points(space: dict) -> int:
+    """BOHB's N_min + 2 (N_min = dimensions + 1): the results a budget needs before the model
+    learns from it, and the random proposals before it does."""
+    return len(space) + 3
 
 
 def told_entry(observation: Observation, objective: dict) -> dict:
@@ -114,15 +157,24 @@ def write_round(round_paths, record_paths, settings: dict, index: int, path) -> 
     and write its file. `settings` is the sweep's `Sweep.round_settings(index)`."""
     space = parse_space(settings["grid"], "the round's settings")
     objective = settings["objective"]
-    history = observations(round_paths, record_paths, objective)
+    sampler_settings = dict(settings.get("sampler", {}))
+    budget = {}
+    if "rungs" in settings:  # halving (BOHB): told the results at one budget
+        epochs, at_budget = budget_records(record_paths, settings["rungs"], space)
+        history = observations(round_paths, at_budget, objective, partial=True)
+        sampler_settings["startup"] = min_points(space)
+        budget = {"bracket": settings["bracket"], "budget": epochs}
+    else:
+        history = observations(round_paths, record_paths, objective)
     seed = round_seed(settings["seed"], index)
-    sampler = ADAPTIVE_SAMPLERS[settings["strategy"]](**settings.get("sampler", {}))
+    sampler = ADAPTIVE_SAMPLERS[settings["strategy"]](**sampler_settings)
     directions = tuple(o["direction"] for o in objectives_of(objective))
     proposed = sampler.propose(space, history, settings["size"], seed, directions if len(directions) > 1 else directions[0])
     records.write_json(path, {
         "round": index,
         "strategy": settings["strategy"],
         "seed": seed,
+        **budget,
         "told": [told_entry(o, objective) for o in history],
         "proposals": [{"trial_id": trial, "params": params} for trial, params in proposed.items()],
     })

@@ -33,6 +33,9 @@ ATTEMPTS_PER_PROPOSAL = 100
 @dataclass(frozen=True)
 class TPESampler:
     name = "tpe"
+    # Random proposals before the model: None for Optuna's (10); with halving, BOHB's
+    # (kerasgrid.search.rounds.min_points).
+    startup: int | None = None
 
     def propose(
         self, space: dict[str, Dimension], history: list[Observation], count: int, seed: int,
@@ -43,7 +46,8 @@ class TPESampler:
         from kerasgrid.search.optuna_space import rebuild_study
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" per round
-        sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+        startup = {} if self.startup is None else {"n_startup_trials": self.startup}
+        sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True, **startup)
         return ask_new(rebuild_study(space, history, direction, sampler), space, history, count)
 
 

@@ -25,7 +25,10 @@ def round_trials(index):
 
 def round_records(count):
     """The metrics.json of every trial of the first `count` rounds, in the order proposed (with
-    repeats, of every seed: the sampler is told each trial's mean)."""
+    repeats, of every seed: the sampler is told each trial's mean). With halving, those of every
+    rung each trial reached, once its round's halving is over (workflow/rules/halving.smk)."""
+    if SWEEP.halving:
+        return every_rung_record(halving_groups()[:count])
     return run_records([trial for index in range(count) for trial in round_trials(index)])
 
 

@@ -25,6 +25,7 @@ rule leaderboard:
         metrics=trial_metrics,
         confirmed=confirmed_metrics if SWEEP.confirm else [],  # workflow/rules/confirm.smk
         rounds=round_files if SWEEP.adaptive else [],  # workflow/rules/adaptive.smk
+        promotions=promotion_files if SWEEP.halving else [],  # workflow/rules/halving.smk
         plan="results/search.json",
     output:
         leaderboard=report(
@@ -41,6 +42,7 @@ rule leaderboard:
         objective=ranking_objective,
         grid_keys=grid_keys,
         rungs=rungs,
+        brackets=bracket_settings if SWEEP.halving else None,
         repeats=SWEEP.repeats,
         confirm=bool(SWEEP.confirm),
         source=config_file,

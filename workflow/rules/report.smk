@@ -102,5 +102,7 @@ if SWEEP.adaptive:
             "logs/optimization_history.log",
         params:
             objective=ranking_objective,
+            rungs=rungs,
+            seeds=seeds,
         script:
             "../../scripts/optimization_history.py"

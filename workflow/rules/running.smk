@@ -93,10 +93,20 @@ def trial_gpus(wildcards):
 
 
 def rung_before(wildcards, rungs, confirm=False):
-    """The folder of the job's trial at the rung before the one the job trains to (halving: where
-    it continues from), or None in a first rung."""
-    before = halving.previous_rung(int(wildcards.get("epochs", rungs[-1])), rungs)
-    return record_dir(run_folder(wildcards, confirm=confirm), before, rungs) if before else None
+    """The folder of the job's trial at the rung it continues from (halving): the rung before the
+    one the job trains to, or with Hyperband's brackets, the furthest earlier rung that left a
+    state (a later bracket's entrant may have stopped further back); None in a trial's first rung.
+    Where it continues from changes no result, only the epochs trained (kerasgrid/trial/resume.py)."""
+    epochs = int(wildcards.get("epochs", rungs[-1]))
+    before = halving.previous_rung(epochs, rungs)
+    if before is None:
+        return None
+    folder = run_folder(wildcards, confirm=confirm)
+    if len(SWEEP.brackets) > 1 and not confirm:
+        for earlier in reversed(rungs[: rungs.index(epochs)]):
+            if halving.has_state(record_dir(folder, earlier, rungs)):
+                return record_dir(folder, earlier, rungs)
+    return record_dir(folder, before, rungs)
 
 
 # Without halving, every train job is a trial's first: nothing measured, no priority to compute.
