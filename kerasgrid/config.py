@@ -318,14 +318,8 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
 
     space = search.parse_space(config["grid"], source)
     sampler = _sampler(config["search"], space, config["max_trials"], source)
-    schedule = _schedule(config["search"], config["budget"], source)
-    rungs = schedule.rungs(config["budget"]["epochs"])
-    brackets, round_brackets = [], []
     if config["search"]["strategy"] in search.ADAPTIVE_SAMPLERS:
         trials, sizes = {}, _round_sizes(config["search"], space, source)
-        if len(rungs) > 1:
-            brackets = hyperband.plan(config["search"]["batch"], len(rungs), schedule.brackets, schedule.eta)
-            sizes, round_brackets = hyperband.round_sizes(config["search"]["trials"], brackets)
     else:
         sizes = []
         try:
@@ -335,8 +329,13 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
                 f"{source}: search.trials is {sampler.trials}, but {exc}. Lower search.trials, widen the grid's "
                 "values or ranges, or use search.strategy: grid to train every combination."
             ) from None
-    dealt = []
-    if len(rungs) > 1 and not round_brackets:
+    schedule = _schedule(config["search"], config["budget"], source)
+    rungs = schedule.rungs(config["budget"]["epochs"])
+    brackets, round_brackets, dealt = [], [], []
+    if len(rungs) > 1 and sizes:  # adaptive: each round one bracket, bracket 0's size search.batch
+        brackets = hyperband.plan(config["search"]["batch"], len(rungs), schedule.brackets, schedule.eta)
+        sizes, round_brackets = hyperband.round_sizes(config["search"]["trials"], brackets)
+    elif len(rungs) > 1:  # grid or random: bracket 0 takes every candidate, the later ones a share
         brackets = hyperband.plan(len(trials), len(rungs), schedule.brackets, schedule.eta)
         dealt = hyperband.deal(list(trials), brackets, _sampler_seed(config))
     fraction = config["data"].get("fraction", 1)

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from kerasgrid import records
+from kerasgrid.errors import Status
 from kerasgrid.results.ranking import constraints_of, metric_means, objective_value, objectives_of
 from kerasgrid.results.repeats import combine
 from kerasgrid.search import ADAPTIVE_SAMPLERS
@@ -119,21 +120,21 @@ def _params(round_paths, trial: str) -> dict:
 
 
 def budget_records(record_paths, rungs: list[int], space: dict) -> tuple[int | None, list[str]]:
-    """BOHB's choice of what the sampler learns from, with halving: the largest budget (a rung's
-    epochs) with at least `min_points(space)` trials ok there, and the records at it; (None, [])
-    while no budget has that many, and the sampler then draws at random."""
-    at: dict[int, list[str]] = {}
+    """BOHB's choice of what the sampler learns from, with halving: the records at `budget`."""
+    read = [records.read_json(path) for path in record_paths]
+    epochs = budget(read, rungs, space)
+    return epochs, [path for path, record in zip(record_paths, read) if epochs is not None
+                    and (record.get("epochs_target") or rungs[-1]) == epochs]
+
+
+def budget(records_: list[dict], rungs: list[int], space: dict) -> int | None:
+    """The largest budget (a rung's epochs) at which at least `min_points(space)` trials ended ok,
+    or None while no budget has that many (the sampler then proposes at random), as BOHB."""
     ok: dict[int, set[str]] = {}
-    for path in record_paths:
-        record = records.read_json(path)
-        epochs = record.get("epochs_target") or rungs[-1]
-        at.setdefault(epochs, []).append(path)
-        if record["status"] == "ok":
-            ok.setdefault(epochs, set()).add(record["trial_id"])
-    for epochs in reversed(rungs):
-        if len(ok.get(epochs, ())) >= min_points(space):
-            return epochs, at[epochs]
-    return None, []
+    for record in records_:
+        if record["status"] == Status.OK.value:
+            ok.setdefault(record.get("epochs_target") or rungs[-1], set()).add(record["trial_id"])
+    return next((epochs for epochs in reversed(rungs) if len(ok.get(epochs, ())) >= min_points(space)), None)
 
 
 def min_points(space: dict) -> int:
