@@ -253,3 +253,28 @@ def test_a_confirmed_repeated_sweep_on_a_fraction_submits_each_run_and_ranks_as_
     rows = read_leaderboard(cluster.path(RANKING))
     assert without_timing(rows) == without_timing(read_leaderboard(local.path(RANKING)))
     assert [(row["confirmed"], row["seeds"]) for row in rows] == [("yes", "2"), ("yes", "2"), ("no", "2")]
+
+
+def test_tpe_with_halving_submits_every_rung_and_proposes_as_a_local_run_does(cluster, tmp_path):
+    from test_adaptive import rounds_of
+    from test_halving import KNOWN_LOSSES
+    from test_hyperband import known_config
+
+    cluster.path("known.py").write_text(KNOWN_LOSSES, encoding="utf-8")
+    # BOHB's way, rungs at 1 and 3 epochs: 2 rounds, one per bracket (3 candidates from 1 epoch, 2 from 3).
+    config = known_config({"low": 0.05, "high": 0.95, "num": 19}, strategy="tpe", trials=5, batch=3)
+    config["budget"]["epochs"] = 3
+    local = Workflow(Path(shutil.copytree(cluster.root, tmp_path / "local", symlinks=True)))
+    local.write_config(config)
+    local.run(RANKING, "--cores", "2", "--configfile", "my.yaml")
+    result = submit(cluster, config, RANKING)
+    jobs = ended_jobs(cluster)
+    assert rules_of(jobs) == {"rung", "train"} and {job["State"] for job in jobs} == {"COMPLETED"}
+    assert "localcheckpoint propose:" in result.output and "localcheckpoint promotions:" in result.output
+    assert [(r["bracket"], len(r["proposals"])) for r in rounds_of(cluster)] == [(0, 3), (1, 2)]
+    assert rounds_of(cluster) == rounds_of(local)  # the same proposals, told the same results at the same budgets
+    rows = read_leaderboard(cluster.path(RANKING))
+    assert without_timing(rows) == without_timing(read_leaderboard(local.path(RANKING)))
+    # One job per rung a trial trained to: a first rung or a promotion, each its own SLURM job.
+    records = list(cluster.root.glob("results/trials/**/metrics.json"))
+    assert len(jobs) == len(records)
