@@ -100,6 +100,10 @@ def describe(sweep: Sweep) -> list[tuple[str, str]]:
         sampler = "NSGA-II" if sweep.strategy == "nsga2" else "TPE"
         found = (f"{sweep.strategy}: Optuna's {sampler} proposes {candidates:,} candidates in {len(rounds)} rounds of "
                  f"{rounds[0]}{last}, each round learning from those before (seed {sweep.sampler_seed})")
+        if sweep.halving:  # rounds of their brackets' sizes
+            found = (f"{sweep.strategy}: Optuna's {sampler} proposes {candidates:,} candidates in {len(rounds)} rounds "
+                     f"({', '.join(map(str, rounds))}), each round learning from the results of those before at "
+                     f"the longest budget that has enough of them (seed {sweep.sampler_seed})")
     else:
         candidates, count = len(sweep.trials), search.size(space)
         of = "a space with continuous ranges" if math.isinf(count) else f"{int(count):,} combinations"
@@ -135,20 +139,35 @@ def _count(number: int, thing: str) -> str:
     return f"{number:,} {thing}{'s' if number != 1 else ''}"
 
 
-def _entrants(sweep: Sweep, candidates: int) -> list[int]:
-    """How many candidates at most train in each rung (one rung without halving)."""
-    entrants = [candidates]
-    for _ in sweep.rungs[1:]:
+def _entrants(sweep: Sweep, size: int, start: int = 0) -> list[int]:
+    """How many of `size` candidates entering at rung `start` at most train in each rung from there."""
+    entrants = [size]
+    for _ in sweep.rungs[start + 1:]:
         entrants.append(sweep.schedule.keep(entrants[-1]))
     return entrants
+
+
+def _rung_jobs(sweep: Sweep) -> int:
+    """The most runs the halvings of the sweep train (a rung two brackets share counts twice)."""
+    if sweep.adaptive:
+        return sum(sum(_entrants(sweep, size, sweep.brackets[b].start))
+                   for size, b in zip(sweep.round_sizes, sweep.round_brackets))
+    return sum(sum(_entrants(sweep, bracket.size, bracket.start)) for bracket in sweep.brackets)
 
 
 def _halving(sweep: Sweep, candidates: int) -> str:
     if not sweep.halving:
         return "off: every candidate trains the whole budget"
-    reach = ", ".join(f"{n:,}" for n in _entrants(sweep, candidates))
-    return (f"on (eta {sweep.schedule.eta}): rungs end at {', '.join(map(str, sweep.rungs))} epochs, "
-            f"which at most {reach} candidates reach")
+    rungs = f"on (eta {sweep.schedule.eta}): rungs end at {', '.join(map(str, sweep.rungs))} epochs"
+    if len(sweep.brackets) == 1:
+        size = sweep.round_sizes[0] if sweep.adaptive else candidates
+        reach = ", ".join(f"{n:,}" for n in _entrants(sweep, size))
+        return f"{rungs}, which at most {reach} candidates{' of a round' if sweep.adaptive else ''} reach"
+    starts = ", ".join(f"{b.size:,} from {sweep.rungs[b.start]}" for b in sweep.brackets)
+    if sweep.adaptive:
+        return (f"{rungs}; {len(sweep.brackets)} brackets (BOHB), a round each in turn, "
+                f"starting candidates at an epoch: {starts}")
+    return f"{rungs}; {len(sweep.brackets)} brackets (Hyperband) start candidates at an epoch: {starts}"
 
 
 def _runs(sweep: Sweep, candidates: int) -> str:
@@ -157,8 +176,9 @@ def _runs(sweep: Sweep, candidates: int) -> str:
     each = (f"{candidates:,} candidates x {seeds} seeds ({', '.join(map(str, sweep.seeds))}), ranked by their mean"
             if seeds > 1 else f"one per candidate, seed {sweep.seed}")
     if sweep.halving:
-        most = sum(_entrants(sweep, candidates)) * seeds
-        return f"{candidates * seeds:,} in the first rung, at most {most:,} in all: {each}"
+        most = _rung_jobs(sweep) * seeds
+        first = sweep.round_sizes[0] if sweep.adaptive else candidates
+        return f"{first * seeds:,} in the first {'round' if sweep.adaptive else 'rung'}, at most {most:,} in all: {each}"
     if sweep.adaptive:
         return f"{sweep.round_sizes[0] * seeds:,} in the first round, {candidates * seeds:,} in all: {each}"
     return f"{candidates * seeds:,}: {each}"

@@ -240,7 +240,7 @@ def test_check_describes_halving_adaptive_search_repeats_and_confirm(workflow):
     assert lines[7] == "  confirm    the best 2 train again on all the data, with epochs 3; the best of them wins"
     assert lines[-1] == "Run it: snakemake -s $(kerasgrid workflow) --cores 2 --configfile my.yaml"
 
-    config.update(search={"strategy": "random", "trials": 9, "halving": {}}, repeats=1)
+    config.update(search={"strategy": "random", "trials": 9, "halving": {"brackets": 1}}, repeats=1)
     del config["confirm"]
     config["budget"]["epochs"] = 9
     config["grid"]["act_out"] = ["sigmoid", "tanh"]
@@ -249,6 +249,21 @@ def test_check_describes_halving_adaptive_search_repeats_and_confirm(workflow):
     assert lines[1] == "  search     random: 9 candidates drawn from 12 combinations (seed 0)"
     assert lines[2] == "  halving    on (eta 3): rungs end at 1, 3, 9 epochs, which at most 9, 3, 1 candidates reach"
     assert lines[5] == "  runs       9 in the first rung, at most 13 in all: one per candidate, seed 0"
+
+    config["search"]["halving"] = {}  # Hyperband's brackets, one per rung
+    workflow.write_config(config)
+    lines = kerasgrid(workflow.root, "check", "my.yaml").stdout.splitlines()
+    assert lines[2] == ("  halving    on (eta 3): rungs end at 1, 3, 9 epochs; 3 brackets (Hyperband) start candidates "
+                        "at an epoch: 9 from 1, 5 from 3, 3 from 9")
+    assert lines[5] == "  runs       9 in the first rung, at most 23 in all: one per candidate, seed 0"  # 13 + (5+2) + 3
+
+    config["search"] = {"strategy": "tpe", "trials": 10, "batch": 3, "halving": {}}
+    workflow.write_config(config)
+    lines = kerasgrid(workflow.root, "check", "my.yaml").stdout.splitlines()
+    assert lines[1] == ("  search     tpe: Optuna's TPE proposes 10 candidates in 5 rounds (3, 2, 1, 3, 1), each round "
+                        "learning from the results of those before at the longest budget that has enough of them (seed 0)")
+    assert lines[2] == ("  halving    on (eta 3): rungs end at 1, 3, 9 epochs; 3 brackets (BOHB), a round each in turn, "
+                        "starting candidates at an epoch: 3 from 1, 2 from 3, 1 from 9")
 
 
 def test_check_describes_several_objectives_constraints_and_callbacks(workflow):
