@@ -187,7 +187,7 @@ def test_with_halving_every_candidate_counts_at_the_first_rung(tmp_path):
     table = {row["hyperparameter"]: float(row["loss"]) for row in rows(results / "importance.tsv")}
     assert table["a"] > 0.9 and table["b"] < 0.05
     drawn = [text.replace("\n", " ") for text in texts(importance.chart(computed))]
-    assert any("12 ok trials, each after 1 epoch (halving's first rung, which every candidate trained)" in text
+    assert any("12 ok trials, each after 1 epoch (halving's first rung, which every candidate of bracket 0 trained)" in text
                for text in drawn)
 
 

@@ -223,7 +223,7 @@ def _source(result: Importances) -> str:
     """Which trials, in words: `27 ok trials, each after 1 epoch (halving's first rung, ...)`."""
     words = _count(result.trials, "ok trial")
     if result.epochs is not None:
-        words += f", each after {_count(result.epochs, 'epoch')} (halving's first rung, which every candidate trained)"
+        words += f", each after {_count(result.epochs, 'epoch')} (halving's first rung, which every candidate of bracket 0 trained)"
     if result.seeds > 1:
         words += f", each the mean over {result.seeds} seeds"
     if result.confirmed:
