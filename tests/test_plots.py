@@ -243,3 +243,14 @@ def test_with_halving_each_dot_has_its_rungs_colour_and_the_figure_says_so(tmp_p
     legend = [text.get_text() for text in figure.legends[0].get_texts()]
     assert legend == ["rung 0, 1 epoch: 18 trials", "rung 1, 3 epochs: 6 trials", "rung 2, 9 epochs: 3 trials"]
     assert "compare dots of one colour" in figure.get_suptitle().replace("\n", " ")
+
+    # With Hyperband's brackets, the dot's shape says the bracket where the trial went furthest.
+    ids = sorted(trial_id(p) for p in candidates)
+    brackets = {trial: (1 if n % 3 == 1 else 2 if n % 3 == 2 else 0) for n, trial in enumerate(ids)}
+    write_leaderboard(paths, LOSS, list(space), tmp_path / "leaderboard.tsv", rungs=rungs, brackets=brackets)
+    trials = plots.load_trials(tmp_path / "leaderboard.tsv", LOSS, tmp_path / "results" / "trials", rungs=rungs)
+    assert {t.trial_id: t.bracket for t in trials} == brackets
+    figure = plots.param_effects(trials, LOSS, list(space), describe_space(space), rungs)
+    legend = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert legend[3:] == ["bracket 0 (from 1 epoch)", "bracket 1 (from 3 epochs)", "bracket 2 (from 9 epochs)"]
+    assert len(figure.axes[1].collections) == 4  # a scatter per bracket, and the winner's star

@@ -43,6 +43,7 @@ class Trial:
     curve: list[float] = field(default_factory=list)
     round: int | None = None  # the round that proposed it, in an adaptive search
     rung: int | None = None  # with halving: the rung it stopped at (0 = the first)
+    bracket: int | None = None  # with Hyperband's brackets: where it went furthest
     # With repeats: the objective of each seed (value is their mean) and their std.
     seed_values: list[float] = field(default_factory=list)
     std: float | None = None
@@ -85,6 +86,7 @@ def load_trials(leaderboard_path, objective: dict, trials_dir=None, rungs=None, 
                 curve=_curve(folder / "history.csv", objective["metric"]),
                 round=int(row["round"]) if row.get("round") else None,
                 rung=int(row["rung"]) if row.get("rung") else None,
+                bracket=int(row["bracket"]) if row.get("bracket") else None,
                 seed_values=seed_values,
                 std=_float(row.get("std")),
                 confirmed=row.get("confirmed") == "yes",
@@ -261,6 +263,22 @@ def _dot_colours(trials: list[Trial], rung_colours: list[str] | None) -> list[st
     return [rung_colours[t.rung or 0] if rung_colours else "#1f77b4" for t in trials]
 
 
+# A marker per Hyperband bracket (the first for a sweep of one).
+BRACKET_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "h"]
+
+
+def _dots(ax, xs, ys, trials: list[Trial], rung_colours) -> None:
+    """Trials' dots, coloured by rung, shaped by bracket."""
+    for marker in dict.fromkeys(_marker(t) for t in trials):
+        chosen = [i for i, t in enumerate(trials) if _marker(t) == marker]
+        ax.scatter([xs[i] for i in chosen], [ys[i] for i in chosen], s=22, marker=marker, alpha=0.8, zorder=3,
+                   color=_dot_colours([trials[i] for i in chosen], rung_colours))
+
+
+def _marker(trial: Trial) -> str:
+    return BRACKET_MARKERS[(trial.bracket or 0) % len(BRACKET_MARKERS)]
+
+
 def _categorical_panel(ax, trials: list[Trial], key: str, winner: Trial | None, rung_colours, jitter) -> None:
     """Each value of the key a tick; its ok trials' objectives as dots, boxed (not with halving:
     a box would mix budgets); its diverged and failed trials counted under it."""
@@ -275,8 +293,7 @@ def _categorical_panel(ax, trials: list[Trial], key: str, winner: Trial | None, 
                        medianprops={"color": "#1f77b4"}, boxprops={"color": GREY}, whiskerprops={"color": GREY},
                        capprops={"color": GREY})
         if scores:
-            ax.scatter(x + jitter.uniform(-0.12, 0.12, len(scores)), scores, s=22, color=_dot_colours(ok, rung_colours),
-                       alpha=0.8, zorder=3)
+            _dots(ax, list(x + jitter.uniform(-0.12, 0.12, len(scores))), scores, ok, rung_colours)
         bad = {status: sum(t.status == status for t in same) for status in STATUS_COLOURS}
         marks = ", ".join(f"{n} {status}" for status, n in bad.items() if n)
         labels.append(value_label(value) + (f"\n({marks})" if marks else ""))
@@ -298,8 +315,7 @@ def _numeric_panel(ax, trials: list[Trial], key: str, log: bool, winner: Trial |
     present = [t for t in trials if key in t.params]
     ok = [t for t in present if _ok(t)]
     if ok:
-        ax.scatter([t.params[key] for t in ok], [t.tuned for t in ok], s=22, color=_dot_colours(ok, rung_colours),
-                   alpha=0.8, zorder=3)
+        _dots(ax, [t.params[key] for t in ok], [t.tuned for t in ok], ok, rung_colours)
     values = categories(ok, key)
     by_value = [[t.tuned for t in ok if _same(t, key, value)] for value in values]
     medians = not rung_colours and len(values) > 1 and all(len(scores) > 1 for scores in by_value)
@@ -362,6 +378,11 @@ def param_effects(trials: list[Trial], objective: dict, grid_keys: list[str], sp
         reached = [sum(t.rung == i for t in trials if _ok(t)) for i in range(len(halving))]
         handles = [Line2D([], [], ls="", marker="o", color=colour) for colour in rung_colours]
         labels = [f"rung {i}, {halving[i]} epoch{'s' * (halving[i] != 1)}: {n} trials" for i, n in enumerate(reached)]
+        brackets = sorted({t.bracket for t in trials if _ok(t) and t.bracket is not None})
+        if len(brackets) > 1:  # Hyperband: the shape says where a trial went furthest
+            handles += [Line2D([], [], ls="", marker=BRACKET_MARKERS[b % len(BRACKET_MARKERS)], color=GREY)
+                        for b in brackets]
+            labels += [f"bracket {b} (from {halving[b]} epoch{'s' * (halving[b] != 1)})" for b in brackets]
         figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3), fontsize=9)
     lines = [
         f"Effect of each hyperparameter on {metric} ({better(objective['direction'])})"
