@@ -271,8 +271,7 @@ class Estimate:
         if self.cluster:
             return [f"{counted}; about {each} ({measured}), {self.seconds():,.0f} job-seconds in all: on a cluster "
                     "the queue decides when each starts."]
-        return [f"{counted}; about {duration(self.seconds())} left on {self.cores} "
-                f"{'core' if self.cores == 1 else 'cores'} ({each}, {measured})."]
+        return [f"{counted}; about {duration(self.seconds())} left on {_cores(self.cores)} ({each}, {measured})."]
 
     def finished(self, until: int, record: dict | None = None, budget: dict | None = None) -> "Estimate":
         """This estimate once a run to `until` epochs has finished (its record, if read, joins the pace)."""
@@ -309,6 +308,10 @@ class Estimate:
     def to_dict(self) -> dict:
         return {"stages": [asdict(stage) for stage in self.stages], "cores": self.cores, "cluster": self.cluster,
                 "halving": self.halving, "budget": self.budget}
+
+
+def _cores(count: int) -> str:
+    return f"{count} core{'' if count == 1 else 's'}"
 
 
 def _mean(a: Pace, b: Pace) -> Pace:
@@ -375,9 +378,9 @@ def warning(sweep, estimate_: Estimate, warn_hours: float, source: str) -> str |
     elif estimate_.cluster:
         estimated = f"about {seconds / 3600:,.0f} job-hours left ({duration(estimate_.run_seconds())} a run)"
     else:
-        estimated = f"about {duration(seconds)} left on {estimate_.cores} cores, above warn_hours ({warn_hours:g})"
-        if not too_long:
-            estimated = f"about {duration(seconds)} left on {estimate_.cores} cores"
+        estimated = f"about {duration(seconds)} left on {_cores(estimate_.cores)}"
+        if too_long:
+            estimated += f", above warn_hours ({warn_hours:g})"
     instead = "; ".join(alternatives(sweep, estimate_))
     return (f"kerasgrid: warning: {source} asks for a {what}: {estimated}. Instead, {instead}. It trains anyway "
             "(max_trials is the only hard cap); to change course, stop it (Ctrl-C: finished trials are kept) and "
