@@ -135,7 +135,8 @@ def test_a_long_sweep_warns_with_what_random_halving_and_tpe_would_cost_instead(
                            "cores, above warn_hours (1). Instead, ")
     # 10 random trials: 5 rounds of 2 at 6 min; halving's brackets on the grid; tpe in rounds of 2.
     assert "search: {strategy: random, trials: 10}: about 30 min" in text
-    assert "the same grid with halving: {eta: 3} (rungs at 1, 3, 9 epochs): about " in text
+    # 100 trials 1 epoch, 34 of them 2 more, 12 of them 6 more, 2 at a time: 2,000 s + 1,360 s + 1,440 s.
+    assert "the same grid with halving: {eta: 3, brackets: 1} (rungs at 1, 3, 9 epochs): about 80 min" in text
     assert "search: {strategy: tpe, trials: 10, batch: 2}: about 30 min" in text
     assert "It trains anyway (max_trials is the only hard cap)" in text
 

@@ -348,11 +348,11 @@ def alternatives(sweep, estimate_: Estimate) -> list[str]:
     schedule = Halving(eta=3, min_epochs=1)
     rungs = schedule.rungs(epochs)
     if len(rungs) > 1:
+        # Plain successive halving: Hyperband's later brackets hedge at a cost, this shows the saving.
         pool = int(min(combinations, 10**9)) if sweep.strategy == "grid" else trials
-        halvings = [(b.size, b.start) for b in hyperband.plan(pool, len(rungs), len(rungs), schedule.eta)]
         stages = [Stage(until, n * seeds, e * seeds) for until, (n, e) in
-                  zip(rungs, halving_stages(rungs, schedule, halvings, fresh=False))]
-        found.append(f"the same {'grid' if sweep.strategy == 'grid' else 'search'} with halving: {{eta: 3}} "
+                  zip(rungs, halving_stages(rungs, schedule, [(pool, 0)], fresh=False))]
+        found.append(f"the same {'grid' if sweep.strategy == 'grid' else 'search'} with halving: {{eta: 3, brackets: 1}} "
                      f"(rungs at {', '.join(map(str, rungs))} epochs): {cost(stages)}")
     rounds = math.ceil(trials / batch)
     tpe = [Stage(epochs, min(batch, trials - i * batch) * seeds, min(batch, trials - i * batch) * seeds * epochs)
