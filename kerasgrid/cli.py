@@ -9,6 +9,7 @@ one, and after one that was stopped. It reads plain files only: no TensorFlow, n
 """
 
 import argparse
+import dataclasses
 import sys
 from collections import Counter
 from pathlib import Path
@@ -18,6 +19,7 @@ from kerasgrid.errors import Direction, KerasgridError, Status
 from kerasgrid.results.leaderboard import format_winner, leaderboard_rows
 from kerasgrid.results.ranking import epochs_target, rank
 from kerasgrid.results.tables import console_lines
+from kerasgrid.running import eta
 
 
 def recorded_objective(finished: list[dict]) -> tuple[dict, str]:
@@ -45,13 +47,14 @@ def summary(results="results", top: int = 10, metric: str | None = None, directi
             f"{trials_dir} does not exist. Run a sweep first, or point --results at the folder "
             "a sweep wrote (the one that holds trials/)."
         )
-    finished, unfinished, halving = [], 0, False
+    finished, unfinished, halving, every_run = [], 0, False, []
     for trial in sorted(path for path in trials_dir.iterdir() if path.is_dir()):
         # The run with the config's seed, and with repeats every further seed's (kerasgrid.sweep.runs).
         for folder in [trial, *sorted(trial.glob("seeds/*"))]:
             # With halving, a run's record is that of the furthest rung it finished.
             found = [folder / "metrics.json", *folder.glob("rungs/*/metrics.json")]
             done = [records.read_json(path) for path in found if path.exists()]
+            every_run += done  # every rung's too: the time left counts them
             halving |= len(found) > 1
             if done:
                 finished.append(max(done, key=epochs_target))
@@ -80,6 +83,7 @@ def summary(results="results", top: int = 10, metric: str | None = None, directi
         f"{trials_dir}: {len(finished)} {runs} finished" + (f" ({statuses})" if finished else "")
         + f", {unfinished} started but not finished."
     ]
+    lines += progress_lines(Path(results) / eta.PLAN_FILE, every_run)
     if not finished:
         return lines
     rungs = sorted({epochs_target(record) for record in finished}) if halving else None
@@ -102,6 +106,17 @@ def summary(results="results", top: int = 10, metric: str | None = None, directi
             **spread,
         })
     return lines
+
+
+def progress_lines(plan_file, done: list[dict]) -> list[str]:
+    """The runs to go of the plan the last run wrote (results/eta.json) and the time left at the
+    pace of the runs finished; none for a sweep run before kerasgrid wrote one."""
+    plan = eta.read_plan(plan_file)
+    if plan is None:
+        return []
+    counts = Counter(epochs_target(record) for record in done)
+    plan = dataclasses.replace(plan.with_done(counts), pace=eta.pace(done, plan.budget or {}))
+    return [line.removeprefix("kerasgrid: ") for line in plan.lines()]
 
 
 def merged_configs(paths) -> dict:

@@ -21,6 +21,7 @@ from kerasgrid.config import (
     Sweep, check as check_schema, config_source, fill_defaults, load_schema, read_config, sweep_from_config,
 )
 from kerasgrid.errors import ConfigError, Direction, KerasgridError
+from kerasgrid.search import hyperband
 from kerasgrid.sweep import refs
 
 # Beside the Snakefile (kerasgrid.cli.snakefile), in a checkout as in the installed package.
@@ -141,18 +142,12 @@ def _count(number: int, thing: str) -> str:
 
 def _entrants(sweep: Sweep, size: int, start: int = 0) -> list[int]:
     """How many of `size` candidates entering at rung `start` at most train in each rung from there."""
-    entrants = [size]
-    for _ in sweep.rungs[start + 1:]:
-        entrants.append(sweep.schedule.keep(entrants[-1]))
-    return entrants
+    return sweep.schedule.entrants(size, len(sweep.rungs), start)
 
 
 def _rung_jobs(sweep: Sweep) -> int:
     """The most runs the halvings of the sweep train (a rung two brackets share counts twice)."""
-    if sweep.adaptive:
-        return sum(sum(_entrants(sweep, size, sweep.brackets[b].start))
-                   for size, b in zip(sweep.round_sizes, sweep.round_brackets))
-    return sum(sum(_entrants(sweep, bracket.size, bracket.start)) for bracket in sweep.brackets)
+    return sum(hyperband.rung_runs(sweep.schedule, len(sweep.rungs), hyperband.groups(sweep)))
 
 
 def _halving(sweep: Sweep, candidates: int) -> str:

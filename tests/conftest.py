@@ -28,9 +28,14 @@ def tiny_config(**overrides) -> dict:
     return config
 
 
+# What may end a train job's line once a run has a pace: ", ETA 3 min" (kerasgrid/running/eta.py),
+# on a cluster ", about 12 s a job". The line's start, which names the model and trial, is unchanged.
+ETA = r"(?:, (?:ETA|about) [^,\n]+)?"
+
+
 def trained_trials(output: str) -> list[str]:
     """The trial ids of the train jobs a snakemake run or plan names on the console, in its order."""
-    return re.findall(r"^Job \d+: Model \d+ of \d+: .* \(trial ([0-9a-f]{12})\)$", output, flags=re.M)
+    return re.findall(r"^Job \d+: Model \d+ of \d+: .* \(trial ([0-9a-f]{12})\)" + ETA + "$", output, flags=re.M)
 
 
 class Workflow:

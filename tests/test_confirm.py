@@ -14,6 +14,7 @@ from kerasgrid.config import check, sweep_from_config
 from kerasgrid.errors import ConfigError
 from kerasgrid.results.confirm import agreement, kendall_tau, merge
 from kerasgrid.results.leaderboard import format_winner, read_leaderboard
+from conftest import ETA
 from test_config import REPO, SCHEMA, full_config
 
 MIN = {"metric": "loss", "direction": "min"}
@@ -187,7 +188,7 @@ def constant(workflow):
 def trained(output, confirmations=False) -> set[str]:
     """The trials a snakemake run trained (or confirmed), from the jobs' messages: "Model 2 of 4: q=0.1
     (trial <id>)", and for a confirmation ", on all the data" after it."""
-    ending = ", on all the data" if confirmations else ""
+    ending = ", on all the data" if confirmations else ETA  # a tuning run may end with its ETA
     return set(re.findall(rf"^Job \d+: Model \d+ of \d+: .*\(trial (\w{{12}})\){ending}$", output, flags=re.M))
 
 

@@ -9,6 +9,7 @@ import yaml
 
 from kerasgrid.cli import summary
 from kerasgrid.results.leaderboard import read_leaderboard
+from conftest import ETA
 from test_faults import start, wait_for
 
 # A model whose loss is known: it predicts the constant q for targets 0 and never learns (lr 0),
@@ -107,7 +108,7 @@ def trained(output) -> dict[int, set[str]]:
     """Trial ids trained per rung (by the epochs it ends at) in a run's output, read from the jobs'
     messages: "Model 3 of 15: ... (trial <id>), until epoch 3" (a rung), or without "until" (the last)."""
     rungs = {}
-    for trial, epochs in re.findall(r"^Job \d+: Model \d+ of \d+: .*\(trial (\w{12})\)(?:, until epoch (\d+))?$", output, flags=re.M):
+    for trial, epochs in re.findall(r"^Job \d+: Model \d+ of \d+: .*\(trial (\w{12})\)(?:, until epoch (\d+))?" + ETA + "$", output, flags=re.M):
         rungs.setdefault(int(epochs or 9), set()).add(trial)
     return rungs
 
@@ -215,7 +216,7 @@ def test_a_rungs_jobs_start_longest_first_by_what_their_trials_took_in_the_rung_
     result = known.sweep(config, "--cores", "1")
     rows = {r["trial_id"]: r for r in read_leaderboard(known.path("results/leaderboard.tsv"))}
     last_rung = [trial for trial, epochs in re.findall(
-        r"^Job \d+: Model \d+ of \d+: .*\(trial (\w{12})\)(?:, until epoch (\d+))?$", result.output, flags=re.M) if not epochs]
+        r"^Job \d+: Model \d+ of \d+: .*\(trial (\w{12})\)(?:, until epoch (\d+))?" + ETA + "$", result.output, flags=re.M) if not epochs]
     assert [(rows[t]["q"], rows[t]["pause"]) for t in last_rung[:2]] in (
         [("0.1", "2.0"), ("0.2", "2.0")], [("0.2", "2.0"), ("0.1", "2.0")])
     assert sorted((rows[t]["q"], rows[t]["pause"]) for t in last_rung[2:]) == [("0.1", "0.0"), ("0.2", "0.0")]

@@ -12,6 +12,7 @@ from kerasgrid.config import sweep_from_config
 from kerasgrid.results.leaderboard import read_leaderboard, write_leaderboard
 from kerasgrid.results.ranking import rank
 from kerasgrid.results.repeats import combine
+from conftest import ETA
 from test_config import REPO, full_config
 from test_halving import rank_only
 
@@ -128,7 +129,7 @@ def ranking(workflow):
 def trained_runs(output) -> set[tuple[str, int]]:
     """(trial id, seed) of the runs a snakemake run trained, from the train jobs' messages: "Model 2
     of 3: q=0.01 (trial <id>), seed 1" with repeats, without the seed (the config's, 0) otherwise."""
-    found = re.findall(r"^Job \d+: Model \d+ of \d+: .*\(trial (\w{12})\)(?:, seed (\d+))?$", output, flags=re.M)
+    found = re.findall(r"^Job \d+: Model \d+ of \d+: .*\(trial (\w{12})\)(?:, seed (\d+))?" + ETA + "$", output, flags=re.M)
     return {(trial, int(seed or 0)) for trial, seed in found}
 
 

@@ -47,6 +47,14 @@ class Halving:
         """How many of a rung's `entrants` go on to the next rung."""
         return math.ceil(entrants / self.eta)
 
+    def entrants(self, size: int, rungs: int, start: int = 0) -> list[int]:
+        """How many of `size` candidates entering at rung `start` at most train in each rung from
+        there to the last of `rungs`: what `kerasgrid check` reports and the time left is counted from."""
+        found = [size]
+        for _ in range(start + 1, rungs):
+            found.append(self.keep(found[-1]))
+        return found
+
     def promote(self, records: list[dict], entrants: int, objective: dict) -> list[str]:
         """The ids of the best `keep(entrants)` records that ended ok (ties broken by trial id)."""
         ranked = rank(records, objective)

@@ -78,6 +78,24 @@ def deal(candidates: list[str], brackets: list[Bracket], seed: int) -> list[list
     return dealt
 
 
+def groups(sweep) -> list[tuple[int, int]]:
+    """(size, first rung index) of each successive halving a sweep runs: its brackets (grid,
+    random), or its rounds, each in its bracket (adaptive). `sweep` is a kerasgrid.config.Sweep."""
+    if sweep.round_sizes:
+        return [(size, sweep.brackets[b].start) for size, b in zip(sweep.round_sizes, sweep.round_brackets)]
+    return [(bracket.size, bracket.start) for bracket in sweep.brackets]
+
+
+def rung_runs(schedule, rungs: int, halvings: list[tuple[int, int]]) -> list[int]:
+    """The most runs each of the `rungs` rungs trains, over these halvings ((size, first rung
+    index) each): a rung two brackets share counts twice, so an upper bound."""
+    found = [0] * rungs
+    for size, start in halvings:
+        for offset, count in enumerate(schedule.entrants(size, rungs, start)):
+            found[start + offset] += count
+    return found
+
+
 def protected(dealt: list[list[str]]) -> set[str]:
     """The trials in more than one bracket: a bracket that stops one keeps its state, since another
     bracket may still continue it from there (and which does, when, is up to the other's rankings)."""

@@ -136,6 +136,7 @@ def front_files(wildcards):
 def run_started():
     runlock.claim()
     attempts.forget()  # errors of earlier runs: the user may have fixed their cause
+    announce_size()  # the trials to train, the time left, a big sweep's warning (workflow/rules/running.smk)
 
 
 def cancel_scheduler_timers():

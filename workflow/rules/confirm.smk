@@ -50,9 +50,9 @@ rule confirm:
         trial="[0-9a-f]{12}",
     message:
         (
-            "{TRAIN_MESSAGES:{wildcards.trial}{wildcards.seed_path}}, on all the data"
+            "{TRAIN_MESSAGES:{wildcards.trial}{wildcards.seed_path}@all}"
             if REPEATED
-            else "{TRAIN_MESSAGES:{wildcards.trial}}, on all the data"
+            else "{TRAIN_MESSAGES:{wildcards.trial}@all}"
         )
     threads: 1
     resources:

@@ -133,11 +133,12 @@ rule rung:
         trial="[0-9a-f]{12}",
         epochs="[0-9]+",
     # "Model 5 of 16: act=relu, lr=0.01 (trial 307daa763fbd), until epoch 3", as train says it.
+    # (The epochs ride in the spec: the ETA, when there is one, comes after them.)
     message:
         (
-            "{TRAIN_MESSAGES:{wildcards.trial}{wildcards.seed_path}}, until epoch {wildcards.epochs}"
+            "{TRAIN_MESSAGES:{wildcards.trial}{wildcards.seed_path}@{wildcards.epochs}}"
             if REPEATED
-            else "{TRAIN_MESSAGES:{wildcards.trial}}, until epoch {wildcards.epochs}"
+            else "{TRAIN_MESSAGES:{wildcards.trial}@{wildcards.epochs}}"
         )
     threads: 1
     priority: expected_seconds  # the longest of a rung's jobs first (0 in the first rung)

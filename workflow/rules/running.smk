@@ -10,7 +10,7 @@ import sys
 from kerasgrid.results.best_model import WinnerState
 from kerasgrid.results.leaderboard import record_dir
 from kerasgrid.results.tables import trial_message
-from kerasgrid.running import workers
+from kerasgrid.running import eta, workers
 from kerasgrid.search import halving
 from kerasgrid.search.rounds import proposal_order, proposed_params
 from kerasgrid.sweep import runs
@@ -41,12 +41,14 @@ def trial_params(trial):
 
 class TrainMessages:
     """Each train job's console entry (the rule's `message`, shown by `snakemake -n` too):
-    "Model 5 of 16: act=relu, lr=0.01, units=128 (trial 307daa763fbd)".
+    "Model 5 of 16: act=relu, lr=0.01, units=128 (trial 307daa763fbd)", and once a run of the
+    sweep's budget has finished here, the time left: "..., ETA 3 min" (PROGRESS).
 
     Snakemake formats a message with the workflow's globals and the job's wildcards, but cannot
     look a global up by a wildcard; a format spec can carry one: "{TRAIN_MESSAGES:{wildcards.trial}}"
-    formats this object with the trial id as its spec. Not a param, since params are a rerun
-    trigger and the numbering changes whenever the grid grows; the message is not one.
+    formats this object with the trial id as its spec (a rung's ends with "@<epochs>", so that
+    its "until epoch" comes before the ETA, which ends every line; a confirmation's with "@all"). Not a param, since params are
+    a rerun trigger and the numbering changes whenever the grid grows; the message is not one.
     """
 
     def __init__(self, trials):
@@ -54,16 +56,45 @@ class TrainMessages:
         self.trials = trials
 
     def __format__(self, spec):
+        spec, _, until = spec.partition("@")  # a rung job: the epochs it trains to
         trial, _, seed = spec.partition("/seeds/")  # with repeats, the spec ends with the run's seed path
         if SWEEP.adaptive:  # numbered in the order the rounds proposed them
             order = proposal_order(glob.glob("results/rounds/*.json"))
             message = trial_message(order.index(trial) + 1, sum(SWEEP.round_sizes), trial_params(trial), trial)
         else:
             message = trial_message(self.numbers[trial], len(self.trials), self.trials[trial], trial)
-        return f"{message}, seed {seed or SWEEP.seed}" if REPEATED else message
+        message = f"{message}, seed {seed or SWEEP.seed}" if REPEATED else message
+        if until == "all":  # a finalist's confirmation: after the tuning that the ETA is of
+            return f"{message}, on all the data"
+        message = f"{message}, until epoch {until}" if until else message
+        left = PROGRESS.eta()
+        return f"{message}, {left}" if left else message
 
 
 TRAIN_MESSAGES = TrainMessages(SWEEP.trials)
+# The run's estimate, from onstart on (announce_size); empty in a dry run, which starts nothing.
+PROGRESS = eta.Progress()
+
+
+def training_jobs():
+    """The train jobs this run will run, as Snakemake's plan counts them; None if it cannot say."""
+    try:
+        return sum(job.rule.name == "train" for job in workflow.dag.needrun_jobs())
+    except AttributeError:  # a Snakemake whose DAG has another shape: the estimate counts files instead
+        return None
+
+
+def announce_size():
+    """Before the first job (onstart): the trials to train and finished, the time left, and a
+    warning if the sweep is big (kerasgrid/running/eta.py); results/eta.json for `kerasgrid summary`."""
+    cluster = not TRAINS_HERE
+    cores = (workflow.nodes or 1) if cluster else workflow.cores
+    found = eta.estimate(SWEEP, cores, cluster).with_jobs(None if SWEEP.halving or SWEEP.adaptive else training_jobs())
+    PROGRESS.start(found)
+    eta.write_plan(found, "results/eta.json")
+    note = eta.warning(SWEEP, found, config["warn_hours"], CONFIG_SOURCE)
+    for line in found.lines() + ([note] if note else []):
+        print(line, flush=True)
 
 
 # GPUs are kerasgrid's to share out only where this process trains the trials: in a local run
@@ -156,6 +187,8 @@ def train(wildcards, params, output, threads, resources, log, confirm=False):
     if not SWEEP.tensorboard:
         shutil.rmtree(tensorboard_dir, ignore_errors=True)
     run_task(task)
+    if workflow.is_main_process and not confirm:  # one run fewer to go, its pace counted (the Model lines' ETA)
+        PROGRESS.finished(epochs, output.metrics)
     if final_state:
         WINNER_STATE.offer(task["out_dir"])
 
