@@ -304,31 +304,28 @@ def dimensions(space: dict) -> dict[str, list]:
 
 
 def branch_keys(space: dict, within: str = "") -> dict[str, list[str]]:
-    """The keys that only some trials have -> the branches that give them, each named by its path
-    of branch names ('sgd', or 'sgd/step' for a nested choice): what the plots and the importance
-    say of a key measured over part of the trials. A key that every branch of a choice gives is
-    in every trial of the choice, and not among them."""
+    """Each key a choice's branches give -> those branches, each named by its path of branch
+    names ('sgd', or 'sgd/step' for a nested choice): what the plots and the importance say of a
+    key set per branch."""
     found: dict[str, list[str]] = {}
     for dim in space.values():
         if not isinstance(dim, Branches):
             continue
-        every = set.intersection(*(set(_always(branch)) for branch in dim.branches.values()))
         for name, branch in dim.branches.items():
             here = f"{within}/{name}" if within else name
             for key in branch:
-                if key not in every:
-                    found.setdefault(key, []).append(here)
+                found.setdefault(key, []).append(here)
             for key, paths in branch_keys(branch, here).items():
                 found.setdefault(key, []).extend(paths)
     return found
 
 
-def _always(space: dict) -> list[str]:
-    """The keys every trial of a space has."""
+def always(space: dict) -> list[str]:
+    """The keys every trial of a space has: its own, and those every branch of a choice gives."""
     keys = list(space)
     for dim in space.values():
         if isinstance(dim, Branches):
-            keys += sorted(set.intersection(*(set(_always(b)) for b in dim.branches.values())))
+            keys += sorted(set.intersection(*(set(always(b)) for b in dim.branches.values())))
     return keys
 
 
