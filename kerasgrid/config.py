@@ -521,7 +521,7 @@ def _sampler(settings: dict, space: dict, max_trials: int, source: str):
             )
         count = search.size(space)
         if count > max_trials:
-            sizes = " x ".join(f"{search.size({key: dim}):,} {key}" for key, dim in space.items())  # a choice: its branches summed
+            sizes = " x ".join(f"{search.size({key: dim}):,} {key}" for key, dim in space.items())
             raise ConfigError(
                 f"{source}: grid expands to {count:,} trials ({sizes}), more than max_trials "
                 f"({max_trials:,}). Shrink the grid, sample it (search: {{strategy: random, trials: N}}, "
