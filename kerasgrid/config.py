@@ -126,6 +126,8 @@ def explain(config: dict, schema: dict, source: str) -> str | None:
             f" (did you mean '{close[0]}'?)" if close else ""
         )
         fix = f"Remove or rename it; the keys allowed {'in ' + key if path else 'here'} are: {', '.join(known)}."
+    elif path[:1] == ["grid"] and len(path) >= 2 and _choice_problem(config["grid"], path[1], source):
+        return _choice_problem(config["grid"], path[1], source)
     elif path[:1] == ["grid"] and len(path) >= 2:
         value = json.dumps(config["grid"][path[1]], default=str)
         problem = f"grid.{path[1]} is {value}, but every grid value must be a non-empty list or a range"
@@ -140,6 +142,19 @@ def explain(config: dict, schema: dict, source: str) -> str | None:
         problem = f"{key} is {json.dumps(error.instance)}, which is wrong: {error.message}"
         fix = hint
     return f"{source}: {problem}. {fix}".strip()
+
+
+def _choice_problem(grid: dict, key: str, source: str) -> str | None:
+    """The paragraph of kerasgrid.search.parse_space about a malformed choose at grid.<key>,
+    which says more than the schema can (which branch, which key, the fix), or None."""
+    spec = grid.get(key)
+    if not (isinstance(spec, dict) and "choose" in spec):
+        return None
+    try:
+        search.parse_space({key: spec}, source)
+    except ConfigError as error:
+        return str(error)
+    return None
 
 
 def check(config: dict, schema: dict, source: str) -> None:
@@ -350,7 +365,8 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         objective=objective,
         seed=config["seed"],
         search_seed=config["search"].get("seed"),
-        grid_keys=[str(key) for key in config["grid"]],
+        # With a choose, its branches' keys too: a key of any trial is a column of the leaderboard.
+        grid_keys=list(dict.fromkeys([str(key) for key in config["grid"]] + list(search.dimensions(space)))),
         trials=trials,
         code_files=code_files,
         keep_models=config.get("keep_models", False),

@@ -88,12 +88,20 @@ def check(path, schema_file) -> list[str]:
     ]
 
 
+def _dimension_size(key: str, dim) -> str:
+    """`3 act`, or for a choice the sum of its branches' sizes: `7 optimizer (adam 3 + sgd 4)`."""
+    text = f"{search.size({key: dim}):,} {key}"
+    if isinstance(dim, search.Branches):
+        text += f" ({' + '.join(f'{name} {search.size(branch):,}' for name, branch in dim.branches.items())})"
+    return text
+
+
 def describe(sweep: Sweep) -> list[tuple[str, str]]:
     """The sweep's plan as (topic, text) pairs: which candidates, how long each trains, what ranks them."""
     space = sweep.space
     if sweep.strategy == "grid":
         candidates = len(sweep.trials)
-        dims = " x ".join(f"{search.size({key: dim}):,} {key}" for key, dim in space.items())
+        dims = " x ".join(_dimension_size(key, dim) for key, dim in space.items())
         found = f"grid: every combination, {candidates:,} candidates ({dims})"
     elif sweep.adaptive:
         candidates, rounds = sum(sweep.round_sizes), sweep.round_sizes

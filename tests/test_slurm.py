@@ -278,3 +278,21 @@ def test_tpe_with_halving_submits_every_rung_and_proposes_as_a_local_run_does(cl
     # One job per rung a trial trained to: a first rung or a promotion, each its own SLURM job.
     records = list(cluster.root.glob("results/trials/**/metrics.json"))
     assert len(jobs) == len(records)
+
+
+def test_a_conditional_tpe_search_on_the_cluster_proposes_and_ranks_as_a_local_run(cluster, tmp_path):
+    from test_adaptive import rounds_of
+    from test_conditional import CONDITIONAL_MODEL, e2e_config
+
+    cluster.path("cond.py").write_text(CONDITIONAL_MODEL, encoding="utf-8")
+    config = e2e_config(strategy="tpe", trials=4, batch=2)  # a nested choose, 2 rounds of 2
+    local = Workflow(Path(shutil.copytree(cluster.root, tmp_path / "local", symlinks=True)))
+    local.write_config(config)
+    local.run(RANKING, "--cores", "2", "--configfile", "my.yaml")
+    submit(cluster, config, RANKING)
+    jobs = ended_jobs(cluster)
+    assert rules_of(jobs) == {"train"} and len(jobs) == 4 and {job["State"] for job in jobs} == {"COMPLETED"}
+    assert rounds_of(cluster) == rounds_of(local) and len(rounds_of(cluster)) == 2
+    rows = read_leaderboard(cluster.path(RANKING))
+    assert without_timing(rows) == without_timing(read_leaderboard(local.path(RANKING)))
+    assert {row["status"] for row in rows} == {"ok"}  # each trial got exactly its branches' keys

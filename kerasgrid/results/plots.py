@@ -348,7 +348,7 @@ def param_effects(trials: list[Trial], objective: dict, grid_keys: list[str], sp
     metric = text(objective["metric"])
     keys = varying_keys(trials, grid_keys)
     fixed = [key for key in grid_keys if key not in keys]
-    ranges = {key: spec for key, spec in (space or {}).items() if isinstance(spec, dict)}
+    ranges, partial = _axes(space or {})
     halving = rungs if rungs and len(rungs) > 1 else None
     rung_colours = _rung_colours(len(halving)) if halving else None
     columns = max(1, min(3, len(keys)))
@@ -364,7 +364,8 @@ def param_effects(trials: list[Trial], objective: dict, grid_keys: list[str], sp
             medians |= _numeric_panel(ax, trials, key, bool(ranges[key].get("log")), winner, rung_colours)
         else:
             _categorical_panel(ax, trials, key, winner, rung_colours, jitter)
-        ax.set_title(value_label(key, 40), fontsize=11)
+        only = f" ({' or '.join(partial[key])} trials only)" if key in partial else ""
+        ax.set_title(value_label(key, 40) + text(only), fontsize=11)
         ax.set_ylabel(metric)
         ax.grid(axis="y", alpha=0.3)
         if not any(t.status == Status.OK.value for t in trials):
@@ -395,11 +396,26 @@ def param_effects(trials: list[Trial], objective: dict, grid_keys: list[str], sp
                      + ("; lines: the median at each value" if medians else ""))
     lines.append("diverged and failed trials are counted under their value"
                  + (" (on a numeric axis, an x: orange diverged, red failed)" if ranges else ""))
+    if any(key in partial for key in keys):
+        lines.append("a branch's key (choose) over the trials of its branches only: the others do not have it")
     if constant:
         lines.append(f"the same in every trial: {constant}")
     width = int(12 * figure.get_figwidth())  # characters of an 11-point line across the figure
     figure.suptitle("\n".join(textwrap.fill(line, width) for line in lines), fontsize=11)
     return figure
+
+
+def _axes(space: dict) -> tuple[dict[str, dict], dict[str, list[str]]]:
+    """From the described grid: the keys drawn on a numeric axis ({"log": ...} for a range, or a
+    key that is a range in every branch giving it), and the keys only some trials have -> the
+    branches giving them (a `choose`)."""
+    from kerasgrid.search.space import Range, always, branch_keys, dimensions, parse_space
+
+    parsed = parse_space(space, "the config")
+    ranges = {key: {"log": any(dim.log for dim in dims)} for key, dims in dimensions(parsed).items()
+              if all(isinstance(dim, Range) for dim in dims)}
+    every = set(always(parsed))
+    return ranges, {key: paths for key, paths in branch_keys(parsed).items() if key not in every}
 
 
 def ranking(trials: list[Trial], objective: dict, grid_keys: list[str]):

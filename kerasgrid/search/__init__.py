@@ -12,13 +12,14 @@ from kerasgrid.search.grid import GridSampler
 from kerasgrid.search.halving import FullBudget, Halving
 from kerasgrid.search.nsga2 import NSGA2Sampler
 from kerasgrid.search.random import RandomSampler, SpaceTooSmall
-from kerasgrid.search.space import Choice, Range, continuous_keys, describe_space, parse_space, size
+from kerasgrid.search.space import Branches, Choice, Range, continuous_keys, describe_space, dimensions, parse_space, size
 from kerasgrid.search.tpe import TPESampler
 
 # The strategies that propose in rounds, by name.
 ADAPTIVE_SAMPLERS = {TPESampler.name: TPESampler, NSGA2Sampler.name: NSGA2Sampler}
 
 __all__ = [
-    "ADAPTIVE_SAMPLERS", "Choice", "FullBudget", "GridSampler", "Halving", "NSGA2Sampler", "Observation",
-    "RandomSampler", "Range", "SpaceTooSmall", "TPESampler", "continuous_keys", "describe_space", "parse_space", "size",
+    "ADAPTIVE_SAMPLERS", "Branches", "Choice", "FullBudget", "GridSampler", "Halving", "NSGA2Sampler", "Observation",
+    "RandomSampler", "Range", "SpaceTooSmall", "TPESampler", "continuous_keys", "describe_space", "dimensions", "parse_space",
+    "size",
 ]

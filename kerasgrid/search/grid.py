@@ -1,9 +1,10 @@
-"""Grid search: every combination of the space's values (today's behaviour, ids unchanged)."""
+"""Grid search: every combination of the space's values (today's behaviour, ids unchanged), and
+with a `choose`, every branch's combinations in turn."""
 
 from dataclasses import dataclass
 
-from kerasgrid.search.space import Dimension
-from kerasgrid.sweep.grid import expand_grid
+from kerasgrid.search.space import Dimension, combinations, conditional
+from kerasgrid.sweep.grid import expand_grid, trial_id
 
 
 @dataclass(frozen=True)
@@ -11,4 +12,6 @@ class GridSampler:
     name = "grid"
 
     def candidates(self, space: dict[str, Dimension], seed: int) -> dict[str, dict]:
+        if conditional(space):
+            return {trial_id(params): params for params in combinations(space)}
         return expand_grid({key: dim.finite_values() for key, dim in space.items()})

@@ -20,6 +20,13 @@ hardly vary any more. A key that did not vary among them gets no importance (an 
 0: the sweep says nothing about it). Below MIN_TRIALS ok trials or MIN_KEYS keys that vary, no
 importance is computed, and the files say why.
 
+Conditional keys (a `choose`): fANOVA's forest needs a value of every key in every trial, so the
+importance is computed over every ok trial on the keys all of them have: the top-level keys, a
+choice's key among them (which branch). A branch's own keys (`momentum`, or `lr` set per branch)
+get an empty cell whose note says so: their effect counts in their choice's share and in what the
+keys explain together. Measuring them over their branch's trials alone would give shares of
+another variance, which the table could not set beside the rest.
+
 Imports Optuna and scikit-learn only where importances are computed, TensorFlow never.
 """
 
@@ -33,7 +40,7 @@ from kerasgrid import records
 from kerasgrid.results import plots
 from kerasgrid.results.leaderboard import read_leaderboard, record_dir
 from kerasgrid.results.tables import better
-from kerasgrid.search.space import Dimension, parse_space
+from kerasgrid.search.space import Branches, Dimension, branch_keys, parse_space
 from kerasgrid.sweep import runs
 from kerasgrid.sweep.grid import canonical
 
@@ -72,6 +79,8 @@ class Importances:
     epochs: int | None = None  # with halving: the epochs of the rung the trials come from
     seeds: int = 1
     confirmed: bool = False
+    # A choice's branch keys, not measured on their own -> (the choice's key, the branches giving them)
+    branch_keys: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
 
     def together(self, index: int) -> float | None:
         """The share of objective `index`'s variance that no key explains on its own."""
@@ -132,13 +141,14 @@ def importances(observed: list[Observed], objectives: list[dict], space: dict[st
     """fANOVA's importance of each key of `space` for each objective, over the `observed` trials,
     its forest seeded with `seed`. `epochs`, `seeds` and `confirmed` say where the trials' values
     come from, for the figure's words (see Importances)."""
-    keys = list(space)
+    keys = list(space)  # the keys every trial has: a choice's branch keys are noted, not measured (see above)
+    nested = _branch_keys(space)
     distinct = {key: {canonical({"v": o.params.get(key)}) for o in observed} for key in keys}
     varying = [key for key in keys if len(distinct[key]) > 1]
     constant = {key: observed[0].params.get(key) for key in keys if key not in varying} if observed else {}
-    empty = {key: [None] * len(objectives) for key in keys}
-    result = Importances(objectives, keys, empty, constant, len(observed), epochs=epochs, seeds=seeds,
-                         confirmed=confirmed)
+    empty = {key: [None] * len(objectives) for key in [*keys, *nested]}
+    result = Importances(objectives, [*keys, *nested], empty, constant, len(observed), epochs=epochs, seeds=seeds,
+                         confirmed=confirmed, branch_keys=nested)
     if len(observed) < MIN_TRIALS or len(varying) < MIN_KEYS:
         result.reason = (
             f"{_count(len(observed), 'ok trial')}, {_count(len(varying), 'hyperparameter')} varying among them: "
@@ -170,9 +180,19 @@ def importances(observed: list[Observed], objectives: list[dict], space: dict[st
         for key in keys:
             scores[key].append(float(shares[key]) if key in shares else None)
     first = [key for key in keys if scores[key][0] is not None]
-    result.keys = sorted(first, key=lambda key: -scores[key][0]) + [key for key in keys if key not in first]
-    result.scores = scores
+    result.keys = sorted(first, key=lambda key: -scores[key][0]) + [key for key in keys if key not in first] + list(nested)
+    result.scores = {**scores, **{key: [None] * len(objectives) for key in nested}}
     return result
+
+
+def _branch_keys(space: dict) -> dict[str, tuple[str, list[str]]]:
+    """Each key given by a choice's branches -> (the choice's key, the branches that give it)."""
+    found = {}
+    for key, dim in space.items():
+        if isinstance(dim, Branches):
+            for sub_key, paths in branch_keys({key: dim}).items():
+                found.setdefault(sub_key, (key, paths))
+    return found
 
 
 def _study_space(space: dict[str, Dimension]):
@@ -190,7 +210,7 @@ def _study_space(space: dict[str, Dimension]):
         dists[key] = FloatDistribution(math.log(dists[key].low), math.log(dists[key].high))
 
     def to_study(params: dict) -> dict:
-        values = to_optuna(space, params)
+        values = {name: value for name, value in to_optuna(space, params).items() if name in dists}  # the top level
         return {**values, **{key: math.log(values[key]) for key in logs}}
 
     return dists, to_study
@@ -209,10 +229,17 @@ def table_text(result: Importances) -> str:
         notes = [result.reason] if result.reason else []
         if key in result.constant and not result.reason:
             notes.append(f"did not vary: {plots.value_label(result.constant[key], 60)}")
+        if key in result.branch_keys:
+            notes.append(_branch_note(key, *result.branch_keys[key]))
         notes += [note for note in result.objective_notes if note]
         cells = ["" if share is None else f"{share:.4f}" for share in result.scores[key]]
         lines.append("\t".join([_cell(key), *cells, str(result.trials), _cell("; ".join(notes))]))
     return "\n".join(lines) + "\n"
+
+
+def _branch_note(key: str, choice: str, paths: list[str]) -> str:
+    return (f"{key} is a key of the branches {', '.join(paths)} of {choice}, not of every trial: not measured on its own "
+            f"(fANOVA needs a key every trial has); its effect counts in {choice}'s share and the keys' together")
 
 
 def _cell(text: str) -> str:
@@ -243,7 +270,7 @@ def chart(result: Importances):
         figure.text(0.5, 0.35, plots.text(textwrap.fill(f"This sweep has {result.reason}.", 90)), ha="center",
                     va="center", fontsize=10)
         return figure
-    shown = [key for key in result.keys if key not in result.constant]
+    shown = [key for key in result.keys if key not in result.constant and key not in result.branch_keys]
     labels = [plots.value_label(key, 30) for key in shown] + [TOGETHER]
     columns = len(result.objectives)
     figure = plots._figure(max(9.0, 5.0 * columns), 0.42 * len(labels) + 2.6)
@@ -276,6 +303,11 @@ def chart(result: Importances):
     ]
     if result.trials < FEW_TRIALS:
         lines.append(f"only {result.trials} trials: read this as a rough hint")
+    if result.branch_keys:
+        choices = sorted({choice for choice, _ in result.branch_keys.values()})
+        lines.append(f"over all {result.trials} trials; the keys of {' and '.join(choices)}'s branches are not measured "
+                     f"alone (not every trial has them), they count in {' and '.join(choices)}'s share: "
+                     + ", ".join(plots.value_label(key, 30) for key in result.branch_keys))
     if result.constant:
         same = ", ".join(f"{plots.value_label(key, 30)}={plots.value_label(value)}" for key, value in result.constant.items())
         lines.append(f"the same in every trial, so not measured: {same}")

@@ -12,6 +12,13 @@
     a continuous float range  FloatDistribution(low, high, log), the proposal rounded as a random
                               draw is (kerasgrid.search.space), so that it names a trial well
 
+A choice (`choose`) is asked as Optuna's define-by-run asks it: its key as a
+CategoricalDistribution of the branch names, then the chosen branch's keys only. A branch's key
+is named in the study by its branch path, `optimizer=sgd/lr`, so that `lr` of two branches, with
+other values or distributions, are two params of the study (one would clash: Optuna requires one
+distribution per name); a key outside any branch keeps its own name, so a space without a
+choice is the study it always was.
+
 An Optuna study only ever holds values that `to_optuna` made from a trial's params, so a rebuilt
 study is told exactly what the model received. Imported only where proposals are computed.
 """
@@ -23,7 +30,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import TrialState, create_trial
 
 from kerasgrid.search.base import Observation
-from kerasgrid.search.space import Choice, Dimension, Range
+from kerasgrid.search.space import Branches, Choice, Dimension, Range
 from kerasgrid.sweep.grid import canonical
 
 
@@ -52,35 +59,63 @@ def distribution(dim: Dimension) -> BaseDistribution:
 
 
 def distributions(space: dict[str, Dimension]) -> dict[str, BaseDistribution]:
-    return {key: distribution(dim) for key, dim in space.items()}
+    """The distribution of each key of the space's top level (a choice's: of its branch names)."""
+    return {key: _choice(dim) if isinstance(dim, Branches) else distribution(dim) for key, dim in space.items()}
+
+
+def _choice(dim: Branches) -> CategoricalDistribution:
+    return CategoricalDistribution(dim.names())
+
+
+def _walk(space: dict, params: dict, prefix: str = ""):
+    """(study name, dimension, value) of each key the params hold, a choice's branch's keys
+    right after its key: the order define-by-run asks them in."""
+    for key, dim in space.items():
+        yield prefix + key, dim, params[key]
+        if isinstance(dim, Branches):
+            yield from _walk(dim.branches[params[key]], params, f"{prefix}{key}={params[key]}/")
+
+
+def trial_distributions(space: dict[str, Dimension], params: dict) -> dict[str, BaseDistribution]:
+    """The distribution of each param of a trial, by its name in the study."""
+    return {name: _choice(dim) if isinstance(dim, Branches) else distribution(dim) for name, dim, _ in _walk(space, params)}
 
 
 def to_optuna(space: dict[str, Dimension], params: dict) -> dict:
-    """A trial's params as Optuna's distributions hold them."""
+    """A trial's params as Optuna's distributions hold them, by their names in the study."""
     converted = {}
-    for key, dim in space.items():
-        value = params[key]
-        if _indexed(dim):
-            converted[key] = _indexed_values(dim).index(value)
+    for name, dim, value in _walk(space, params):
+        if isinstance(dim, Branches):
+            converted[name] = value
+        elif _indexed(dim):
+            converted[name] = _indexed_values(dim).index(value)
         elif isinstance(dim, Choice):
-            converted[key] = canonical(value)
+            converted[name] = canonical(value)
         else:
-            converted[key] = value
+            converted[name] = value
     return converted
 
 
-def from_optuna(space: dict[str, Dimension], suggested: dict) -> dict:
-    """The params a model receives for what Optuna suggested (see the module's table)."""
+def from_optuna(space: dict[str, Dimension], suggested: dict, prefix: str = "") -> dict:
+    """The params a model receives for what Optuna suggested, {study name: value}."""
     params = {}
     for key, dim in space.items():
-        value = suggested[key]
-        if _indexed(dim):
-            params[key] = _indexed_values(dim)[value]
-        elif isinstance(dim, Choice):
-            params[key] = json.loads(value)
+        value = suggested[prefix + key]
+        if isinstance(dim, Branches):
+            params[key] = value
+            params.update(from_optuna(dim.branches[value], suggested, f"{prefix}{key}={value}/"))
         else:
-            params[key] = dim.value(value)
-    return params
+            params[key] = _from_optuna(dim, value)
+    return dict(sorted(params.items()))
+
+
+def _from_optuna(dim: Dimension, value):
+    """The value a model receives for what Optuna suggested (see the module's table)."""
+    if _indexed(dim):
+        return _indexed_values(dim)[value]
+    if isinstance(dim, Choice):
+        return json.loads(value)
+    return dim.value(value)
 
 
 def optuna_directions(direction: str | tuple[str, ...]) -> list[str]:
@@ -103,12 +138,11 @@ def rebuild_study(
         study = optuna.create_study(direction=directions[0], sampler=sampler)
     else:
         study = optuna.create_study(directions=directions, sampler=sampler)
-    dists = distributions(space)
     for number, observation in enumerate(history):
         ok = observation.value is not None
         study.add_trial(create_trial(
             params=to_optuna(space, observation.params),
-            distributions=dists,
+            distributions=trial_distributions(space, observation.params),
             value=observation.value if len(directions) == 1 else None,
             values=list(observation.values) if len(directions) > 1 and ok else None,
             state=TrialState.COMPLETE if ok else TrialState.FAIL,
@@ -120,5 +154,27 @@ def rebuild_study(
 
 
 def ask(study: optuna.Study, space: dict[str, Dimension]) -> dict:
-    """The sampler's next suggestion, as params; the Optuna trial stays running."""
-    return from_optuna(space, study.ask(distributions(space)).params)
+    """The sampler's next suggestion, as params, asked define-by-run (a chosen branch's keys
+    after its choice); the Optuna trial stays running."""
+    trial = study.ask()
+
+    def visit(level: dict, prefix: str) -> None:
+        for key, dim in level.items():
+            if isinstance(dim, Branches):
+                branch = trial.suggest_categorical(prefix + key, dim.names())
+                visit(dim.branches[branch], f"{prefix}{key}={branch}/")
+            else:
+                _suggest(trial, prefix + key, distribution(dim))
+
+    visit(space, "")
+    return from_optuna(space, trial.params)
+
+
+def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution):
+    """Optuna's public suggest_* for a distribution: the same distribution, so the same value
+    as `study.ask(distributions)` would give a space without a choice."""
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    return trial.suggest_float(name, dist.low, dist.high, log=dist.log)

@@ -1,7 +1,7 @@
 """Random search: `trials` distinct combinations drawn from the space, seeded and prefix-stable.
 
 Draws come one after another from one generator seeded by the config's `seed`, each key in
-sorted order, and a combination already drawn is skipped; so the first 20 of 40 draws are the 20
+sorted order (a choice's branch, uniformly, then that branch's keys), and a combination already drawn is skipped; so the first 20 of 40 draws are the 20
 draws of a sweep with `trials: 20`, and raising or lowering `trials` keeps every finished trial.
 """
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kerasgrid.search.space import Dimension, size
+from kerasgrid.search.space import Dimension, sample, size
 from kerasgrid.sweep.grid import trial_id
 
 # Draws allowed per trial asked for before the space is judged too small to give them.
@@ -32,7 +32,7 @@ class RandomSampler:
         rng = np.random.default_rng(seed)
         drawn: dict[str, dict] = {}
         for _ in range(self.trials * ATTEMPTS_PER_TRIAL):
-            params = {key: dim.sample(rng) for key, dim in space.items()}
+            params = sample(space, rng)
             drawn.setdefault(trial_id(params), params)
             if len(drawn) == self.trials:
                 return drawn

@@ -26,7 +26,7 @@ from kerasgrid.results.ranking import constraints_of, metric_means, objective_va
 from kerasgrid.results.repeats import combine
 from kerasgrid.search import ADAPTIVE_SAMPLERS
 from kerasgrid.search.base import Observation
-from kerasgrid.search.space import parse_space
+from kerasgrid.search.space import dimensions, parse_space
 from kerasgrid.sweep.grid import canonical
 
 # How a round's file tells of a trial that has no result at the budget the sampler learns from.
@@ -139,8 +139,9 @@ def budget(records_: list[dict], rungs: list[int], space: dict) -> int | None:
 
 def min_points(space: dict) -> int:
     """BOHB's N_min + 2 (N_min = dimensions + 1): the results a budget needs before the model
-    learns from it, and the random proposals before it does."""
-    return len(space) + 3
+    learns from it, and the random proposals before it does. A choice's branches' keys count as
+    dimensions too (each key once, however many branches hold it)."""
+    return len(dimensions(space)) + 3
 
 
 def told_entry(observation: Observation, objective: dict) -> dict:

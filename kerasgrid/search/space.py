@@ -5,6 +5,15 @@
       units: {low: 32, high: 256, step: 32}          # a Range of integers (low, high, step all whole)
       lr: {low: 1.0e-4, high: 1.0e-2, log: true}     # a continuous Range (random search only)
       dropout: {low: 0.0, high: 0.5, num: 6}         # a Range cut into 6 values
+      optimizer:                                     # Branches: a choice among named sub-grids
+        choose:
+          adam: {lr: [0.001, 0.01]}
+          sgd: {lr: [0.1], momentum: [0.0, 0.9]}
+
+A trial of a `choose` holds the branch's name under the choice's key and that branch's keys
+flat beside the others (`optimizer: sgd, lr: 0.1, momentum: 0.9`), and no key of another
+branch; a branch's sub-grid is a grid like the top one and may hold a `choose` of its own. So a
+trial's params, and its id, hold only the keys it has: adding a branch changes no trial's id.
 
 A grid search needs finitely many values per key (a list, or a range with `step` or `num`);
 random search samples any of them. Values drawn or cut from a range are rounded to
@@ -12,6 +21,7 @@ random search samples any of them. Values drawn or cut from a range are rounded 
 well in YAML and in the leaderboard.
 """
 
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -115,12 +125,13 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def parse_dimension(key: str, spec, source: str) -> Dimension:
-    """A grid key's Choice or Range; ConfigError naming the key and the fix if it is neither."""
+def parse_dimension(key: str, spec, source: str, path: str | None = None) -> Dimension:
+    """A grid key's Choice or Range; ConfigError naming the key (at `path`, grid.<key> by
+    default) and the fix if it is neither."""
     if isinstance(spec, list):
         return Choice(tuple(grid_values({key: spec})[key]))
     spec = {k: normalise_value(v) for k, v in spec.items()}
-    where = f"{source}: grid.{key} is {json.dumps(spec)}, but"
+    where = f"{source}: {path or 'grid.' + key} is {json.dumps(spec)}, but"
     unknown = sorted(set(spec) - set(RANGE_KEYS))
     if unknown:
         raise ConfigError(f"{where} '{unknown[0]}' is not a key of a range. A range takes low and high, and "
@@ -149,30 +160,211 @@ def parse_dimension(key: str, spec, source: str) -> Dimension:
     return Range(low=low, high=high, step=step, num=num, log=bool(log), integer=integer)
 
 
-def parse_space(grid: dict, source: str) -> dict[str, Dimension]:
-    """Every grid key's Dimension, keys sorted (the grid's order never matters)."""
-    return {str(key): parse_dimension(str(key), grid[key], source) for key in sorted(grid, key=str)}
+@dataclass(frozen=True)
+class Branches:
+    """A choice among named branches (`choose`), each a space of its own: the choice's key takes
+    a branch's name, and the trial that branch's keys. Branches sorted by name."""
+
+    branches: dict  # name -> {key: Dimension | Branches}
+
+    def names(self) -> list[str]:
+        return list(self.branches)
 
 
-def continuous_keys(space: dict[str, Dimension]) -> list[str]:
-    return [key for key, dim in space.items() if isinstance(dim, Range) and not dim.finite]
+def parse_space(grid: dict, source: str, path: str = "grid") -> dict[str, Dimension]:
+    """Every grid key's Dimension (or Branches, for a `choose`), keys sorted (the grid's order
+    never matters); ConfigError naming the key's path and the fix for a malformed `choose` or a
+    key that two parts of the grid would both give a trial."""
+    space = {}
+    for key in sorted(grid, key=str):
+        spec, where = grid[key], f"{path}.{key}"
+        if isinstance(spec, dict) and "choose" in spec:
+            space[str(key)] = _parse_branches(str(key), spec, source, where)
+        elif not (isinstance(spec, dict) or (isinstance(spec, list) and spec)):  # the schema checks the top level only
+            raise ConfigError(
+                f"{source}: {where} is {json.dumps(spec, default=str)}, but every grid value must be a non-empty list or a "
+                f"range. Write the values to try as a list, e.g. {key}: [{json.dumps(spec, default=str) if not isinstance(spec, list) else 'value'}], "
+                f"or a numeric range, e.g. {key}: {{low: 1, high: 10}}."
+            )
+        else:
+            space[str(key)] = parse_dimension(str(key), spec, source, where)
+    _check_clashes(space, source, path)
+    return space
+
+
+def _parse_branches(key: str, spec: dict, source: str, path: str) -> Branches:
+    where = f"{source}: {path}"
+    if set(spec) != {"choose"}:
+        other = sorted(str(name) for name in spec if name != "choose")[0]
+        raise ConfigError(
+            f"{where} has '{other}' beside choose, but a choice holds only its branches. Move {other} into the "
+            f"branches that use it (e.g. {path}.choose.<branch>.{other}), or to the top of the grid if every trial has it."
+        )
+    branches = spec["choose"]
+    if not isinstance(branches, dict) or not branches:
+        raise ConfigError(
+            f"{where}.choose is {json.dumps(branches, default=str)}, but a choice needs at least one named branch, each a "
+            f"sub-grid of the keys that branch uses: {key}: {{choose: {{adam: {{lr: [0.001, 0.01]}}, sgd: {{momentum: "
+            "[0.0, 0.9]}}}. For a plain list of values, write " + f"{key}: [a, b]."
+        )
+    for name in branches:
+        if not isinstance(name, str):
+            written = "null" if name is None else str(name).lower() if isinstance(name, bool) else str(name)
+            raise ConfigError(
+                f"{where}.choose has a branch named {written} ({type(name).__name__}), but a branch's name is what the "
+                f"model receives as params['{key}'] and must be a string: YAML reads 1, true or null as other types. "
+                f"Quote it: '{written}': {{...}}."
+            )
+    parsed = {}
+    for name in sorted(branches):
+        sub = branches[name] if branches[name] is not None else {}  # `sgd:` with nothing: an empty branch
+        if not isinstance(sub, dict):
+            raise ConfigError(
+                f"{where}.choose.{name} is {json.dumps(sub, default=str)}, but a branch is a sub-grid: a mapping of "
+                f"its keys to lists or ranges, e.g. {name}: {{momentum: [0.0, 0.9]}}, or {{}} for a branch with no keys of its own."
+            )
+        if key in sub:
+            raise ConfigError(
+                f"{source}: {path}.choose.{name}.{key} has the name of its choice, {key}, whose value in a trial is "
+                f"the branch's name ('{name}'). Rename the branch's key (e.g. {key}_{name})."
+            )
+        parsed[name] = parse_space(sub, source, f"{path}.choose.{name}")
+    return Branches(parsed)
+
+
+def _keys_given(key: str, dim, path: str) -> dict[str, str]:
+    """Every key a part of the grid may give a trial -> the path it is written at: the key, and
+    with a choice its branches' keys (a key of several branches: the first branch's)."""
+    given = {key: path}
+    if isinstance(dim, Branches):
+        for name, branch in dim.branches.items():
+            for sub_key, sub_dim in branch.items():
+                for found, where in _keys_given(sub_key, sub_dim, f"{path}.choose.{name}.{sub_key}").items():
+                    given.setdefault(found, where)
+    return given
+
+
+def _check_clashes(space: dict, source: str, path: str) -> None:
+    seen: dict[str, tuple[str, str]] = {}  # key given -> (the key of this level giving it, where)
+    for key, dim in space.items():
+        for given, where in _keys_given(key, dim, f"{path}.{key}").items():
+            if given in seen and seen[given][0] != key:
+                first, second = sorted([seen[given][1], where], key=len)
+                raise ConfigError(
+                    f"{source}: {second} clashes with {first}: both would give a trial the key '{given}' (a branch's "
+                    "keys sit flat beside the grid's other keys, in one params dict). Rename one of them, or, if every "
+                    f"trial has it, keep it at {path}.{given} only."
+                )
+            seen.setdefault(given, (key, where))
+
+
+def combinations(space: dict) -> list[dict]:
+    """Every combination of a finite space, in a deterministic order: keys sorted, a list's values
+    as written, a range's in order, branches by name (each branch's combinations in turn)."""
+    parts = []
+    for key, dim in space.items():
+        if isinstance(dim, Branches):
+            parts.append([{key: name, **sub} for name, branch in dim.branches.items() for sub in combinations(branch)])
+        else:
+            parts.append([{key: value} for value in dim.finite_values()])
+    # Keys sorted within a trial, as a space without a choice gives them: params read alike in every file.
+    return [dict(sorted((k, v) for part in combination for k, v in part.items())) for combination in itertools.product(*parts)]
+
+
+def sample(space: dict, rng) -> dict:
+    """One random combination: each key in sorted order; a choice draws a branch uniformly, then
+    that branch's keys (so a space without a choice draws exactly as it always did)."""
+    params = {}
+    for key, dim in space.items():
+        if isinstance(dim, Branches):
+            names = dim.names()
+            name = names[int(rng.integers(len(names)))]
+            params[key] = name
+            params.update(sample(dim.branches[name], rng))
+        else:
+            params[key] = dim.sample(rng)
+    return dict(sorted(params.items()))
+
+
+def conditional(space: dict) -> bool:
+    return any(isinstance(dim, Branches) for dim in space.values())
+
+
+def dimensions(space: dict) -> dict[str, list]:
+    """Each key any trial may have -> its Dimensions (a key of several branches has one in each;
+    a choice's key has its Branches), keys in the order met."""
+    found: dict[str, list] = {}
+    for key, dim in space.items():
+        found.setdefault(key, []).append(dim)
+        if isinstance(dim, Branches):
+            for branch in dim.branches.values():
+                for sub_key, dims in dimensions(branch).items():
+                    found.setdefault(sub_key, []).extend(dims)
+    return found
+
+
+def branch_keys(space: dict, within: str = "") -> dict[str, list[str]]:
+    """Each key a choice's branches give -> those branches, each named by its path of branch
+    names ('sgd', or 'sgd/step' for a nested choice): what the plots and the importance say of a
+    key set per branch."""
+    found: dict[str, list[str]] = {}
+    for dim in space.values():
+        if not isinstance(dim, Branches):
+            continue
+        for name, branch in dim.branches.items():
+            here = f"{within}/{name}" if within else name
+            for key in branch:
+                found.setdefault(key, []).append(here)
+            for key, paths in branch_keys(branch, here).items():
+                found.setdefault(key, []).extend(paths)
+    return found
+
+
+def always(space: dict) -> list[str]:
+    """The keys every trial of a space has: its own, and those every branch of a choice gives."""
+    keys = list(space)
+    for dim in space.values():
+        if isinstance(dim, Branches):
+            keys += sorted(set.intersection(*(set(always(b)) for b in dim.branches.values())))
+    return keys
+
+
+def continuous_keys(space: dict[str, Dimension], within: str = "") -> list[str]:
+    """The continuous ranges' keys, a branch's as its path below grid (optimizer.choose.adam.lr)."""
+    found = []
+    for key, dim in space.items():
+        if isinstance(dim, Branches):
+            for name, branch in dim.branches.items():
+                found += continuous_keys(branch, f"{within}{key}.choose.{name}.")
+        elif isinstance(dim, Range) and not dim.finite:
+            found.append(within + key)
+    return found
 
 
 def size(space: dict[str, Dimension]) -> float:
-    """How many distinct combinations the space holds (infinite with a continuous range)."""
+    """How many distinct combinations the space holds (infinite with a continuous range): a
+    choice holds the sum of its branches' sizes."""
     if continuous_keys(space):
         return math.inf
-    return math.prod(len(dim.values) if isinstance(dim, Choice) else dim.count() for dim in space.values())
+    return math.prod(_size(dim) for dim in space.values())
 
+
+def _size(dim) -> int:
+    if isinstance(dim, Branches):
+        return sum(size(branch) for branch in dim.branches.values())
+    return len(dim.values) if isinstance(dim, Choice) else dim.count()
 
 
 def describe_space(space: dict[str, Dimension]) -> dict:
     """The grid that `parse_space` reads back into `space`, in one canonical form: keys sorted,
-    each list's values in the order of their canonical JSON, a range's keys as given. Two grids
-    that differ only in the order of their keys or list values describe the same space."""
+    each list's values in the order of their canonical JSON, a range's keys as given, a choice
+    as {choose: {branch: its grid}}. Two grids that differ only in the order of their keys or
+    list values describe the same space."""
     described = {}
     for key, dim in space.items():
-        if isinstance(dim, Choice):
+        if isinstance(dim, Branches):
+            described[key] = {"choose": {name: describe_space(branch) for name, branch in dim.branches.items()}}
+        elif isinstance(dim, Choice):
             described[key] = sorted(dim.values, key=canonical)
         else:
             spec = {"low": dim.low, "high": dim.high, "step": dim.step, "num": dim.num, "log": dim.log}
