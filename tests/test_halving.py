@@ -71,11 +71,13 @@ def data(params):
 
 
 def halving_config(q, **search):
+    """A sweep of known.py with plain successive halving: `brackets: 1`, so that every candidate
+    starts at the first rung (Hyperband's later brackets, the default, would start some later)."""
     return {
         "model": "known.py:build_model",
         "data": {"train": "known.py:data"},
         "budget": {"epochs": 9, "steps_per_epoch": 1},
-        "search": {"halving": {"eta": 3, "min_epochs": 1}, **search},
+        "search": {"halving": {"eta": 3, "min_epochs": 1, "brackets": 1}, **search},
         "grid": {"q": q, "fault": ["none", "nan", "raise"]},
     }
 
@@ -122,13 +124,14 @@ def test_halving_promotes_the_best_third_and_names_the_winner_without_retraining
         (0.1, "none", "ok", "2", "9"), (0.2, "none", "ok", "2", "9"),
         (0.3, "none", "ok", "1", "3"), (0.4, "none", "ok", "1", "3"), (0.5, "none", "ok", "1", "3")]
     assert {r["status"] for r in rows[5:]} == {"diverged", "failed"} and {r["rung"] for r in rows[5:]} == {"0"}
+    assert {r["bracket"] for r in rows} == {"0"}  # brackets: 1, every candidate's is the first
     assert float(rows[0]["objective"]) == pytest.approx(0.01) and float(rows[1]["objective"]) == pytest.approx(0.04)
     assert trained(result.output) == {
         1: {r["trial_id"] for r in rows},
         3: {r["trial_id"] for r in rows[:5]},
         9: {r["trial_id"] for r in rows[:2]},
     }
-    promoted = yaml.safe_load(known.path("results/rungs/3.json").read_text())
+    promoted = yaml.safe_load(known.path("results/brackets/0/3.json").read_text())
     assert promoted["entrants"] == 15 and promoted["promoted"] == [r["trial_id"] for r in rows[:5]]
     # The last rung is a trial as if trained straight through: its metrics.json, 9 epochs of history.
     winner = known.path(f"results/trials/{rows[0]['trial_id']}")
@@ -145,7 +148,8 @@ def test_halving_promotes_the_best_third_and_names_the_winner_without_retraining
     lines = summary(known.path("results"), top=15)
     assert lines[0].endswith("15 trials finished (5 ok, 5 diverged, 5 failed), 0 started but not finished.")
     table = [line.split() for line in lines[3:18]]  # after the count, the title and the header
-    assert [(row[1], row[-2], row[-1]) for row in table[:5]] == [(r["trial_id"], r["rung"], r["epochs"]) for r in rows[:5]]
+    assert [tuple(row[1:2] + row[-3:]) for row in table[:5]] == [
+        (r["trial_id"], r["bracket"], r["rung"], r["epochs"]) for r in rows[:5]]
 
     again = known.sweep(halving_config([0.1, 0.2, 0.3, 0.4, 0.5]))
     assert "Nothing to be done" in again.output
@@ -196,7 +200,7 @@ def test_turning_halving_on_keeps_the_plain_sweeps_finished_trials(known):
     del plain["search"]
     rank_only(known, plain)
     before = known.snapshot()
-    halving = {**plain, "search": {"halving": {"eta": 3, "min_epochs": 1}}}
+    halving = {**plain, "search": {"halving": {"eta": 3, "min_epochs": 1, "brackets": 1}}}
     result = rank_only(known, halving)
     rows = read_leaderboard(known.path("results/leaderboard.tsv"))
     # The finalist's last rung is its plain trial, identical and already there: not trained again.
