@@ -240,7 +240,9 @@ def test_check_describes_halving_adaptive_search_repeats_and_confirm(workflow):
     assert lines[7] == "  confirm    the best 2 train again on all the data, with epochs 3; the best of them wins"
     assert lines[-1] == "Run it: snakemake -s $(kerasgrid workflow) --cores 2 --configfile my.yaml"
 
-    config.update(search={"strategy": "random", "trials": 9, "halving": {}}, repeats=1)
+    # One bracket: what the lines below describe is successive halving's (check has no words for
+    # Hyperband's later brackets, which the default would add).
+    config.update(search={"strategy": "random", "trials": 9, "halving": {"brackets": 1}}, repeats=1)
     del config["confirm"]
     config["budget"]["epochs"] = 9
     config["grid"]["act_out"] = ["sigmoid", "tanh"]
