@@ -212,15 +212,16 @@ def test_turning_halving_on_keeps_the_plain_sweeps_finished_trials(known):
 
 
 def test_a_rungs_jobs_start_longest_first_by_what_their_trials_took_in_the_rung_before(known):
-    # 8 candidates, eta 2: 4 promoted (q 0.1 and 0.2, each with and without a pause). Those with a
-    # pause take 2 s a batch more: they start the last rung first whatever their rank, so that the
-    # rung's last job is a short one. By rank (0.1 before 0.2), a paused one would come third.
+    # 8 candidates, eta 2: 4 go on, the 4 that do not fail (q 0.1 and 0.2, each with and without a
+    # pause; fault=raise fails at once, before any pause). Those with a pause take 2 s a batch more:
+    # they start the last rung first whatever their rank, so that the rung's last job is a short
+    # one. By rank (0.1 before 0.2), a paused one would come third.
     # (2 s, not less: with the other half of the suite beside it, a trial's tracing alone can take
     # half a second longer in one run than in another, and a 0.4 s pause was overtaken. The pause
     # is in training only, so timing predict_ms, 11 predictions, adds none.)
     config = halving_config([])
     config["search"]["halving"]["eta"] = 2
-    config["grid"] = {"q": [0.1, 0.2, 0.3, 0.4], "pause": [0.0, 2.0]}
+    config["grid"] = {"q": [0.1, 0.2], "pause": [0.0, 2.0], "fault": ["none", "raise"]}
     config["budget"] = {"epochs": 2, "steps_per_epoch": 1}
     result = rank_only(known, config, cores=1)  # one job at a time: in the order of their priority
     rows = {r["trial_id"]: r for r in read_leaderboard(known.path("results/leaderboard.tsv"))}
