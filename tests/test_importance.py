@@ -232,7 +232,9 @@ def test_a_sweep_of_too_few_trials_writes_both_files_with_why_and_succeeds(tiny_
 
 def test_a_halving_sweep_finds_the_one_key_its_loss_depends_on(known):
     """KNOWN_LOSSES' model outputs q and never learns: its loss is q squared at every epoch, and
-    colour changes nothing. 10 candidates (q a range: 0.1 to 0.5); 4 go on to epoch 3, 2 to epoch 9."""
+    colour changes nothing. 10 candidates (q a range: 0.1 to 0.5), in Hyperband's 3 brackets (the
+    default): the first trains all 10 for 1 epoch, 4 go on to epoch 3, 2 to epoch 9; the later two
+    start 5 and 4 of them at epochs 3 and 9. Importance still compares all 10 at the first rung."""
     config = {"model": "known.py:build_model", "data": {"train": "known.py:data"},
               "budget": {"epochs": 9, "steps_per_epoch": 1}, "search": {"halving": {"eta": 3, "min_epochs": 1}},
               "grid": {"q": {"low": 0.1, "high": 0.5, "num": 5}, "colour": ["red", "blue"]}}
@@ -240,6 +242,8 @@ def test_a_halving_sweep_finds_the_one_key_its_loss_depends_on(known):
     table = {row["hyperparameter"]: row for row in rows(known.path("results/importance.tsv"))}
     assert float(table["q"]["loss"]) > 0.9 and float(table["colour"]["loss"]) < 0.05
     assert {row["trials"] for row in table.values()} == {"10"}  # every candidate, at the first rung
+    # Some trials went furthest in the last bracket (4 start at epoch 9; the first brings 2 there).
+    assert "2" in {row["bracket"] for row in rows(known.path("results/leaderboard.tsv"))}
     assert_png(known.path("results/plots/importance.png"))
     assert known.path("logs/importance.log").read_text() == ""  # nothing printed: no Optuna chatter
     assert "Nothing to be done" in known.sweep(config).output

@@ -178,11 +178,12 @@ def test_a_grid_sweep_with_two_objectives_and_a_constraint_end_to_end(workflow):
 def test_halving_over_a_random_search_and_repeats_with_confirm_rank_by_front(workflow):
     two = [{"metric": "val_loss"}, {"metric": "params_count"}]
     config = tiny_config(objective=two, budget={"epochs": 2, "steps_per_epoch": 3, "validation_steps": 1},
-                         search={"strategy": "random", "trials": 4, "halving": {"eta": 2, "min_epochs": 1}})
+                         # One bracket: Hyperband's second (the default) would start all 4 at the last rung.
+                         search={"strategy": "random", "trials": 4, "halving": {"eta": 2, "min_epochs": 1, "brackets": 1}})
     config["grid"].update(units=[4, 8, 16, 32], act_in=["relu"], lr=[0.01])
     workflow.run("results/leaderboard.tsv", "--cores", "2", "--configfile", str(workflow.write_config(config)))
     rows = read_leaderboard(workflow.path("results/leaderboard.tsv"))
-    promoted = json.loads(workflow.path("results/rungs/2.json").read_text())["promoted"]
+    promoted = json.loads(workflow.path("results/brackets/0/2.json").read_text())["promoted"]
     assert [r["trial_id"] for r in rows[:2]] == promoted and {r["rung"] for r in rows[:2]} == {"1"}
     # Rung 0's ranking by front decided who went on.
     first = rank([json.loads(p.read_text()) for p in workflow.root.glob("results/trials/*/rungs/1/metrics.json")],

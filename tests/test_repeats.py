@@ -171,9 +171,9 @@ def test_repeats_rank_by_the_mean_and_each_seed_is_a_run_of_its_own(noisy):
 
 def test_halving_with_repeats_promotes_by_the_mean_over_seeds(noisy):
     config = noisy_config(repeats=3, budget={"epochs": 3, "steps_per_epoch": 1, "batch_size": 4},
-                          search={"halving": {"eta": 3, "min_epochs": 1}})
+                          search={"halving": {"eta": 3, "min_epochs": 1, "brackets": 1}})  # successive halving
     rank_only(noisy, config)
-    promoted = json.loads(noisy.path("results/rungs/3.json").read_text())
+    promoted = json.loads(noisy.path("results/brackets/0/3.json").read_text())
     rows = {float(row["q"]): row for row in ranking(noisy)[1]}
     # 3 candidates, 1 goes on: the best mean over three seeds, q = 0.01 (its first seed alone ranks 2nd).
     assert promoted["entrants"] == 3 and promoted["promoted"] == [rows[0.01]["trial_id"]]

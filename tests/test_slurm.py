@@ -184,8 +184,8 @@ def test_a_halving_sweep_submits_every_rung_as_a_job_and_ranks_as_locally(cluste
     local_result = local.run(RANKING, "--cores", "2", "--configfile", "my.yaml")
     submit(cluster, config, RANKING)
     jobs = ended_jobs(cluster)
-    # Rungs end at 1, 3 and 9 epochs: 3 candidates, then ceil(3/3) = 1, then 1; every rung its own job, the
-    # promotions decided where snakemake runs.
+    # Rungs end at 1, 3 and 9 epochs: 3 candidates, then ceil(3/3) = 1, then 1 (halving_config's one
+    # bracket, successive halving); every rung its own job, the promotions decided where snakemake runs.
     assert sorted(rules_of(jobs)) == ["rung", "train"] and len(jobs) == 5
     assert {job["State"] for job in jobs} == {"COMPLETED"}
     rows = read_leaderboard(cluster.path(RANKING))
