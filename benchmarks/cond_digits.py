@@ -5,19 +5,10 @@ the same model, trained again (params.get: the flat grid gives Adam a momentum i
 
 import keras
 import numpy as np
-from sklearn.datasets import load_digits
+
+from w3 import _split  # W3's data: the same held-out fifth of the bundled digits
 
 BATCH_SIZE = 64
-
-
-def _split():
-    """Training and validation arrays: a fixed random fifth of the 1,797 digits held out."""
-    digits = load_digits()
-    x = (digits.data / 16.0).astype("float32")
-    y = np.eye(10, dtype="float32")[digits.target]
-    order = np.random.default_rng(0).permutation(len(x))
-    n_val = len(x) // 5
-    return (x[order[n_val:]], y[order[n_val:]]), (x[order[:n_val]], y[order[:n_val]])
 
 
 def build_model(params):
