@@ -20,6 +20,7 @@ from kerasgrid.results.leaderboard import format_winner, leaderboard_rows
 from kerasgrid.results.ranking import epochs_target, rank
 from kerasgrid.results.tables import console_lines
 from kerasgrid.running import eta
+from kerasgrid.search import hyperband
 
 
 def recorded_objective(finished: list[dict]) -> tuple[dict, str]:
@@ -37,6 +38,27 @@ def recorded_objective(finished: list[dict]) -> tuple[dict, str]:
         others = ", ".join(f"{m} ({d})" for (m, d) in seen if (m, d) != (metric, direction))
         note = f"as most trials recorded (others recorded {others}; --metric and --direction choose)"
     return {"metric": metric, "direction": direction}, note
+
+
+def _plan(results: Path) -> dict:
+    """The sweep's plan (results/search.json), or {} where there is none (a sweep of long ago)."""
+    try:
+        return records.read_json(results / "search.json")
+    except (OSError, ValueError):
+        return {}
+
+
+def _brackets(results: Path, plan: dict, trials: set[str]) -> dict[str, int] | None:
+    """Each trial's Hyperband bracket, from the plan and the promotions on disk (see the
+    leaderboard's `bracket`): a TPE round's file says its bracket; a grid's is dealt again."""
+    rounds = [records.read_json(path) for path in results.glob("rounds/*.json")]
+    if rounds and all("bracket" in found for found in rounds):
+        return {entry["trial_id"]: found["bracket"] for found in rounds for entry in found["proposals"]}
+    halving = plan.get("halving") or {}
+    if len(halving.get("brackets") or []) < 2:
+        return None
+    settings = {"sizes": halving["brackets"], "seed": halving.get("deal_seed"), "rungs": plan["rungs"]}
+    return hyperband.dealt_brackets(settings, trials, sorted(results.glob("brackets/*/*.json")))
 
 
 def summary(results="results", top: int = 10, metric: str | None = None, direction: str | None = None) -> list[str]:
@@ -86,10 +108,14 @@ def summary(results="results", top: int = 10, metric: str | None = None, directi
     lines += progress_lines(Path(results) / eta.PLAN_FILE, every_run)
     if not finished:
         return lines
-    rungs = sorted({epochs_target(record) for record in finished}) if halving else None
+    rungs = sorted({epochs_target(record) for record in every_run}) if halving else None
+    plan = _plan(Path(results))
+    if halving and plan.get("rungs"):
+        rungs = plan["rungs"]  # the sweep's own, even where no record is at a rung yet
     most_runs = max(entry.get("runs", 1) for entry in ranked)
+    brackets = _brackets(Path(results), plan, {r["trial_id"] for r in finished}) if halving else None
     header, rows = leaderboard_rows(ranked, sorted({key for record in finished for key in record["params"]}), rungs,
-                                    repeats=most_runs)
+                                    repeats=most_runs, brackets=brackets)
     table = console_lines([dict(zip(header, row)) for row in rows], objective, top)
     lines += [f"{table[0]}, {note}:", *table[1:]]
     if top < len(rows):

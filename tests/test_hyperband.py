@@ -2,12 +2,14 @@
 learns from, and real sweeps, killed and resumed."""
 
 import os
+import re
 import signal
 
 import pytest
 import yaml
 
 from conftest import REPO, copy_of_workflow
+from kerasgrid.cli import summary
 from kerasgrid.config import fill_defaults, load_schema, sweep_from_config
 from kerasgrid.errors import ConfigError
 from kerasgrid.records import read_json, write_json
@@ -241,6 +243,9 @@ def test_brackets_share_every_rung_and_train_each_trial_only_to_its_furthest_run
     assert {row["trial_id"]: (int(row["bracket"]), int(row["rung"])) for row in rows} == reached
     assert {t for t, (_, rung) in reached.items() if rung == 2} >= set(dealt[2])
     assert rows[0]["q"] == "0.1" and rows[0]["rung"] == "2"
+    # `kerasgrid summary` names the same bracket and rung from the files alone.
+    table = [line.split() for line in summary(known.path("results"), top=9) if re.match(r"^\s+\d+\s+[0-9a-f]{12}", line)]
+    assert [(row[1], row[-3], row[-2]) for row in table] == [(r["trial_id"], r["bracket"], r["rung"]) for r in rows]
     # A rung two brackets asked for trained once, and a later bracket's entrant continued from the
     # furthest rung its trial had trained: every trial trained exactly its furthest rung's epochs.
     trained_epochs = {}

@@ -153,7 +153,16 @@ def trial_brackets(settings: dict | None, record_paths, promotion_paths, round_p
         return None
     if "rounds" in settings:
         return {trial: settings["rounds"][index] for trial, index in trial_rounds(round_paths).items()}
-    trials = sorted({records.read_json(path)["trial_id"] for path in record_paths})
+    return dealt_brackets(settings, {records.read_json(path)["trial_id"] for path in record_paths}, promotion_paths)
+
+
+def dealt_brackets(settings: dict, trials, promotion_paths) -> dict[str, int]:
+    """Each of `trials`' bracket in a grid or random sweep (see trial_brackets)."""
+    from pathlib import Path
+
+    from kerasgrid import records
+
+    trials = sorted(trials)
     brackets = [Bracket(b, b, size) for b, size in enumerate(settings["sizes"])]
     entries = {b.index: (b.start, trials_) for b, trials_ in zip(brackets, deal(trials, brackets, settings["seed"]))}
     promoted = {}
