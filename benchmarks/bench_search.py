@@ -267,10 +267,17 @@ def report(runs: list[dict], truth: dict, grid_wall: float, epochs: int, directi
     return lines
 
 
+def version(name: str) -> str:
+    """A package's version, or "not installed" (keras-tuner is only needed for hyperband)."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def machine() -> str:
     versions = ", ".join(
-        f"{name} {metadata.version(name)}"
-        for name in ("tensorflow", "keras", "snakemake", "keras-tuner", "optuna")
+        f"{name} {version(name)}" for name in ("tensorflow", "keras", "snakemake", "keras-tuner", "optuna")
     )
     return (
         f"{platform.node()}: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
