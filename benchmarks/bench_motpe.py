@@ -58,7 +58,7 @@ def workload() -> dict:
 def method_config(method: str, seed: int, trials: int) -> dict:
     config = workload()
     if method == "halving":
-        config["search"] = {"strategy": "grid", "halving": {"eta": 3, "min_epochs": 3}}
+        config["search"] = {"strategy": "grid", "halving": {"eta": 3, "min_epochs": 3, "brackets": 1}}
     elif method == "tpe":
         config["search"] = {"strategy": "tpe", "trials": trials, "batch": 2, "seed": seed}
     elif method in ("random", "nsga2"):

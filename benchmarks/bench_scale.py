@@ -72,7 +72,7 @@ def timed(command, cwd) -> tuple[float, float]:
 
 # Rungs at 1, 3 and 9 epochs; the plain sweep it is compared with gets the same budget.
 HALVING_BUDGET = {"epochs": 9, "steps_per_epoch": 1}
-HALVING = {"halving": {"eta": 3, "min_epochs": 1}}
+HALVING = {"halving": {"eta": 3, "min_epochs": 1, "brackets": 1}}
 
 
 def kerasgrid_copy(root: Path, n: int, budget: dict | None = None, search: dict | None = None) -> Path:

@@ -1,6 +1,6 @@
 """The in-process contenders of bench_search.py, each run as its own process.
 
-    python benchmarks/search_loops.py hyperband|optuna CONFIG.yaml OUT.json [--seed 0] [--trials 81]
+    python benchmarks/search_loops.py hyperband|optuna|optuna-hyperband CONFIG.yaml OUT.json [--seed 0] [--trials 81]
 
 Both search the config's grid as a space of choices, with its model, data, budget and objective,
 and train as a kerasgrid trial does: the same endless data streams, `budget.steps_per_epoch`
@@ -12,7 +12,11 @@ weights in every tool.
 continues a promoted model from the weights of its best epoch so far. `optuna` is Optuna's TPE
 sampler (seeded with --seed) with its SuccessiveHalvingPruner (min_resource 1, reduction factor
 3): each trial reports the objective after every epoch and stops when the pruner says so; a trial
-that has trained the whole budget is complete, never pruned. --trials is Optuna's trial count.
+that has trained the whole budget is complete, never pruned. `optuna-hyperband` is the same loop
+with Optuna's HyperbandPruner (min_resource 1, max_resource `budget.epochs`, reduction factor 3):
+its brackets are successive halvings that start at 1, 3, 9 ... epochs, each trial assigned to one
+by a hash of its number (Optuna's TPE then learns, per bracket, from that bracket's trials). --trials
+is Optuna's trial count.
 
 OUT.json: the winner's params, the tool's own score for it, how many trials it ran, how many
 distinct combinations they tried, and how many epochs it trained (counted by a callback on every
@@ -105,7 +109,7 @@ def hyperband(config_path, seed: int, trials: int):
         }
 
 
-def optuna_tpe(config_path, seed: int, trials: int):
+def optuna_tpe(config_path, seed: int, trials: int, pruner: str = "successive-halving"):
     import keras
     import optuna
 
@@ -138,7 +142,11 @@ def optuna_tpe(config_path, seed: int, trials: int):
     study = optuna.create_study(
         direction="minimize" if objective["direction"] == "min" else "maximize",
         sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=ETA),
+        pruner=(
+            optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=ETA)
+            if pruner == "hyperband"
+            else optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=ETA)
+        ),
     )
     study.optimize(trial_value, n_trials=trials)
     states = [trial.state.name for trial in study.trials]
@@ -154,7 +162,11 @@ def optuna_tpe(config_path, seed: int, trials: int):
     }
 
 
-TOOLS = {"hyperband": hyperband, "optuna": optuna_tpe}
+def optuna_hyperband(config_path, seed: int, trials: int):
+    return optuna_tpe(config_path, seed, trials, pruner="hyperband")
+
+
+TOOLS = {"hyperband": hyperband, "optuna": optuna_tpe, "optuna-hyperband": optuna_hyperband}
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
