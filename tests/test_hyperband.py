@@ -284,10 +284,11 @@ def test_a_later_brackets_entrant_ends_exactly_as_if_trained_straight_through(fa
         assert faulty.path(f"{folder}/history.csv").read_text() == straight.path(f"{folder}/history.csv").read_text()
 
 
+# TPE with halving: its rounds' promotions and proposals on top of the brackets' rungs (a grid's
+# brackets resume as plain halving does: test_halving's kill test; each run here costs a minute).
 @pytest.mark.parametrize("search", [
-    {"halving": {"eta": 3, "min_epochs": 1}},
     {"strategy": "tpe", "trials": 6, "batch": 3, "halving": {"eta": 3, "min_epochs": 1}},
-], ids=["grid", "tpe"])
+], ids=["tpe"])
 def test_a_sweep_with_brackets_killed_and_resumed_ends_as_an_unbroken_one(known, search, monkeypatch):
     qs = {"low": 0.05, "high": 0.95, "num": 19} if "strategy" in search else [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
     config = known_config(qs, **search)

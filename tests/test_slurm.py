@@ -255,14 +255,14 @@ def test_a_confirmed_repeated_sweep_on_a_fraction_submits_each_run_and_ranks_as_
     assert [(row["confirmed"], row["seeds"]) for row in rows] == [("yes", "2"), ("yes", "2"), ("no", "2")]
 
 
-def test_tpe_with_halving_submits_every_rung_and_proposes_as_a_local_run_does(cluster, tmp_path):
+def test_a_conditional_tpe_search_with_halving_submits_every_rung_and_matches_a_local_run(cluster, tmp_path):
     from test_adaptive import rounds_of
-    from test_halving import KNOWN_LOSSES
-    from test_hyperband import known_config
+    from test_conditional import CONDITIONAL_MODEL, e2e_config
 
-    cluster.path("known.py").write_text(KNOWN_LOSSES, encoding="utf-8")
-    # BOHB's way, rungs at 1 and 3 epochs: 2 rounds, one per bracket (3 candidates from 1 epoch, 2 from 3).
-    config = known_config({"low": 0.05, "high": 0.95, "num": 19}, strategy="tpe", trials=5, batch=3)
+    cluster.path("cond.py").write_text(CONDITIONAL_MODEL, encoding="utf-8")
+    # A nested choose, proposed BOHB's way with rungs at 1 and 3 epochs: 2 rounds, one per bracket
+    # (3 candidates from 1 epoch, 2 from 3). One test for both, as each SLURM test costs minutes.
+    config = e2e_config(strategy="tpe", trials=5, batch=3, halving={"eta": 3, "min_epochs": 1})
     config["budget"]["epochs"] = 3
     local = Workflow(Path(shutil.copytree(cluster.root, tmp_path / "local", symlinks=True)))
     local.write_config(config)
@@ -275,24 +275,6 @@ def test_tpe_with_halving_submits_every_rung_and_proposes_as_a_local_run_does(cl
     assert rounds_of(cluster) == rounds_of(local)  # the same proposals, told the same results at the same budgets
     rows = read_leaderboard(cluster.path(RANKING))
     assert without_timing(rows) == without_timing(read_leaderboard(local.path(RANKING)))
-    # One job per rung a trial trained to: a first rung or a promotion, each its own SLURM job.
-    records = list(cluster.root.glob("results/trials/**/metrics.json"))
-    assert len(jobs) == len(records)
-
-
-def test_a_conditional_tpe_search_on_the_cluster_proposes_and_ranks_as_a_local_run(cluster, tmp_path):
-    from test_adaptive import rounds_of
-    from test_conditional import CONDITIONAL_MODEL, e2e_config
-
-    cluster.path("cond.py").write_text(CONDITIONAL_MODEL, encoding="utf-8")
-    config = e2e_config(strategy="tpe", trials=4, batch=2)  # a nested choose, 2 rounds of 2
-    local = Workflow(Path(shutil.copytree(cluster.root, tmp_path / "local", symlinks=True)))
-    local.write_config(config)
-    local.run(RANKING, "--cores", "2", "--configfile", "my.yaml")
-    submit(cluster, config, RANKING)
-    jobs = ended_jobs(cluster)
-    assert rules_of(jobs) == {"train"} and len(jobs) == 4 and {job["State"] for job in jobs} == {"COMPLETED"}
-    assert rounds_of(cluster) == rounds_of(local) and len(rounds_of(cluster)) == 2
-    rows = read_leaderboard(cluster.path(RANKING))
-    assert without_timing(rows) == without_timing(read_leaderboard(local.path(RANKING)))
     assert {row["status"] for row in rows} == {"ok"}  # each trial got exactly its branches' keys
+    # One job per rung a trial trained to: a first rung or a promotion, each its own SLURM job.
+    assert len(jobs) == len(list(cluster.root.glob("results/trials/**/metrics.json")))

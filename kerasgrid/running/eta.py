@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from kerasgrid import records
+from kerasgrid.errors import StorageError
 from kerasgrid.results.leaderboard import record_dir
 from kerasgrid.search import hyperband, size
 from kerasgrid.search.halving import Halving
@@ -388,8 +389,12 @@ def warning(sweep, estimate_: Estimate, warn_hours: float, source: str) -> str |
 
 
 def write_plan(estimate_: Estimate, path) -> None:
-    """The plan `kerasgrid summary` counts the runs to go from (results/eta.json)."""
-    records.write_json(path, estimate_.to_dict())
+    """The plan `kerasgrid summary` counts the runs to go from (results/eta.json). Not on a full or
+    read-only disk: the first trial's files then say so, with what to do, as without this file."""
+    try:
+        records.write_json(path, estimate_.to_dict())
+    except (StorageError, OSError):
+        pass
 
 
 def read_plan(path) -> Estimate | None:
