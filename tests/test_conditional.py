@@ -356,3 +356,19 @@ def test_tpe_over_a_nested_choice_proposes_define_by_run_in_rounds(conditional):
         assert ("momentum" in params) == (params["optimizer"] == "sgd")
     again = conditional.sweep(config)
     assert "Nothing to be done" in again.output
+
+
+def test_nsga2_with_two_objectives_and_repeats_over_a_nested_choice(conditional):
+    # The strategies' last, with what "works unchanged" promises: several objectives and seeds.
+    config = e2e_config(strategy="nsga2", trials=6, batch=3, population=3)
+    config["objective"] = [{"metric": "loss"}, {"metric": "params_count"}]
+    config["repeats"] = 2
+    result = conditional.sweep(config)
+    rows = ranked(conditional)
+    assert len(rows) == 6 and {row["status"] for row in rows} == {"ok"} and {row["seeds"] for row in rows} == {"2"}
+    for row in rows:
+        assert (row["momentum"] != "") == (row["optimizer"] == "sgd")  # blank where the branch has no such key
+        assert (row["drop"] != "") == (row["schedule"] == "step")
+    assert "pareto_rank" in rows[0] and "Best params found: {" in result.output
+    rounds = [json.loads(conditional.path(f"results/rounds/{i}.json").read_text()) for i in (0, 1)]
+    assert all(entry["trial_id"] == trial_id(entry["params"]) for r in rounds for entry in r["proposals"])
