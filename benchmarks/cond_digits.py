@@ -6,7 +6,7 @@ the same model, trained again (params.get: the flat grid gives Adam a momentum i
 import keras
 import numpy as np
 
-from w3 import _split  # W3's data: the same held-out fifth of the bundled digits
+from w3 import _split, shuffled_batches, val_data  # noqa: F401 - W3's data: the same held-out fifth of the digits
 
 BATCH_SIZE = 64
 
@@ -27,14 +27,4 @@ def build_model(params):
 
 def train_data():
     (x, y), _ = _split()
-    rng = np.random.default_rng(0)
-    while True:
-        order = rng.permutation(len(x))
-        for start in range(0, len(x) - BATCH_SIZE + 1, BATCH_SIZE):
-            batch = order[start : start + BATCH_SIZE]
-            yield x[batch], y[batch]
-
-
-def val_data():
-    _, (x, y) = _split()
-    yield x, y
+    yield from shuffled_batches(x, y, BATCH_SIZE)

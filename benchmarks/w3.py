@@ -55,11 +55,16 @@ def build_model(params):
 
 def train_data():
     (x, y), _ = _split()
+    yield from shuffled_batches(x, y, BATCH_SIZE)
+
+
+def shuffled_batches(x, y, batch_size: int):
+    """Endless batches, reshuffled every pass from one seeded generator: the same stream in every run."""
     rng = np.random.default_rng(SHUFFLE_SEED)
     while True:
         order = rng.permutation(len(x))
-        for start in range(0, len(x) - BATCH_SIZE + 1, BATCH_SIZE):
-            batch = order[start : start + BATCH_SIZE]
+        for start in range(0, len(x) - batch_size + 1, batch_size):
+            batch = order[start : start + batch_size]
             yield x[batch], y[batch]
 
 
