@@ -212,30 +212,6 @@ def test_on_slurm_kerasgrid_asks_for_no_gpu_and_leaves_each_jobs_devices_alone(c
     assert [r["cuda_visible_devices"] for r in records] == ["0,1", "0,1"]
 
 
-def test_a_tpe_search_proposes_where_snakemake_runs_trains_on_the_cluster_and_matches_a_local_run(cluster, tmp_path):
-    from test_adaptive import rounds_of, tpe_config
-    from test_halving import KNOWN_LOSSES
-
-    cluster.path("known.py").write_text(KNOWN_LOSSES, encoding="utf-8")
-    config = tpe_config(4, fault=["none", "raise"])  # 2 rounds of 2
-    local = Workflow(Path(shutil.copytree(cluster.root, tmp_path / "local", symlinks=True)))
-    local.write_config(config)
-    local.run(RANKING, "--cores", "2", "--configfile", "my.yaml")
-    result = submit(cluster, config, RANKING)
-    jobs = ended_jobs(cluster)
-    # Every trial its own job; the rounds were proposed on this machine, between them.
-    assert rules_of(jobs) == {"train"} and len(jobs) == 4 and {job["State"] for job in jobs} == {"COMPLETED"}
-    assert "localcheckpoint propose:" in result.output
-    # The same proposals, told the same results, and the same leaderboard as a local run.
-    assert rounds_of(cluster) == rounds_of(local) and len(rounds_of(cluster)) == 2
-    rows = read_leaderboard(cluster.path(RANKING))
-    assert without_timing(rows) == without_timing(read_leaderboard(local.path(RANKING)))
-    assert sorted(job["comment"] for job in jobs) == sorted(f"rule_train_wildcards_{row['trial_id']}" for row in rows)
-
-    again = submit(cluster, config, RANKING)
-    assert "Nothing to be done" in again.output and "submitted with SLURM jobid" not in again.output
-
-
 def test_a_confirmed_repeated_sweep_on_a_fraction_submits_each_run_and_ranks_as_locally(cluster, tmp_path):
     from test_confirm import CONSTANT, confirm_config
 
@@ -278,3 +254,7 @@ def test_a_conditional_tpe_search_with_halving_submits_every_rung_and_matches_a_
     assert {row["status"] for row in rows} == {"ok"}  # each trial got exactly its branches' keys
     # One job per rung a trial trained to: a first rung or a promotion, each its own SLURM job.
     assert len(jobs) == len(list(cluster.root.glob("results/trials/**/metrics.json")))
+    assert {job["comment"].split("_wildcards_")[1].split("_")[0] for job in jobs} == {row["trial_id"] for row in rows}
+
+    again = submit(cluster, config, RANKING)
+    assert "Nothing to be done" in again.output and "submitted with SLURM jobid" not in again.output
