@@ -22,9 +22,11 @@ brackets in turn (kerasgrid.search.rounds), as BOHB (Falkner et al., ICML 2018) 
 import hashlib
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from kerasgrid import records
 from kerasgrid.sweep.grid import canonical
 
 
@@ -144,10 +146,7 @@ def trial_brackets(settings: dict | None, record_paths, promotion_paths, round_p
     `settings` (the workflow's): {"sizes", "seed", "rungs"} of grid and random brackets, whose candidates
     are those of the records; or {"rounds": each round's bracket} of an adaptive search. A
     promotions file is results/<group>/<epochs>.json (group brackets/<b> or rounds/<i>)."""
-    from pathlib import Path
-
-    from kerasgrid import records
-    from kerasgrid.search.rounds import trial_rounds
+    from kerasgrid.search.rounds import trial_rounds  # rounds needs the samplers: imported only here
 
     if settings is None:
         return None
@@ -158,10 +157,6 @@ def trial_brackets(settings: dict | None, record_paths, promotion_paths, round_p
 
 def dealt_brackets(settings: dict, trials, promotion_paths) -> dict[str, int]:
     """Each of `trials`' bracket in a grid or random sweep (see trial_brackets)."""
-    from pathlib import Path
-
-    from kerasgrid import records
-
     trials = sorted(trials)
     brackets = [Bracket(b, b, size) for b, size in enumerate(settings["sizes"])]
     entries = {b.index: (b.start, trials_) for b, trials_ in zip(brackets, deal(trials, brackets, settings["seed"]))}

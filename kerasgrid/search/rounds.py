@@ -97,10 +97,11 @@ def observations(round_paths, record_paths, objective: dict, source: str = "the 
     constraints = constraints_of(objective, source)
     bounds = [metric_means(read, c.metric, source, f"constraints[{i}]") for i, c in enumerate(constraints)]
     rounds = trial_rounds(round_paths)
+    proposed = {trial: params for path in round_paths for trial, params in proposals(path).items()} if partial else {}
     told = []
     for trial in proposal_order(round_paths):
         if partial and trial not in by_id:
-            told.append(Observation(trial, _params(round_paths, trial), STOPPED, None, None, (), rounds[trial]))
+            told.append(Observation(trial, proposed[trial], STOPPED, None, None, (), rounds[trial]))
             continue
         entry = by_id[trial]
         ok = entry["objective_value"] is not None
@@ -109,14 +110,6 @@ def observations(round_paths, record_paths, objective: dict, source: str = "the 
         told.append(Observation(trial, entry["params"], entry["status"], entry["objective_value"], values, violations,
                                 rounds[trial]))
     return told
-
-
-def _params(round_paths, trial: str) -> dict:
-    for path in round_paths:
-        found = proposals(path)
-        if trial in found:
-            return found[trial]
-    raise KeyError(trial)
 
 
 def budget_records(record_paths, rungs: list[int], space: dict) -> tuple[int | None, list[str]]:
