@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kerasgrid.running import workers
@@ -59,9 +60,14 @@ def test_a_worker_whose_memory_grew_past_the_limit_is_replaced(tmp_path, pool, m
     # TensorFlow keeps each trained model's variables: the wide model's 192 MiB stay in the worker
     # (keras-team/keras#21090), a tiny model's few MiB too (the first trial adds about 30 MiB).
     monkeypatch.setattr(workers, "MEMORY_GROWTH_LIMIT", 100 << 20)
+    # A parent whose peak is above the worker's (here 1.6 GB; in CI, a pytest worker that trained
+    # many models): a child's ru_maxrss starts at its parent's peak, so growth read from it was 0.
+    ballast = np.ones(200_000_000)
     tiny, again, wide, after = (task(tmp_path, name, {}, model=model) for name, model in
                                 [("tiny", "sequential"), ("again", "sequential"), ("wide", "wide"), ("after", "sequential")])
-    for t in (tiny, again, wide, after):
+    pool.run(tiny)
+    del ballast
+    for t in (again, wide, after):
         pool.run(t)
     assert metrics(tiny)["pid"] == metrics(again)["pid"] == metrics(wide)["pid"] != metrics(after)["pid"]
     assert all(metrics(t)["status"] == "ok" for t in (tiny, again, wide, after))

@@ -358,7 +358,18 @@ def settle() -> None:
 
 
 def peak_memory() -> int:
-    """This process's peak resident memory in bytes."""
+    """This process's peak resident memory in bytes.
+
+    On Linux, the high-water mark of this process's own memory (VmHWM). Not getrusage's
+    ru_maxrss: a process started with fork and exec inherits its parent's peak there, so a worker
+    started by a parent of 2 GiB would count none of its first 2 GiB as grown."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
