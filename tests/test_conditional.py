@@ -1,4 +1,4 @@
-"""Conditional hyperparameters (`choose`, kerasgrid/search/space.py): parsing and its errors, the
+"""Conditional hyperparameters (`choose`, kerasgrid/sweep/space.py): parsing and its errors, the
 candidates of every strategy, ids that hold only a trial's keys, the importance and the plots'
 axes; and end to end with real Snakemake, a nested choice under grid, random with halving, and
 TPE, where adding a branch retrains nothing."""
@@ -19,7 +19,7 @@ from kerasgrid.search import (Branches, GridSampler, NSGA2Sampler, Observation, 
 from kerasgrid.search.importance import Observed, importances, table_text
 from kerasgrid.search.optuna_space import rebuild_study, to_optuna, trial_distributions
 from kerasgrid.search.rounds import min_points, round_seed
-from kerasgrid.search.space import always, branch_keys, sample
+from kerasgrid.sweep.space import always, branch_keys, sample
 from kerasgrid.sweep.grid import expand_grid, trial_id
 from test_config import full_config
 from test_tpe import printed_under_two_hash_seeds

@@ -17,7 +17,7 @@ from kerasgrid.results.leaderboard import read_leaderboard
 from kerasgrid.search import hyperband
 from kerasgrid.search.halving import Halving
 from kerasgrid.search.rounds import STOPPED, budget, min_points, write_round
-from kerasgrid.search.space import parse_space
+from kerasgrid.sweep.space import parse_space
 from kerasgrid.sweep.grid import trial_id
 from test_adaptive import rounds_of
 from test_faults import start, wait_for

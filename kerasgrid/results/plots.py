@@ -20,6 +20,7 @@ from kerasgrid.errors import Status
 from kerasgrid.results.leaderboard import read_leaderboard, row_dir
 from kerasgrid.results.tables import better
 from kerasgrid.sweep.grid import canonical
+from kerasgrid.sweep.space import Range, always, branch_keys, dimensions, parse_space
 
 TOP = 5  # trials highlighted and named in the learning curves
 MAX_BARS = 30  # ok trials in the ranking chart; diverged and failed ones are added after them
@@ -406,35 +407,14 @@ def param_effects(trials: list[Trial], objective: dict, grid_keys: list[str], sp
 
 
 def _axes(space: dict) -> tuple[dict[str, dict], dict[str, list[str]]]:
-    """From the described grid (kerasgrid.search.describe_space's form, read as plain data: results
-    come before search): the keys drawn on a numeric axis ({"log": ...} for a range, or a key
-    that is a range in every branch giving it), and the keys only some trials have -> the
+    """From the described grid: the keys drawn on a numeric axis ({"log": ...} for a range, or a
+    key that is a range in every branch giving it), and the keys only some trials have -> the
     branches giving them (a `choose`)."""
-    specs: dict[str, list] = {}
-    branches: dict[str, list[str]] = {}
-
-    def walk(grid: dict, within: str) -> None:
-        for key, spec in grid.items():
-            specs.setdefault(key, []).append(spec)
-            if within:
-                branches.setdefault(key, []).append(within)
-            if isinstance(spec, dict) and "choose" in spec:
-                for name, branch in spec["choose"].items():
-                    walk(branch, f"{within}/{name}" if within else name)
-
-    walk(space, "")
-    ranges = {key: {"log": any(bool(spec.get("log")) for spec in found)} for key, found in specs.items()
-              if all(isinstance(spec, dict) and "choose" not in spec for spec in found)}
-    return ranges, {key: paths for key, paths in branches.items() if key not in _always(space)}
-
-
-def _always(grid: dict) -> set[str]:
-    """The keys every trial has: the grid's own, and those every branch of a choice gives."""
-    keys = set(grid)
-    for spec in grid.values():
-        if isinstance(spec, dict) and "choose" in spec and spec["choose"]:
-            keys |= set.intersection(*(_always(branch) for branch in spec["choose"].values()))
-    return keys
+    parsed = parse_space(space, "the config")
+    ranges = {key: {"log": any(dim.log for dim in dims)} for key, dims in dimensions(parsed).items()
+              if all(isinstance(dim, Range) for dim in dims)}
+    every = set(always(parsed))
+    return ranges, {key: paths for key, paths in branch_keys(parsed).items() if key not in every}
 
 
 def ranking(trials: list[Trial], objective: dict, grid_keys: list[str]):

@@ -12,7 +12,7 @@ from kerasgrid.search.grid import GridSampler
 from kerasgrid.search.halving import FullBudget, Halving
 from kerasgrid.search.nsga2 import NSGA2Sampler
 from kerasgrid.search.random import RandomSampler, SpaceTooSmall
-from kerasgrid.search.space import Branches, Choice, Range, continuous_keys, describe_space, dimensions, parse_space, size
+from kerasgrid.sweep.space import Branches, Choice, Range, continuous_keys, describe_space, dimensions, parse_space, size
 from kerasgrid.search.tpe import TPESampler
 
 # The strategies that propose in rounds, by name.

@@ -14,7 +14,7 @@ keeping any: the finished trials' files are its only state.
 from dataclasses import dataclass
 from typing import Protocol
 
-from kerasgrid.search.space import Dimension
+from kerasgrid.sweep.space import Dimension
 
 
 class Sampler(Protocol):

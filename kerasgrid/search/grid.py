@@ -3,7 +3,7 @@ with a `choose`, every branch's combinations in turn."""
 
 from dataclasses import dataclass
 
-from kerasgrid.search.space import Dimension, combinations, conditional
+from kerasgrid.sweep.space import Dimension, combinations, conditional
 from kerasgrid.sweep.grid import expand_grid, trial_id
 
 

@@ -40,7 +40,7 @@ from kerasgrid import records
 from kerasgrid.results import plots
 from kerasgrid.results.leaderboard import read_leaderboard, record_dir
 from kerasgrid.results.tables import better
-from kerasgrid.search.space import Branches, Dimension, branch_keys, parse_space
+from kerasgrid.sweep.space import Branches, Dimension, branch_keys, parse_space
 from kerasgrid.sweep import runs
 from kerasgrid.sweep.grid import canonical
 

@@ -27,7 +27,7 @@ import itertools
 from dataclasses import dataclass
 
 from kerasgrid.search.base import Observation
-from kerasgrid.search.space import Dimension
+from kerasgrid.sweep.space import Dimension
 
 # Optuna's NSGAIISampler default.
 DEFAULT_POPULATION = 50

@@ -10,7 +10,7 @@
     float range with step     spacing (linear or log) kept, and exactly the values listed given back
     an integer range          IntDistribution(low, high, step), log-scaled with log: true
     a continuous float range  FloatDistribution(low, high, log), the proposal rounded as a random
-                              draw is (kerasgrid.search.space), so that it names a trial well
+                              draw is (kerasgrid.sweep.space), so that it names a trial well
 
 A choice (`choose`) is asked as Optuna's define-by-run asks it: its key as a
 CategoricalDistribution of the branch names, then the chosen branch's keys only. A branch's key
@@ -30,7 +30,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import TrialState, create_trial
 
 from kerasgrid.search.base import Observation
-from kerasgrid.search.space import Branches, Choice, Dimension, Range
+from kerasgrid.sweep.space import Branches, Choice, Dimension, Range
 from kerasgrid.sweep.grid import canonical
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kerasgrid.search.space import Dimension, sample, size
+from kerasgrid.sweep.space import Dimension, sample, size
 from kerasgrid.sweep.grid import trial_id
 
 # Draws allowed per trial asked for before the space is judged too small to give them.

@@ -26,7 +26,7 @@ from kerasgrid.results.ranking import constraints_of, metric_means, objective_va
 from kerasgrid.results.repeats import combine
 from kerasgrid.search import ADAPTIVE_SAMPLERS
 from kerasgrid.search.base import Observation
-from kerasgrid.search.space import dimensions, parse_space
+from kerasgrid.sweep.space import dimensions, parse_space
 from kerasgrid.sweep.grid import canonical
 
 # How a round's file tells of a trial that has no result at the budget the sampler learns from.

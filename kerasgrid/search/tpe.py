@@ -22,7 +22,7 @@ are never proposed again.
 from dataclasses import dataclass
 
 from kerasgrid.search.base import Observation
-from kerasgrid.search.space import Dimension
+from kerasgrid.sweep.space import Dimension
 from kerasgrid.sweep.grid import trial_id
 
 # Suggestions allowed per trial asked for before a round settles for fewer: only a space nearly
