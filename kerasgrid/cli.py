@@ -222,8 +222,9 @@ def add_project_commands(commands) -> None:
         help="write a first sweep (a model file and sweep.yaml) that runs as it is",
         description=(
             "Write a small working project into FOLDER: model.py (a Keras model and its data, "
-            "scikit-learn's bundled digits, commented) and sweep.yaml (a small grid, commented). "
-            "It overwrites nothing: if either file is there, it writes neither."
+            "scikit-learn's bundled digits, commented) and sweep.yaml (a small grid, commented), and a "
+            ".gitignore for what a sweep writes (results/, logs/, .snakemake/). It overwrites nothing: if "
+            "either file is there, it writes neither, and to a .gitignore of yours it only adds the lines it lacks."
         ),
     )
     init.add_argument("folder", nargs="?", default=".", metavar="FOLDER",

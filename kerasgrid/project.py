@@ -28,6 +28,9 @@ from kerasgrid.sweep import refs
 STARTER = "examples/starter"  # the project `kerasgrid init` writes: these files of it
 STARTER_FILES = ("model.py", "sweep.yaml")
 SCHEMA = "workflow/schemas/config.schema.yaml"
+# What a sweep writes into the project folder, none of it for version control: `kerasgrid init`
+# puts these in the folder's .gitignore.
+SWEEP_OUTPUTS = ("results/", "logs/", ".snakemake/")
 
 
 def _cd(folder) -> str:
@@ -60,16 +63,49 @@ def init(folder, starter: Path) -> list[str]:
         for name in STARTER_FILES:
             with open(folder / name, "xb") as handle:  # "x": not even a file made meanwhile is overwritten
                 handle.write((starter / name).read_bytes())
+        had_gitignore = (folder / ".gitignore").exists()
+        ignored = ignore_sweep_outputs(folder / ".gitignore")
     except OSError as exc:
         raise KerasgridError(
             f"could not write {exc.filename or folder}: {exc.strerror}. Name a folder you may write to."
         ) from exc
+    gitignore = folder / ".gitignore"
+    if not ignored:  # the user's own named them all
+        tail = ""
+    elif had_gitignore:
+        tail = f", and added {_and(ignored)} to {gitignore}"
+    else:
+        tail = f", and {gitignore} (which keeps {_and(ignored)} out of git)"
     return [
         f"Wrote {folder / 'model.py'} (a small Keras model and its data, scikit-learn's bundled digits) and "
-        f"{folder / 'sweep.yaml'} (the sweep: a small grid, commented).",
+        f"{folder / 'sweep.yaml'} (the sweep: a small grid, commented){tail}.",
         f"Check it (trains nothing): {_cd(folder)}kerasgrid check sweep.yaml",
         f"Run it (under a minute on 2 cores): {run_command('sweep.yaml', folder)}",
     ]
+
+
+def ignore_sweep_outputs(path: Path) -> list[str]:
+    """Make the .gitignore at `path` name what a sweep writes: a new file, or, where the user has one,
+    the lines it lacks appended (nothing else of it changes). The lines written, none if it named them all."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = None
+    present = {line.strip().lstrip("/") for line in (text or "").splitlines()}
+    missing = [name for name in SWEEP_OUTPUTS if name not in present and name.rstrip("/") not in present]
+    if text is None:
+        with open(path, "x", encoding="utf-8") as handle:
+            handle.write("# What a kerasgrid sweep writes: its results, logs and Snakemake's state.\n")
+            handle.writelines(f"{name}\n" for name in missing)
+    elif missing:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write("" if not text or text.endswith("\n") else "\n")
+            handle.writelines(f"{name}\n" for name in missing)
+    return missing
+
+
+def _and(names) -> str:
+    return " and ".join(", ".join(names).rsplit(", ", 1))
 
 
 def check(path, schema_file) -> list[str]:

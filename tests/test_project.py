@@ -52,8 +52,9 @@ def test_init_writes_a_project_whose_printed_commands_run_at_once(installed, tmp
     assert check_it == "Check it (trains nothing): cd 'my sweep' && kerasgrid check sweep.yaml"
     assert run_it == ("Run it (under a minute on 2 cores): cd 'my sweep' && snakemake -s $(kerasgrid workflow) "
                       "--cores 2 --configfile sweep.yaml")
+    assert wrote.endswith(", and my sweep/.gitignore (which keeps results/, logs/ and .snakemake/ out of git).")
     project = tmp_path / "my sweep"
-    assert {p.name: p.read_bytes() for p in project.iterdir()} == {
+    assert {p.name: p.read_bytes() for p in project.iterdir() if p.name != ".gitignore"} == {
         name: (STARTER / name).read_bytes() for name in ("model.py", "sweep.yaml")}
 
     checked = shell(check_it.partition(": ")[2])
@@ -72,13 +73,16 @@ def test_init_writes_a_project_whose_printed_commands_run_at_once(installed, tmp
     assert ran.returncode == 0, ran.output
     assert len(TRAIN_JOB.findall(ran.output)) == 8
     assert ran.stdout.splitlines()[-1].startswith("Best params found: {'activation': ")
-    assert {p.name for p in project.iterdir()} == {"model.py", "sweep.yaml", "results", "logs", ".snakemake"}
+    written = {"results", "logs", ".snakemake"}
+    assert {p.name for p in project.iterdir()} == {"model.py", "sweep.yaml", ".gitignore", *written}
+    # What the sweep wrote is what the .gitignore keeps out of git.
+    assert {f"{name}/" for name in written} == set(project.joinpath(".gitignore").read_text().splitlines()[1:])
 
 
 def test_init_writes_into_the_current_folder_by_default(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["init"]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py", "sweep.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".gitignore", "model.py", "sweep.yaml"]
     lines = capsys.readouterr().out.splitlines()
     assert lines[1:] == ["Check it (trains nothing): kerasgrid check sweep.yaml",
                          "Run it (under a minute on 2 cores): snakemake -s $(kerasgrid workflow) --cores 2 "
@@ -98,6 +102,19 @@ def test_init_overwrites_nothing_and_then_writes_nothing(existing, tmp_path, cap
         f"{those} away first.\n"
     )
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {name: "mine\n" for name in existing}
+
+
+@pytest.mark.parametrize("mine, added, said", [
+    ("*.pyc\n/results\n", ["logs/", ".snakemake/"], ", and added logs/ and .snakemake/ to {}."),
+    # without a final newline
+    ("*.pyc", ["results/", "logs/", ".snakemake/"], ", and added results/, logs/ and .snakemake/ to {}."),
+    ("results/\nlogs/\n.snakemake/\n", [], "(the sweep: a small grid, commented)."),
+])
+def test_init_adds_to_a_users_gitignore_only_what_it_lacks(mine, added, said, tmp_path, capsys):
+    (tmp_path / ".gitignore").write_text(mine, encoding="utf-8")
+    assert main(["init", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith(said.format(tmp_path / ".gitignore"))
+    assert tmp_path.joinpath(".gitignore").read_text(encoding="utf-8").splitlines() == mine.splitlines() + added
 
 
 def test_init_refuses_a_file_for_a_folder(tmp_path, capsys):
