@@ -7,15 +7,17 @@ any folder: `snakemake -s $(kerasgrid workflow) --cores N --configfile my.yaml`.
 import os
 
 from kerasgrid.config import missing_config, read_config
+from kerasgrid.errors import exit_with_paragraph
 
 
 # A config given on the command line is the whole sweep: the demo config.yaml is read only when
 # none is given, so that its grid never merges into a user's. Run from another folder (your own
 # project, `snakemake -s <this file>`), config.yaml means that folder's.
 if not workflow.overwrite_configfiles:
-    if not os.path.exists("config.yaml"):
-        raise missing_config(os.getcwd(), workflow.main_snakefile)
-    read_config("config.yaml")  # a YAML syntax error with its line: Snakemake's own message names neither
+    with exit_with_paragraph():  # the paragraph alone, not after Snakemake's location and frames
+        if not os.path.exists("config.yaml"):
+            raise missing_config(os.getcwd(), workflow.main_snakefile)
+        read_config("config.yaml")  # a YAML syntax error with its line: Snakemake's own message names neither
 
     configfile: "config.yaml"
 

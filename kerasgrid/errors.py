@@ -1,7 +1,9 @@
 """The one family of errors kerasgrid raises on purpose, and the states a trial ends in."""
 
+import contextlib
 import errno
 import os
+import sys
 from enum import Enum
 
 
@@ -31,6 +33,21 @@ class NotReproducible(KerasgridError):
 
 class StorageError(KerasgridError):
     """A file of the sweep could not be written: the disk is full, read-only, or gone."""
+
+
+@contextlib.contextmanager
+def exit_with_paragraph():
+    """For the checks the workflow makes while Snakemake reads it (the Snakefile, common.smk): a
+    KerasgridError ends the run with its paragraph alone on stderr, as "kerasgrid: <paragraph>",
+    and exit status 1. Raised on into Snakemake, the paragraph would come after "ConfigError in
+    file ".../workflow/rules/common.smk", line 31:" and before frames of kerasgrid's own code,
+    which is what Snakemake prints for any exception a Snakefile raises, WorkflowError included.
+    Nothing has run yet at that point, so nothing is lost by ending there."""
+    try:
+        yield
+    except KerasgridError as error:
+        print(f"kerasgrid: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
 
 
 # What each storage errno means to the user, and what to do about it ({folder}: the folder that

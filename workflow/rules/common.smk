@@ -8,6 +8,7 @@ import threading
 from snakemake.utils import validate
 
 from kerasgrid.config import check, config_source, load_schema, sweep_from_config
+from kerasgrid.errors import exit_with_paragraph
 from kerasgrid.fraction import summary_lines
 from kerasgrid.records import check_writable
 from kerasgrid.results.best_model import saved_model_lines
@@ -18,19 +19,22 @@ from kerasgrid.running import attempts, runlock
 from kerasgrid.search import describe_space
 from kerasgrid.sweep import runs
 
-if workflow.is_main_process:
-    stale = runlock.release_stale_lock()
-    if stale:
-        print(stale)
-    check_writable("results")  # a read-only results/ stops here, with what to do, not in a job
+# Each error below is one paragraph naming file, key and fix; exit_with_paragraph prints it alone,
+# where Snakemake would put its own location line before it and kerasgrid's frames after.
+with exit_with_paragraph():
+    if workflow.is_main_process:
+        stale = runlock.release_stale_lock()
+        if stale:
+            print(stale)
+        check_writable("results")  # a read-only results/ stops here, with what to do, not in a job
 
-SCHEMA_FILE = "../schemas/config.schema.yaml"
-SCHEMA = load_schema(workflow.source_path(SCHEMA_FILE))
-CONFIG_SOURCE = config_source(workflow.overwrite_configfiles)
+    SCHEMA_FILE = "../schemas/config.schema.yaml"
+    SCHEMA = load_schema(workflow.source_path(SCHEMA_FILE))
+    CONFIG_SOURCE = config_source(workflow.overwrite_configfiles)
 
-check(config, SCHEMA, CONFIG_SOURCE)  # one-paragraph errors naming file, key and fix
-validate(config, SCHEMA_FILE)  # fills in the schema's defaults
-SWEEP = sweep_from_config(config, CONFIG_SOURCE)
+    check(config, SCHEMA, CONFIG_SOURCE)
+    validate(config, SCHEMA_FILE)  # fills in the schema's defaults
+    SWEEP = sweep_from_config(config, CONFIG_SOURCE)
 
 
 # A run's folder below results/trials: "{trial}" for the config's seed, "{trial}/seeds/<seed>" for

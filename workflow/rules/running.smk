@@ -103,8 +103,9 @@ def announce_size():
 TRAINS_HERE = workflow.is_main_process and workflow.nodes is None
 GPUS = devices.visible_gpus() if TRAINS_HERE else devices.Gpus((), "not shared out here")
 if TRAINS_HERE:
-    devices.check_gpu_limit(workflow.global_resources.get("gpu").value, GPUS)
-    devices.check_mirrored(SWEEP.distribute, GPUS, CONFIG_SOURCE)
+    with exit_with_paragraph():  # common.smk
+        devices.check_gpu_limit(workflow.global_resources.get("gpu").value, GPUS)
+        devices.check_mirrored(SWEEP.distribute, GPUS, CONFIG_SOURCE)
 WORKERS = workers.WorkerPool(gpus=GPUS)
 # Where trials train here, each leaves its final state and WINNER_STATE keeps the best so far's,
 # so that best_model restores the winner instead of training it again (kerasgrid/results/best_model.py).
