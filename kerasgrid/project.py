@@ -21,6 +21,7 @@ from kerasgrid.config import (
     Sweep, check as check_schema, config_source, fill_defaults, load_schema, read_config, sweep_from_config,
 )
 from kerasgrid.errors import ConfigError, Direction, KerasgridError
+from kerasgrid.running.logs import tensorflow_start_hidden
 from kerasgrid.search import hyperband
 from kerasgrid.sweep import refs
 
@@ -230,7 +231,8 @@ def import_callables(sweep: Sweep) -> list[tuple[str, str]]:
         if ref is None:
             continue
         try:
-            refs.load(ref)
+            with tensorflow_start_hidden():  # the user's module may import TensorFlow: not its chatter
+                refs.load(ref)
         except ConfigError:
             raise
         except Exception as exc:
