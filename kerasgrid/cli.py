@@ -18,7 +18,7 @@ from kerasgrid import project, records
 from kerasgrid.errors import Direction, KerasgridError, Status
 from kerasgrid.results.leaderboard import format_winner, leaderboard_rows
 from kerasgrid.results.ranking import epochs_target, rank
-from kerasgrid.results.tables import console_lines
+from kerasgrid.results.tables import console_lines, failure_lines
 from kerasgrid.running import eta
 from kerasgrid.search import hyperband
 
@@ -116,10 +116,13 @@ def summary(results="results", top: int = 10, metric: str | None = None, directi
     brackets = _brackets(Path(results), plan, {r["trial_id"] for r in finished}) if halving else None
     header, rows = leaderboard_rows(ranked, sorted({key for record in finished for key in record["params"]}), rungs,
                                     repeats=most_runs, brackets=brackets)
-    table = console_lines([dict(zip(header, row)) for row in rows], objective, top)
+    shown = [dict(zip(header, row)) for row in rows]
+    table = console_lines(shown, objective, top)
     lines += [f"{table[0]}, {note}:", *table[1:]]
     if top < len(rows):
         lines.append(f"... {len(rows) - top} more (--top {len(rows)} shows them all)")
+    failures = failure_lines(shown, str(Path(results) / "leaderboard.tsv"))
+    lines += [""] * bool(failures) + failures
     winner = ranked[0]
     if winner["status"] == Status.OK.value:
         lines.append("")

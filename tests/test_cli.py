@@ -1,5 +1,6 @@
 """`kerasgrid summary`, run as the installed command on the files of a real sweep."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,17 @@ def test_summary_ranks_on_another_metric_when_asked(partial):
     assert lines[1] == "Leaderboard: 3 trials by val_categorical_accuracy (higher is better), as asked:"
     accuracies = [float(line.split()[-2]) for line in lines[3:6]]
     assert accuracies == sorted(accuracies, reverse=True)
+
+
+def test_summary_says_why_a_trial_failed_as_the_run_does(partial):
+    results, finished = partial
+    path = results / "trials" / finished[-1]["trial_id"] / "metrics.json"
+    record = json.loads(path.read_text())
+    record.update(status="failed", error="KeyError: 'mometum'", reason="KeyError: 'mometum' (model.py:21)")
+    path.write_text(json.dumps(record))
+    lines = kerasgrid("summary", "--results", results).stdout.splitlines()
+    assert lines[-5:-2] == [f"Trial {finished[-1]['trial_id']} failed: KeyError: 'mometum' (model.py:21)",
+                            "1 of 3 trials failed; each one's log is in logs/trials/, named by its trial id.", ""]
 
 
 def test_summary_explains_what_it_cannot_do(tmp_path, partial):

@@ -1,5 +1,6 @@
 """Faults injected into real sweeps: finished trials are never lost, retrained or misranked."""
 
+import html
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from conftest import faulty_config, trained_trials
+from kerasgrid.results import plots
 from kerasgrid.results.leaderboard import read_leaderboard
 from kerasgrid.sweep.grid import expand_grid
 from kerasgrid.trial.resume import remove_state
@@ -24,7 +26,24 @@ def test_diverged_and_failed_trials_are_ranked_last_and_the_sweep_succeeds(fault
     failed = json.loads(faulty.path(f"results/trials/{rows[2]['trial_id']}/metrics.json").read_text())
     assert failed["status"] == "failed" and failed["error"] == rows[2]["error"]
     assert "RuntimeError: build_model refuses fault=raise" in faulty.path(f"logs/trials/{rows[2]['trial_id']}.log").read_text()
-    assert "Best params found: {'fault': 'none'}" in result.output
+    # Why, in a line, with the line of faulty.py that raised: in the record, the leaderboard, and the
+    # same words on the console's last lines (with the count and the logs' folder), the page and the plot.
+    reason = "RuntimeError: build_model refuses fault=raise (faulty.py:16)"
+    assert failed["reason"] == rows[2]["reason"] == reason
+    diverged = f"diverged: {rows[1]['error']}"
+    assert result.stdout.splitlines()[-6:] == [
+        f"Trial {rows[1]['trial_id']} {diverged}",
+        f"Trial {rows[2]['trial_id']} failed: {reason}",
+        "1 of 3 trials failed and 1 diverged; each one's log is in logs/trials/, named by its trial id.",
+        "",
+        f"Best trial: {rows[0]['trial_id']} with loss = {float(rows[0]['objective']):.6g} (min)",
+        "Best params found: {'fault': 'none'}",
+    ]
+    assert html.escape(reason) in faulty.path("results/leaderboard.html").read_text()
+    loss = {"metric": "loss", "direction": "min"}
+    trials = plots.load_trials(faulty.path("results/leaderboard.tsv"), loss)
+    drawn = [label.get_text() for label in plots.ranking(trials, loss, ["fault"]).axes[0].texts]
+    assert f" failed: {reason}" in drawn and f" {diverged}" in drawn
 
 
 def test_a_sweep_where_every_trial_failed_ends_with_an_error_and_keeps_its_leaderboard(faulty):

@@ -250,6 +250,12 @@ def test_a_tracker_that_is_down_loses_no_trial_and_kerasgrid_mlflow_logs_it_late
         assert logged(uri, "outage") == before
         assert json.loads(workflow.path("results/mlflow.json").read_text())["error"] is None
         assert "Nothing to be done" in workflow.sweep(config).output
+
+        server.stop()  # down again: what is logged already is not counted as missing
+        down = subprocess.run(command, cwd=workflow.root, capture_output=True, text=True, timeout=300)
+        assert down.returncode == 1 and down.stderr.splitlines()[-1].startswith(
+            f"kerasgrid: could not log the sweep's parent run (its 4 trial runs are logged already) to MLflow at {uri} ")
+        assert json.loads(workflow.path("results/mlflow.json").read_text())["not_logged"] == []
     finally:
         server.stop()
 

@@ -82,7 +82,9 @@ def test_failed_and_diverged_trials_are_shown_and_marked(faulty_sweep):
     assert [t.get_text().split()[0] for t in ticks] == ["#1", "#2", "#3", "#4", "#5", "#6"]
     assert {t.get_color() for t in ticks[2:4]} == {plots.STATUS_COLOURS["diverged"]}
     assert {t.get_color() for t in ticks[4:]} == {plots.STATUS_COLOURS["failed"]}
-    assert texts(ranking).count(" failed: no loss") == 2 and texts(ranking).count(" diverged: no loss") == 2
+    # Why each did not finish, as the console and the page say it (kerasgrid.trial.reasons).
+    assert texts(ranking).count(" failed: RuntimeError: build_model refuses fault=raise (faulty.py:16)") == 2
+    assert texts(ranking).count(" diverged: loss became NaN or infinite in epoch 1; training stopped there") == 2
     assert "Trials ranked by loss: 6 trials (2 ok, 2 diverged, 2 failed)" in texts(ranking)
 
     effects = texts(plots.param_effects(trials, LOSS, keys))

@@ -39,7 +39,7 @@ def test_a_combination_is_ok_only_if_every_seed_is():
                run("b", 0, 0.5), run("b", 1, 0.5)]
     ranked = rank(records, MIN)
     assert [(r["trial_id"], r["status"], r["objective_value"]) for r in ranked] == [("b", "ok", 0.5), ("a", "diverged", None)]
-    assert ranked[1]["error"] == "seed 1: loss became NaN"
+    assert ranked[1]["error"] == ranked[1]["reason"] == "seed 1: loss became NaN"
 
 
 def test_combinations_rank_by_the_mean_not_by_their_first_seed(tmp_path):
@@ -52,7 +52,7 @@ def test_combinations_rank_by_the_mean_not_by_their_first_seed(tmp_path):
         paths.append(path)
     write_leaderboard(paths, MIN, ["q"], tmp_path / "leaderboard.tsv", repeats=2)
     rows = read_leaderboard(tmp_path / "leaderboard.tsv")
-    assert list(rows[0]) == ["rank", "trial_id", "q", "objective", "status", "fit_seconds", "error", "std", "seeds"]
+    assert list(rows[0]) == ["rank", "trial_id", "q", "objective", "status", "fit_seconds", "reason", "error", "std", "seeds"]
     assert [(r["trial_id"], float(r["objective"]), float(r["std"]), r["seeds"]) for r in rows] == [
         ("b", pytest.approx(0.21), pytest.approx(statistics.stdev([0.2, 0.22])), "2"),
         ("a", pytest.approx(0.30), pytest.approx(statistics.stdev([0.1, 0.5])), "2")]

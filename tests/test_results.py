@@ -47,10 +47,11 @@ def test_leaderboard_has_a_row_per_trial_best_first(tmp_path):
     out = tmp_path / "leaderboard.tsv"
     write_leaderboard(write(tmp_path, records), MIN, ["lr", "act", "units"], out)
     rows = read_leaderboard(out)
-    assert list(rows[0]) == ["rank", "trial_id", "lr", "act", "units", "objective", "status", "fit_seconds", "error"]
+    assert list(rows[0]) == ["rank", "trial_id", "lr", "act", "units", "objective", "status", "fit_seconds", "reason", "error"]
     assert [(r["rank"], r["trial_id"], r["status"]) for r in rows] == [("1", "d", "ok"), ("2", "b", "ok"), ("3", "a", "failed")]
     assert rows[0]["objective"] == "0.25" and rows[0]["act"] == "a b" and rows[1]["units"] == "[8, 4]"
     assert rows[2]["objective"] == "" and rows[2]["error"] == "ValueError: bad input line two"
+    assert rows[2]["reason"] == "ValueError: bad input …" and rows[0]["reason"] == ""  # a line, as the console says it
 
 
 def test_a_grid_key_named_like_a_column_gets_a_prefix(tmp_path):
@@ -72,7 +73,7 @@ def test_best_params_name_the_winner_and_the_console_line_reads_them(tmp_path):
 def test_no_winner_when_every_trial_failed_or_diverged(tmp_path):
     paths = write(tmp_path, [record("a", "failed", error="ValueError: boom"), record("c", "diverged", error="loss became NaN")])
     write_leaderboard(paths, MIN, ["lr", "act"], tmp_path / "leaderboard.tsv")
-    with pytest.raises(NoSuccessfulTrial, match=r"All 2 trials failed or diverged.*ValueError: boom; loss became NaN"):
+    with pytest.raises(NoSuccessfulTrial, match=r"All 2 trials failed or diverged.*The errors: diverged: loss became NaN; failed: ValueError: boom$"):
         write_best(tmp_path / "leaderboard.tsv", MIN, tmp_path / "best_params.yaml")
     assert not (tmp_path / "best_params.yaml").exists()
 
@@ -83,6 +84,6 @@ def test_an_adaptive_search_leaderboard_names_the_round_of_each_trial(tmp_path):
     out = tmp_path / "leaderboard.tsv"
     write_leaderboard(write(tmp_path, records), MIN, ["round"], out, rounds={"a": 0, "b": 1, "d": 1})
     rows = read_leaderboard(out)
-    assert list(rows[0]) == ["rank", "trial_id", "param.round", "objective", "status", "fit_seconds", "error", "round"]
+    assert list(rows[0]) == ["rank", "trial_id", "param.round", "objective", "status", "fit_seconds", "reason", "error", "round"]
     assert [(r["trial_id"], r["round"]) for r in rows] == [("d", "1"), ("b", "1"), ("a", "0")]
     assert rows[1]["param.round"] == "a grid key"

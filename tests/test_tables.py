@@ -1,4 +1,4 @@
-from kerasgrid.results.tables import console_lines, page, trial_message
+from kerasgrid.results.tables import console_lines, failure_lines, page, trial_message
 
 MIN = {"metric": "val_loss", "direction": "min"}
 
@@ -38,6 +38,24 @@ def test_the_page_names_the_winner_marks_failures_and_escapes_values():
     assert "ValueError: &lt;b&gt;bad&lt;/b&gt;" in html and "<b>bad</b>" not in html
     failed_first = page([ROWS[3]], MIN)
     assert "No trial finished ok, so there is no winner." in failed_first
+
+
+def test_the_trials_that_did_not_finish_ok_are_said_with_their_reason_the_count_and_where_their_logs_are():
+    failed = {**ROWS[3], "reason": "ValueError: <b>bad</b> (model.py:21)"}
+    rows = [*ROWS[:3], failed]
+    assert failure_lines(rows) == [
+        "Trial cccccccccccc diverged: loss became NaN or infinite in epoch 1",
+        "Trial dddddddddddd failed: ValueError: <b>bad</b> (model.py:21)",
+        "1 of 4 trials failed and 1 diverged; each one's log is in logs/trials/, named by its trial id.",
+    ]
+    assert failure_lines(rows, "my/leaderboard.tsv", top=1)[1:] == [
+        "... 1 more: my/leaderboard.tsv lists them all",
+        "1 of 4 trials failed and 1 diverged; each one's log is in logs/trials/, named by its trial id."]
+    assert failure_lines(rows[:3])[-1] == "1 of 3 trials diverged; each one's log is in logs/trials/, named by its trial id."
+    assert failure_lines(ROWS[:2]) == []
+    # The page says the same reason, the whole error on hover.
+    assert ('<td class="error" title="ValueError: &lt;b&gt;bad&lt;/b&gt;">ValueError: &lt;b&gt;bad&lt;/b&gt; '
+            "(model.py:21)</td>") in page(rows, MIN)
 
 
 def test_a_train_jobs_message_names_its_place_and_its_params_shortly():

@@ -193,6 +193,17 @@ def test_log_sweep_logs_what_is_missing_then_the_parent_with_the_results(target)
     assert (again["logged"], again["up_to_date"], again["sweep_run_id"]) == (0, 3, parent.info.run_id)
     assert len(runs_of(target)) == 4
 
+    # A pass that stops (as at an outage; here at a run MLflow refuses, a param name longer than it
+    # takes, first in the sweep's order) counts as missing only what is not logged: not a trial
+    # logged as it ended, nor what an earlier pass logged, unless it was trained again since.
+    assert log_trial(target, write_run(f"{results}/trials/cccccccccccc", {"q": 3}, [0.5], trial_id="cccccccccccc")) is None
+    write_run(f"{results}/trials/000000000000", {"q" * 300: 1}, [0.5], trial_id="000000000000")
+    write_run(f"{results}/trials/ba9876543210", {"q": 2}, [0.6], trial_id="ba9876543210")
+    stopped = log_sweep(target)
+    assert stopped["not_logged"] == ["trials/000000000000", "trials/ba9876543210"]
+    assert stopped["error"].startswith(f"could not log 2 of the sweep's 5 trial runs (3 were logged already) and its "
+                                       f"parent run to MLflow at {target.tracking_uri} (experiment 'tests'): ")
+
 
 def closed_port() -> int:
     with socket.socket() as probe:
@@ -229,3 +240,4 @@ def test_an_unreachable_tracker_costs_seconds_and_says_how_to_log_later(target, 
         f"'tests'): MlflowException: API request to {down.tracking_uri}/api/2.0/mlflow/experiments/get-by-name failed: "
         "[Errno 111] Connection refused. Nothing is lost: the sweep's files are kept. Log it once the tracker is back: "
         f"kerasgrid mlflow --results {target.results} a.yaml b.yaml (it skips whatever is already logged).")
+

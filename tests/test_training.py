@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from kerasgrid.errors import ConfigError
+from kerasgrid.trial import reasons
 from kerasgrid.trial.training import run_trial
 
 MODELS = Path(__file__).resolve().parent / "trial_models.py"
@@ -73,19 +74,22 @@ def test_multi_input_multi_output_model_with_dict_batches(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "model, train, message",
+    "model, train, message, where",
     [
-        ("uncompiled", "data", r"ModelError: the model function returned an uncompiled model; call model\.compile"),
-        ("raises", "data", r"ValueError: cannot build with units=3"),
-        ("not_a_model", "data", r"ModelError: the model function returned str, not a keras\.Model"),
-        ("sequential", "failing_data", r"OSError: the data share is not mounted"),
+        ("uncompiled", "data", r"ModelError: the model function returned an uncompiled model; call model\.compile", None),
+        ("raises", "data", r"ValueError: cannot build with units=3", "tests/trial_models.py:74"),
+        ("not_a_model", "data", r"ModelError: the model function returned str, not a keras\.Model", None),
+        ("sequential", "failing_data", r"OSError: the data share is not mounted", "tests/trial_models.py:100"),
     ],
 )
-def test_errors_of_the_users_code_fail_the_trial_only(tmp_path, model, train, message):
+def test_errors_of_the_users_code_fail_the_trial_only(tmp_path, model, train, message, where):
     record = run_trial({"units": 3}, settings(model=model, train=train), tmp_path / "t")
     assert record["status"] == "failed"
     assert record["objective"]["value"] is None
     assert re.search(message, record["error"])
+    # The reason: the error in a line, and the line of the user's file that raised it (kerasgrid's
+    # own ModelError is raised in none).
+    assert record["reason"] == (f"{record['error']} ({where})" if where else reasons.one_line(record["error"]))
     assert read(tmp_path / "t") == record
 
 
@@ -93,6 +97,7 @@ def test_a_nan_loss_stops_the_trial_as_diverged(tmp_path):
     record = run_trial({}, settings(train="nan_data", validation=None, epochs=3), tmp_path / "t")
     assert record["status"] == "diverged"
     assert record["epochs_run"] == 1 and "became NaN or infinite in epoch 1" in record["error"]
+    assert record["reason"] == record["error"]  # a line already
     assert record["objective"]["value"] is None and record["metrics"]["loss"]["final"] is None
 
 

@@ -17,8 +17,10 @@ from kerasgrid.errors import NoSuccessfulTrial, Status
 from kerasgrid.results import confirm
 from kerasgrid.results.ranking import by_front, epochs_target, metric_value, objective_value, objectives_of, rank
 from kerasgrid.sweep import runs
+from kerasgrid.trial import reasons
 
-FIXED_COLUMNS = ["rank", "trial_id", "objective", "status", "fit_seconds", "error"]
+# reason: why a trial did not finish ok, in a line (kerasgrid.trial.reasons); error: the whole error.
+FIXED_COLUMNS = ["rank", "trial_id", "objective", "status", "fit_seconds", "reason", "error"]
 # With halving: the bracket where a trial went furthest (0 = the first, which starts at min_epochs),
 # the rung it reached there (0 = the first) and the epochs it trained in all.
 HALVING_COLUMNS = ["bracket", "rung", "epochs"]
@@ -61,7 +63,7 @@ def leaderboard_rows(
     repeats: int = 1, confirmed: bool = False, objectives: list[dict] | None = None,
     brackets: dict[str, int] | None = None,
 ) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: rank, trial id, one column per grid key, objective, status, fit s, error;
+    """Header and rows: rank, trial id, one column per grid key, objective, status, fit s, reason, error;
     with adaptive search (`rounds`: trial id -> round), the round that proposed each trial; with
     halving (`rungs`: the epochs each rung ends at), also the bracket (`brackets`: trial id -> its
     bracket; 0 if not given), the rung reached and epochs trained;
@@ -88,6 +90,7 @@ def leaderboard_rows(
                 _number(value),
                 record["status"],
                 f"{record['fit_seconds']:.2f}",
+                _cell(reasons.of_record(record) or ""),
                 _cell(record["error"] or ""),
             ]
         )
@@ -139,7 +142,7 @@ def best(leaderboard_path, objective: dict, source="the config", rungs=None, see
     """
     rows = read_leaderboard(leaderboard_path)
     if not rows or rows[0]["status"] != Status.OK.value:
-        errors = sorted({row["error"] for row in rows if row["error"]})
+        errors = sorted({reasons.of_row(row) for row in rows})
         raise NoSuccessfulTrial(
             f"All {len(rows)} trials failed or diverged, so there is no best model. "
             f"{leaderboard_path} lists them and logs/trials/<id>.log holds each trial's output. "

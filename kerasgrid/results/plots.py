@@ -21,6 +21,7 @@ from kerasgrid.results.leaderboard import read_leaderboard, row_dir
 from kerasgrid.results.tables import better
 from kerasgrid.sweep.grid import canonical
 from kerasgrid.sweep.space import Range, always, branch_keys, dimensions, parse_space
+from kerasgrid.trial import reasons
 
 TOP = 5  # trials highlighted and named in the learning curves
 MAX_BARS = 30  # ok trials in the ranking chart; diverged and failed ones are added after them
@@ -51,6 +52,7 @@ class Trial:
     # With confirm: whether value is the confirmation's, and the tuning's value.
     confirmed: bool = False
     tuning_value: float | None = None
+    reason: str | None = None  # why it did not finish ok, in a line (kerasgrid.trial.reasons)
 
     @property
     def tuned(self) -> float | None:
@@ -92,6 +94,7 @@ def load_trials(leaderboard_path, objective: dict, trials_dir=None, rungs=None, 
                 std=_float(row.get("std")),
                 confirmed=row.get("confirmed") == "yes",
                 tuning_value=_float(row.get("tuning_objective")),
+                reason=reasons.of_record(row),
             )
         )
     return trials
@@ -417,6 +420,12 @@ def _axes(space: dict) -> tuple[dict[str, dict], dict[str, list[str]]]:
     return ranges, {key: paths for key, paths in branch_keys(parsed).items() if key not in every}
 
 
+def failure_label(trial: Trial, metric: str) -> str:
+    """What the ranking chart says beside a trial that did not finish ok: its status and why, as the
+    console and the web page say it (kerasgrid.trial.reasons); "no <metric>" if it recorded no reason."""
+    return text(reasons.shown(trial.status, trial.reason or f"no {metric}"))
+
+
 def ranking(trials: list[Trial], objective: dict, grid_keys: list[str]):
     """The objective of every trial as a ranked bar chart; diverged and failed ones marked."""
     metric = text(objective["metric"])
@@ -446,8 +455,8 @@ def ranking(trials: list[Trial], objective: dict, grid_keys: list[str]):
         else:
             colour = STATUS_COLOURS.get(trial.status, GREY)
             ax.barh(y, 0.02 * span, color=colour, height=0.7)
-            ax.text(0.03 * span, y, f" {trial.status}: no {metric}", va="center", ha="left", color=colour,
-                    fontsize=9, fontweight="bold")
+            ax.text(0.03 * span, y, f" {failure_label(trial, objective['metric'])}", va="center", ha="left",
+                    color=colour, fontsize=9, fontweight="bold")
     ax.set_yticks(range(len(shown)))
     ax.set_yticklabels([trial_label(t, keys) for t in shown], fontsize=9)
     for tick, trial in zip(ax.get_yticklabels(), shown):

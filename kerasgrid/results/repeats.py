@@ -10,6 +10,7 @@ that diverges or fails with some seed is not a safe winner, so it takes that see
 import statistics
 
 from kerasgrid.errors import Status
+from kerasgrid.trial import reasons
 
 _WORST_FIRST = [Status.FAILED.value, Status.DIVERGED.value, Status.OK.value]
 
@@ -23,7 +24,7 @@ def combine(records: list[dict], values: list) -> list[dict]:
     """One entry per trial id, in first-seen order: the record (of its lowest seed) with
     `objective_value`, and where a trial has several runs, their mean (None unless all are ok), plus
     `objective_std`, `runs` (their count), `run_seeds` and `run_values` (by seed), the worst
-    status, the first bad run's error (naming its seed) and the sum of their fit seconds."""
+    status, the first bad run's error and reason (naming its seed) and the sum of their fit seconds."""
     groups: dict[str, list[tuple[dict, object]]] = {}
     for record, value in zip(records, values):
         groups.setdefault(record["trial_id"], []).append((record, value))
@@ -42,6 +43,7 @@ def combine(records: list[dict], values: list) -> list[dict]:
             **base,
             "status": status,
             "error": f"seed {bad[0].get('seed')}: {bad[0]['error']}" if bad else base["error"],
+            "reason": f"seed {bad[0].get('seed')}: {reasons.of_record(bad[0])}" if bad else reasons.of_record(base),
             "fit_seconds": sum(r["fit_seconds"] for r, _ in runs),
             "objective_value": statistics.fmean(values_by_seed) if status == Status.OK.value else None,
             "objective_std": statistics.stdev(values_by_seed) if status == Status.OK.value else None,

@@ -14,9 +14,12 @@ from kerasgrid.results import confirm
 from kerasgrid.results.leaderboard import (
     CONFIRM_COLUMNS, FRONT_COLUMNS, HALVING_COLUMNS, REPEAT_COLUMNS, ROUND_COLUMN, first_front, read_leaderboard,
 )
+from kerasgrid.trial import reasons
 
 # A grid value longer than this is cut in the console (the TSV and the web page keep it whole).
 MAX_CELL = 24
+# Failed and diverged trials named on the console at the end of a run; the TSV has them all.
+MAX_FAILURES = 10
 # The web page lists this many trials at most; the TSV has them all.
 MAX_PAGE_ROWS = 1000
 
@@ -151,6 +154,37 @@ def leaderboard_lines(leaderboard_path, objective: dict, top: int = 10) -> list[
     return console_lines(rows, objective, top) + [""] * bool(front) + front
 
 
+def failure_lines(rows: list[dict], listed: str = "results/leaderboard.tsv", top: int = MAX_FAILURES) -> list[str]:
+    """The console's word on the trials of a leaderboard that did not finish ok: a line each, with
+    why (`reasons.of_row`: "Trial <id> failed: KeyError: 'mometum' (model.py:21)"), then how many
+    and where their logs are; nothing if every trial finished ok. `listed`: where they all are,
+    for more than `top`."""
+    bad = [row for row in rows if row["status"] != Status.OK.value]
+    if not bad:
+        return []
+    lines = [f"Trial {row['trial_id']} {reasons.of_row(row)}" for row in bad[:top]]
+    if len(bad) > top:
+        lines.append(f"... {len(bad) - top} more: {listed} lists them all")
+    failed = sum(row["status"] == Status.FAILED.value for row in bad)
+    diverged = len(bad) - failed
+    counts = f"{failed} of {len(rows)} trials failed" + (f" and {diverged} diverged" if diverged else "")
+    if not failed:
+        counts = f"{diverged} of {len(rows)} trials diverged"
+    folders = " and ".join(sorted({"logs/confirm/" if row.get("confirmed") == "yes" else "logs/trials/"
+                                   for row in bad}))
+    lines.append(f"{counts}; each one's log is in {folders}, named by its trial id.")
+    return lines
+
+
+def leaderboard_failures(leaderboard_path) -> list[str]:
+    """`failure_lines` of a written leaderboard; nothing if there is none."""
+    try:
+        rows = read_leaderboard(leaderboard_path)
+    except FileNotFoundError:
+        return []
+    return failure_lines(rows, str(leaderboard_path))
+
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 .winner { background: #eef6ee; border-left: 4px solid #2e7d32; padding: .6em 1em; margin-bottom: 1em; }
@@ -169,6 +203,14 @@ def _td(text: str, css: str = "", width: int = 60) -> str:
     title = f' title="{html.escape(text)}"' if len(text) > width else ""
     klass = f' class="{css}"' if css else ""
     return f"<td{klass}{title}>{html.escape(_short(text, width))}</td>"
+
+
+def _reason_td(row: dict) -> str:
+    """The page's error cell: why the trial did not finish ok in a line, as the console and the
+    plots say it (kerasgrid.trial.reasons), with the whole error on hover."""
+    why = reasons.of_record(row) or ""
+    title = f' title="{html.escape(row["error"])}"' if row.get("error") and row["error"] != why else ""
+    return f'<td class="error"{title}>{html.escape(why)}</td>'
 
 
 def confirmation_sentence(rows: list[dict], fraction: float) -> str | None:
@@ -255,7 +297,7 @@ def page(rows: list[dict], objective: dict, title: str = "kerasgrid leaderboard"
             + [_td(row[key]) for key in params]
             + [_td(_objective(row), "num"), _td(status, "status")]
             + [_td(_number(row[key]) if key == "tuning_objective" else row[key], "num") for key in extra]
-            + [_td(row["fit_seconds"], "num"), _td(row["error"], "error", 300)]
+            + [_td(row["fit_seconds"], "num"), _reason_td(row)]
         )
         parts.append(f'<tr class="{html.escape(css)}">' + "".join(cells) + "</tr>")
     parts.append("</tbody></table>")

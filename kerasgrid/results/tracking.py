@@ -38,7 +38,7 @@ from pathlib import Path
 import yaml
 
 from kerasgrid import records
-from kerasgrid.errors import Status
+from kerasgrid.errors import KerasgridError, Status
 
 SWEEP_TAG = "kerasgrid.sweep"  # the sweep's results folder, hashed: see Target.sweep
 RUN_TAG = "kerasgrid.run"  # the run's folder in it: see run_key
@@ -64,6 +64,9 @@ MLFLOW_ENVIRONMENT = {
 # After a failure, a process does not try the same tracker again for this long: with the tracker
 # down, a worker then spends its seconds of retries once a minute, not on every trial.
 RETRY_AFTER = 60.0
+
+# In the results folder: the runs logged so far, and to which tracker (remember_logged).
+LOGGED_FILE = ".mlflow.logged.json"
 
 # MLflow's limits on one log_batch call.
 BATCH_METRICS = 1000
@@ -462,12 +465,14 @@ def log_trial(target: Target, folder) -> str | None:
         return not_logged(target, what, f"not tried, as it failed {ago:.0f} s ago in this process ({failed[1]})",
                           trial=True)
     try:
-        tracker(target).log_run(run_files(folder, target.results))
+        files = run_files(folder, target.results)
+        tracker(target).log_run(files)
     except Exception as exc:  # noqa: BLE001 - whatever went wrong, the trial's files are kept
         traceback.print_exc()
         _FAILED[target] = (time.monotonic(), _reason(exc))
         return not_logged(target, what, _reason(exc), trial=True)
     _FAILED.pop(target, None)
+    remember_logged(target, {files.key: files.record_sha256})
     return None
 
 
@@ -479,24 +484,83 @@ def log_sweep(target: Target) -> dict:
     summary = {"tracking_uri": target.tracking_uri, "experiment": target.experiment, "experiment_id": None,
                "sweep_run_id": None, "logged": 0, "up_to_date": 0, "not_logged": list(on_disk), "error": None,
                "runs": {}}
+    done = {}
     try:
         logging = tracker(target)
         summary["experiment_id"] = logging.experiment_id
         summary["sweep_run_id"] = logging.parent_id
         known = logging.trial_runs()
         for key, folder in on_disk.items():
-            run_id, logged = logging.log_run(run_files(folder, target.results), known.get(key), find=False)
+            files = run_files(folder, target.results)
+            run_id, logged = logging.log_run(files, known.get(key), find=False)
+            done[key] = files.record_sha256
             summary["runs"][key] = run_id
             summary["logged" if logged else "up_to_date"] += 1
             summary["not_logged"].remove(key)
         logging.log_parent()
     except Exception as exc:  # noqa: BLE001 - reported, with what is left to log
         traceback.print_exc()
-        left = len(summary["not_logged"])
-        what = f"{left} of the sweep's {len(on_disk)} trial runs and its parent run" if left else "the sweep's parent run"
-        summary["error"] = not_logged(target, what, _reason(exc))
+        # What this pass did not reach may be logged already: by its trial as it ended, or by an
+        # earlier pass. Only the others are missing.
+        summary["not_logged"] = missing = not_logged_yet(target, {key: on_disk[key] for key in summary["not_logged"]})
+        summary["error"] = not_logged(target, _what_is_missing(len(missing), len(on_disk)), _reason(exc))
+    remember_logged(target, done)
     _FAILED.pop(target, None)
     return summary
+
+
+def _what_is_missing(missing: int, runs: int) -> str:
+    """What a sweep's log did not reach, as `not_logged` names it: "2 of the sweep's 16 trial runs
+    (14 were logged already) and its parent run"."""
+    logged = runs - missing
+    if not missing:
+        every = f" (its {runs} trial runs are logged already)" if runs > 1 else " (its trial run is logged already)"
+        return "the sweep's parent run" + every * bool(runs)
+    already = f" ({logged} {'was' if logged == 1 else 'were'} logged already)" if logged else ""
+    return f"{missing} of the sweep's {runs} trial runs{already} and its parent run"
+
+
+def _logged_file(target: Target) -> Path:
+    return Path(target.results) / LOGGED_FILE
+
+
+def logged_runs(target: Target) -> dict[str, str]:
+    """The runs of the sweep noted as logged to `target` (`remember_logged`): key -> the SHA-256 of
+    the metrics.json logged."""
+    try:
+        noted = records.read_json(_logged_file(target))
+    except (OSError, ValueError):
+        return {}
+    if (noted.get("tracking_uri"), noted.get("experiment")) != (target.tracking_uri, target.experiment):
+        return {}  # another tracker's
+    return noted.get("runs") or {}
+
+
+def remember_logged(target: Target, logged: dict[str, str]) -> None:
+    """Note in the results folder that these runs are logged to `target` as their records are now
+    (key -> metrics.json's SHA-256), so that a sweep whose tracker is down by its last step can
+    tell what is logged already from what is not. A note that cannot be written is left out: it
+    only counts."""
+    if not logged:
+        return
+    with contextlib.suppress(OSError, KerasgridError), _locked(target.results):
+        records.write_json(_logged_file(target), {"tracking_uri": target.tracking_uri, "experiment": target.experiment,
+                                                  "runs": dict(sorted({**logged_runs(target), **logged}.items()))})
+
+
+def not_logged_yet(target: Target, folders: dict[str, Path]) -> list[str]:
+    """The keys of these runs (key -> folder) whose record, as it is on disk, is not noted as logged
+    to `target`."""
+    noted = logged_runs(target)
+    missing = []
+    for key, folder in folders.items():
+        try:
+            sha = hashlib.sha256((Path(folder) / "metrics.json").read_bytes()).hexdigest()
+        except OSError:
+            sha = None
+        if sha is None or noted.get(key) != sha:
+            missing.append(key)
+    return missing
 
 
 def write_summary(summary: dict, path) -> None:

@@ -22,7 +22,7 @@ from kerasgrid import records
 from kerasgrid.errors import ConfigError, ModelError, Status, storage_error
 from kerasgrid.sweep import refs
 from kerasgrid.trial import callbacks as user_callbacks
-from kerasgrid.trial import devices, resume
+from kerasgrid.trial import devices, reasons, resume
 
 # The file in a trial's folder that holds its trained model when the sweep keeps models; for a
 # model Keras cannot save whole, the file that holds its weights instead.
@@ -238,6 +238,7 @@ def new_record(params: dict, settings: dict, out_dir: Path, threads: int, object
         "params": params,
         "status": Status.OK.value,
         "error": None,
+        "reason": None,  # the error in a line, with the user's file and line: kerasgrid.trial.reasons
         "objective": {**objective, "value": None},
         "epochs_run": 0,
         "budget": settings["budget"],
@@ -265,7 +266,7 @@ def record_killed(params: dict, settings: dict, out_dir, threads: int, objective
     out_dir = Path(out_dir)
     objective = {k: v for k, v in objective.items() if k != "source"}
     record = {**new_record(params, settings, out_dir, threads, objective), "pid": None}
-    record.update(status=Status.FAILED.value, error=error)
+    record.update(status=Status.FAILED.value, error=error, reason=reasons.one_line(error))
     records.write_json(out_dir / "params.json", params)
     records.write_text(out_dir / "history.csv", "epoch\n")
     records.write_json(out_dir / "metrics.json", record)
@@ -544,6 +545,7 @@ def _record_failure(record: dict, exc: Exception) -> None:
     traceback.print_exc()
     record["status"] = Status.FAILED.value
     record["error"] = devices.uneven_batch_error(exc) or f"{type(exc).__name__}: {exc}".strip()
+    record["reason"] = reasons.reason(exc, record["error"])
     print(f"kerasgrid: trial failed: {record['error']}", flush=True)
 
 
@@ -562,6 +564,7 @@ def _judge(run: TrialRun, record: dict, history: dict) -> None:
                 f"{', '.join(broken) or 'loss'} became NaN or infinite in epoch {record['epochs_run']}; "
                 "training stopped there"
             )
+            record["reason"] = reasons.one_line(record["error"])
             print(f"kerasgrid: trial diverged: {record['error']}", flush=True)
         else:
             metric = run.objective["metric"]

@@ -13,7 +13,7 @@ from kerasgrid.fraction import summary_lines
 from kerasgrid.records import check_writable
 from kerasgrid.results.best_model import saved_model_lines
 from kerasgrid.results.leaderboard import winner_lines
-from kerasgrid.results.tables import leaderboard_lines
+from kerasgrid.results.tables import leaderboard_failures, leaderboard_lines
 from kerasgrid.results.tracking import summary_lines as mlflow_lines
 from kerasgrid.running import attempts, runlock
 from kerasgrid.search import describe_space
@@ -164,6 +164,10 @@ def run_ended(leaderboard=None, best_params=None, best_model=None, training_data
     tracked = mlflow_lines(mlflow_record) if mlflow_record else []  # where the runs are, or what is not logged
     if tracked:
         lines += [""] * bool(lines) + tracked
+    # The trials that failed or diverged, why, and where their logs are: the last word but for the winner.
+    failures = leaderboard_failures(leaderboard) if leaderboard else []
+    if failures:
+        lines += [""] * bool(lines) + failures
     if best_params:
         # A winner kept as weights only is said last but for the winner, which ends the run.
         note = saved_model_lines(best_model) if best_model else []

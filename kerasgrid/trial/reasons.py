@@ -1,0 +1,104 @@
+"""Why a trial did not finish ok, in one line: the exception, its message cut to a line, and the
+file and line of the user's code that raised it, e.g. "KeyError: 'mometum' (model.py:21)".
+
+A trial's reason is derived once, as it fails or diverges (`reason`), and kept in its record and in
+the leaderboard's `reason` column, so that the console, the plots and the web page all say it in
+the same words (`shown`). The whole error stays in the record's `error`, the traceback in the
+trial's log (logs/trials/<id>.log).
+"""
+
+import os
+import site
+import sysconfig
+import traceback
+from pathlib import Path
+
+# Characters of an error's message kept in a reason: a line on a console or beside a bar.
+WIDTH = 100
+# Code that is not the user's, wherever it is installed (an editable install is not in
+# site-packages): a frame of these modules is never the one a reason names.
+NOT_THE_USERS = ("kerasgrid", "keras", "tensorflow", "tf_keras")
+
+
+def one_line(text: str, width: int = WIDTH) -> str:
+    """The first non-blank line of `text`, its spaces squeezed, cut to `width` characters; "…" where
+    something was left out (a longer line, or the lines after it)."""
+    lines = [" ".join(line.split()) for line in str(text).splitlines()]
+    lines = [line for line in lines if line] or [""]
+    first = lines[0]
+    if len(first) > width:
+        return first[: width - 1] + "…"
+    return first + " …" * (len(lines) > 1)
+
+
+def _library_folders() -> list[str]:
+    """Where Python's own modules and installed packages live."""
+    paths = sysconfig.get_paths()
+    folders = [paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths]
+    folders += [*getattr(site, "getsitepackages", list)(), site.getusersitepackages()]
+    return [os.path.abspath(folder) for folder in folders if folder]
+
+
+def _is_users(frame, libraries: list[str]) -> bool:
+    filename = frame.f_code.co_filename
+    if not filename or filename.startswith("<"):  # <frozen ...>, <string>: Python's or generated
+        return False
+    if str(frame.f_globals.get("__name__", "")).partition(".")[0] in NOT_THE_USERS:
+        return False
+    path = os.path.abspath(filename)
+    parts = Path(path).parts
+    if "site-packages" in parts or "dist-packages" in parts:
+        return False
+    return not any(path == folder or path.startswith(folder + os.sep) for folder in libraries)
+
+
+def shown_path(filename: str) -> str:
+    """A file as the user would write it: relative to the working folder (where snakemake runs, as
+    the config's references are), unless its absolute path is shorter."""
+    absolute = os.path.abspath(filename)
+    try:
+        relative = os.path.relpath(absolute)
+    except ValueError:  # another drive
+        return absolute
+    return relative if len(relative) <= len(absolute) else absolute
+
+
+def user_frame(tb) -> str | None:
+    """`file:line` of the innermost frame of a traceback that is in the user's own files (not
+    kerasgrid's, Keras', TensorFlow's, Python's or an installed package's); None if none is."""
+    libraries = _library_folders()
+    found = None
+    for frame, line in traceback.walk_tb(tb):
+        if _is_users(frame, libraries):
+            found = f"{shown_path(frame.f_code.co_filename)}:{line}"
+    return found
+
+
+def reason(exc: BaseException, error: str | None = None) -> str:
+    """A failed trial's reason: `error` (default: "<exception>: <message>") cut to one line, then
+    the user's file and line that raised it, if any: "KeyError: 'mometum' (model.py:21)"."""
+    text = one_line(error or f"{type(exc).__name__}: {exc}".strip())
+    where = user_frame(exc.__traceback__)
+    return f"{text} ({where})" if where else text
+
+
+def shown(status: str, why: str | None = None, error: str | None = None) -> str:
+    """A trial's status as the console, the plots and the web page say it: "ok", or the status and
+    why: "failed: KeyError: 'mometum' (model.py:21)", "diverged: loss became NaN or infinite in
+    epoch 3; training stopped there". `why`: its reason; without one (a record written before
+    kerasgrid kept one), the first line of the `error`."""
+    why = why or (one_line(error) if error else "")
+    return f"{status}: {why}" if why and status != "ok" else status
+
+
+def of_record(record: dict) -> str | None:
+    """A record's reason: the one it keeps, or else its error's first line; None for a trial without
+    an error."""
+    if record.get("reason"):
+        return record["reason"]
+    return one_line(record["error"]) if record.get("error") else None
+
+
+def of_row(row: dict) -> str:
+    """`shown` of a leaderboard row (results/leaderboard.tsv as `read_leaderboard` reads it)."""
+    return shown(row["status"], row.get("reason"), row.get("error"))
