@@ -2,6 +2,8 @@
 
 import errno
 import os
+import sysconfig
+import traceback
 from enum import Enum
 
 
@@ -31,6 +33,22 @@ class NotReproducible(KerasgridError):
 
 class StorageError(KerasgridError):
     """A file of the sweep could not be written: the disk is full, read-only, or gone."""
+
+
+def user_line(exc: BaseException) -> tuple[str, int] | None:
+    """Where the user's code raised `exc`, as (file relative to the current folder, line): its
+    deepest frame outside Python's, the installed packages' and kerasgrid's own, or the line of a
+    SyntaxError; None if no frame of the user's is in it (Keras raised while building, say)."""
+    if isinstance(exc, SyntaxError) and exc.filename:  # in a module the user's file imports
+        return os.path.relpath(exc.filename), exc.lineno
+    installed = {os.path.realpath(sysconfig.get_paths()[key]) for key in ("stdlib", "purelib", "platlib")}
+    own = os.path.realpath(os.path.dirname(__file__))
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        path = os.path.realpath(frame.filename)
+        if frame.filename.startswith("<") or path.startswith(own) or any(path.startswith(p) for p in installed):
+            continue
+        return os.path.relpath(path), frame.lineno
+    return None
 
 
 # What each storage errno means to the user, and what to do about it ({folder}: the folder that

@@ -10,17 +10,14 @@ are for snakemake. It then imports the model and data functions, which planning 
 """
 
 import math
-import os
 import shlex
-import sysconfig
-import traceback
 from pathlib import Path
 
 from kerasgrid import search
 from kerasgrid.config import (
     Sweep, check as check_schema, config_source, fill_defaults, load_schema, read_config, sweep_from_config,
 )
-from kerasgrid.errors import ConfigError, Direction, KerasgridError
+from kerasgrid.errors import ConfigError, Direction, KerasgridError, user_line
 from kerasgrid.search import hyperband
 from kerasgrid.sweep import refs
 
@@ -209,14 +206,5 @@ def import_callables(sweep: Sweep) -> list[tuple[str, str]]:
 
 
 def _where(exc: BaseException) -> str:
-    """Where the user's code raised `exc`: its deepest frame outside Python's and the installed packages'."""
-    if isinstance(exc, SyntaxError) and exc.filename:  # in a module the user's file imports
-        return f" (line {exc.lineno} of {os.path.relpath(exc.filename)})"
-    installed = {os.path.realpath(sysconfig.get_paths()[key]) for key in ("stdlib", "purelib", "platlib")}
-    own = os.path.realpath(Path(__file__).parent)
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        path = os.path.realpath(frame.filename)
-        if frame.filename.startswith("<") or path.startswith(own) or any(path.startswith(p) for p in installed):
-            continue
-        return f" (line {frame.lineno} of {os.path.relpath(path)})"
-    return ""
+    found = user_line(exc)
+    return f" (line {found[1]} of {found[0]})" if found else ""
