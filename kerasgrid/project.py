@@ -18,6 +18,7 @@ from kerasgrid.config import (
     Sweep, check as check_schema, config_source, fill_defaults, load_schema, read_config, sweep_from_config,
 )
 from kerasgrid.errors import ConfigError, Direction, KerasgridError, user_line
+from kerasgrid.running import eta
 from kerasgrid.search import hyperband
 from kerasgrid.sweep import refs
 
@@ -31,9 +32,10 @@ def _cd(folder) -> str:
     return "" if Path(folder) == Path(".") else f"cd {shlex.quote(str(folder))} && "
 
 
-def run_command(config, folder=".") -> str:
-    """The command that runs the sweep `config` from `folder`."""
-    return f"{_cd(folder)}snakemake -s $(kerasgrid workflow) --cores 2 --configfile {shlex.quote(str(config))}"
+def run_command(config, folder=".", cores: int = 2) -> str:
+    """The command that runs the sweep `config` from `folder` on `cores`."""
+    return (f"{_cd(folder)}snakemake -s $(kerasgrid workflow) --cores {cores} "
+            f"--configfile {shlex.quote(str(config))}")
 
 
 def init(folder, starter: Path) -> list[str]:
@@ -69,19 +71,28 @@ def init(folder, starter: Path) -> list[str]:
     ]
 
 
-def check(path, schema_file) -> list[str]:
+def check(path, schema_file, build: bool = True, cores: int = 2) -> list[str]:
     """What the sweep in the config file `path` will do, once the config passes every check a run
-    makes before it trains and its functions import; ConfigError otherwise."""
+    makes before it trains, its functions import and (`build`) each branch's model builds on the
+    first batch of its data; then what a run on `cores` would say of its size before it trains
+    (with the runs finished in this folder, and their pace). ConfigError otherwise."""
     source = config_source([path])
     config = read_config(path)
     schema = load_schema(schema_file)
     check_schema(config, schema, source)
     fill_defaults(config, schema)
     sweep = sweep_from_config(config, source)
+    found = describe(sweep) + import_callables(sweep)
+    if build:
+        from kerasgrid.trial.build_check import build_each_branch  # TensorFlow: only to build
+
+        found += build_each_branch(sweep)
+    size = eta.announcement(sweep, cores, False, config["warn_hours"], source)[1]
     return [
         f"{source}: a valid sweep; nothing was trained.",
-        *(f"  {name:<10} {text}" for name, text in describe(sweep) + import_callables(sweep)),
-        f"Run it: {run_command(path)}",
+        *(f"  {name:<10} {text}" for name, text in found),
+        *size,
+        f"Run it: {run_command(path, cores=cores)}",
     ]
 
 
