@@ -228,7 +228,7 @@ def test_check_describes_halving_adaptive_search_repeats_and_confirm(workflow):
                          confirm={"top": 2, "budget": {"epochs": 3}})
     config["grid"]["lr"] = [0.001, 0.003, 0.01]
     workflow.write_config(config)
-    lines = kerasgrid(workflow.root, "check", "my.yaml", "--no-build").stdout.splitlines()
+    lines = kerasgrid(workflow.root, "check", "my.yaml").stdout.splitlines()
     assert lines[1:7] == [
         "  search     tpe: Optuna's TPE proposes 5 candidates in 3 rounds of 2, the last of 1, each round learning "
         "from those before (seed 0)",
@@ -240,6 +240,9 @@ def test_check_describes_halving_adaptive_search_repeats_and_confirm(workflow):
         "  data       the tuning runs train on a fraction 0.5 of the training data",
     ]
     assert lines[7] == "  confirm    the best 2 train again on all the data, with epochs 3; the best of them wins"
+    # Built on the first batch of the fraction the tuning runs train on, read as they read it.
+    assert ("  build      the first combination's model built from the first batch of data.train (x (None, 64) float32, "
+            "y (None, 10) float32); none trained") in lines
     assert lines[-1] == "Run it: snakemake -s $(kerasgrid workflow) --cores 2 --configfile my.yaml"
 
     config.update(search={"strategy": "random", "trials": 9, "halving": {"brackets": 1}}, repeats=1)

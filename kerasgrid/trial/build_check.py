@@ -69,10 +69,13 @@ def _first_batch(sweep, settings: dict, params: dict, data):
     """The training data's element spec (its structure, dtypes and shapes) and a function that
     gives its first batch as a tuple, read from the data function called as a trial calls it."""
     fn = refs.load(sweep.train)
-    budget = settings["budget"]
+    size = {"batch_size": settings["budget"]["batch_size"], "seed": settings["seed"], "name": sweep.train.key}
     try:
-        dataset = data.as_dataset(fn, params, batch_size=budget["batch_size"], seed=settings["seed"],
-                                  name=sweep.train.key)
+        if "fraction" in settings:  # data.fraction: what the tuning runs train on, as they read it
+            dataset, _ = data.as_fraction_dataset(fn, params, settings["fraction"], draw_seed=settings["draw_seed"],
+                                                  source=sweep.source, **size)
+        else:
+            dataset = data.as_dataset(fn, params, **size)
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - the user's data function, in one paragraph
