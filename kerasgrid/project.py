@@ -6,7 +6,10 @@ without Snakemake and without training.
 the schema's one-paragraph errors, its defaults filled in, the sweep built from the config), so
 that it fails where a run would fail, with the same paragraph, and otherwise describes the very
 sweep a run would schedule. Paths in the config are relative to the folder it runs from, as they
-are for snakemake. It then imports the model and data functions, which planning never does.
+are for snakemake. It then imports the model and data functions, which planning never does,
+builds each branch's model on the first batch of the training data (kerasgrid.trial.build_check)
+and says what the run would say of the sweep's size and time before it trains
+(kerasgrid.running.eta.announcement).
 """
 
 import math

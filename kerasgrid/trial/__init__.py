@@ -4,5 +4,6 @@
 puts the trial on its devices (`devices`), continues a halving rung from the state the rung before
 left (`resume`), optionally writes TensorBoard logs (`tensorboard_logs`), and writes params.json,
 history.csv and, last, metrics.json. `training` imports TensorFlow only once a trial runs, so
-planning and ranking a sweep never load it.
+planning and ranking a sweep never load it. `build_check` builds models as a trial would, without
+training them: what `kerasgrid check` does before a sweep.
 """
