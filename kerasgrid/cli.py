@@ -238,13 +238,21 @@ def add_project_commands(commands) -> None:
         description=(
             "Check CONFIG as a snakemake run would before it trains (YAML syntax with the line and "
             "column, unknown keys, references to the model and data functions, ranges, search), "
-            "import the model and data functions, and print what the sweep will do: the strategy, "
-            "candidates and runs, the budget and the objective. Paths in CONFIG are relative to the "
-            "current folder, as they are for snakemake. Exits with 1 on an error."
+            "import the model and data functions, build each branch's model (the grid's first "
+            "combination's where there is no choice) on the first batch of the training data, without "
+            "training it, and print what the sweep will do: the strategy, candidates and runs, the "
+            "budget and the objective, then the runs to train, the time left and a big sweep's warning, "
+            "as the run would print them. Paths in CONFIG are relative to the current folder, as they "
+            "are for snakemake. Exits with 1 on an error."
         ),
     )
     check.add_argument("config", nargs="?", default="config.yaml", metavar="CONFIG",
                        help="the sweep's config file (default: %(default)s, as for snakemake)")
+    check.add_argument("--no-build", dest="build", action="store_false",
+                       help="skip building each branch's model on the first batch of data (TensorFlow's start-up "
+                            "and the data's first read)")
+    check.add_argument("--cores", type=_at_least_one, default=2,
+                       help="the cores the run will train on, for its estimate (default: %(default)s)")
 
 
 def project_command(args) -> list[str]:
@@ -252,7 +260,7 @@ def project_command(args) -> list[str]:
     workflow = snakefile().parent
     if args.command == "init":
         return project.init(args.folder, workflow / project.STARTER)
-    return project.check(args.config, workflow / project.SCHEMA)
+    return project.check(args.config, workflow / project.SCHEMA, args.build, args.cores)
 
 
 def main(argv=None) -> int:

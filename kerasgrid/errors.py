@@ -3,8 +3,12 @@
 import contextlib
 import errno
 import os
+import site
 import sys
+import sysconfig
+import traceback
 from enum import Enum
+from pathlib import Path
 
 
 class KerasgridError(Exception):
@@ -48,6 +52,56 @@ def exit_with_paragraph():
     except KerasgridError as error:
         print(f"kerasgrid: {error}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
+# Code that is not the user's, wherever it is installed (an editable install is not in
+# site-packages): a frame of these modules is never the one an error's line names.
+NOT_THE_USERS = ("kerasgrid", "keras", "tensorflow", "tf_keras")
+
+
+def _library_folders() -> list[str]:
+    """Where Python's own modules and installed packages live."""
+    paths = sysconfig.get_paths()
+    folders = [paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths]
+    folders += [*getattr(site, "getsitepackages", list)(), site.getusersitepackages()]
+    return [os.path.realpath(folder) for folder in folders if folder]
+
+
+def _is_users(frame, libraries: list[str]) -> bool:
+    filename = frame.f_code.co_filename
+    if not filename or filename.startswith("<"):  # <frozen ...>, <string>: Python's or generated
+        return False
+    if str(frame.f_globals.get("__name__", "")).partition(".")[0] in NOT_THE_USERS:
+        return False
+    path = os.path.realpath(filename)
+    parts = Path(path).parts
+    if "site-packages" in parts or "dist-packages" in parts:
+        return False
+    return not any(path == folder or path.startswith(folder + os.sep) for folder in libraries)
+
+
+def shown_path(filename: str) -> str:
+    """A file as the user would write it: relative to the working folder (where snakemake runs, as
+    the config's references are), unless its absolute path is shorter."""
+    absolute = os.path.abspath(filename)
+    try:
+        relative = os.path.relpath(absolute)
+    except ValueError:  # another drive
+        return absolute
+    return relative if len(relative) <= len(absolute) else absolute
+
+
+def user_line(exc: BaseException) -> tuple[str, int] | None:
+    """Where the user's code raised `exc`, as (file as `shown_path` writes it, line): its deepest
+    frame outside Python's, the installed packages', Keras', TensorFlow's and kerasgrid's own, or
+    the line of a SyntaxError; None if no frame of the user's is in it (Keras raised while
+    building, say)."""
+    if isinstance(exc, SyntaxError) and exc.filename:  # in a module the user's file imports
+        return shown_path(exc.filename), exc.lineno
+    libraries = _library_folders()
+    found = None
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        if _is_users(frame, libraries):
+            found = shown_path(frame.f_code.co_filename), line
+    return found
 
 
 # What each storage errno means to the user, and what to do about it ({folder}: the folder that

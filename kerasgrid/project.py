@@ -6,21 +6,22 @@ without Snakemake and without training.
 the schema's one-paragraph errors, its defaults filled in, the sweep built from the config), so
 that it fails where a run would fail, with the same paragraph, and otherwise describes the very
 sweep a run would schedule. Paths in the config are relative to the folder it runs from, as they
-are for snakemake. It then imports the model and data functions, which planning never does.
+are for snakemake. It then imports the model and data functions, which planning never does,
+builds each branch's model on the first batch of the training data (kerasgrid.trial.build_check)
+and says what the run would say of the sweep's size and time before it trains
+(kerasgrid.running.eta.announcement).
 """
 
 import math
-import os
 import shlex
-import sysconfig
-import traceback
 from pathlib import Path
 
 from kerasgrid import search
 from kerasgrid.config import (
     Sweep, check as check_schema, config_source, fill_defaults, load_schema, read_config, sweep_from_config,
 )
-from kerasgrid.errors import ConfigError, Direction, KerasgridError
+from kerasgrid.errors import ConfigError, Direction, KerasgridError, user_line
+from kerasgrid.running import eta
 from kerasgrid.running.logs import tensorflow_start_hidden
 from kerasgrid.search import hyperband
 from kerasgrid.sweep import refs
@@ -38,9 +39,10 @@ def _cd(folder) -> str:
     return "" if Path(folder) == Path(".") else f"cd {shlex.quote(str(folder))} && "
 
 
-def run_command(config, folder=".") -> str:
-    """The command that runs the sweep `config` from `folder`."""
-    return f"{_cd(folder)}snakemake -s $(kerasgrid workflow) --cores 2 --configfile {shlex.quote(str(config))}"
+def run_command(config, folder=".", cores: int = 2) -> str:
+    """The command that runs the sweep `config` from `folder` on `cores`."""
+    return (f"{_cd(folder)}snakemake -s $(kerasgrid workflow) --cores {cores} "
+            f"--configfile {shlex.quote(str(config))}")
 
 
 def init(folder, starter: Path) -> list[str]:
@@ -109,19 +111,28 @@ def _and(names) -> str:
     return " and ".join(", ".join(names).rsplit(", ", 1))
 
 
-def check(path, schema_file) -> list[str]:
+def check(path, schema_file, build: bool = True, cores: int = 2) -> list[str]:
     """What the sweep in the config file `path` will do, once the config passes every check a run
-    makes before it trains and its functions import; ConfigError otherwise."""
+    makes before it trains, its functions import and (`build`) each branch's model builds on the
+    first batch of its data; then what a run on `cores` would say of its size before it trains
+    (with the runs finished in this folder, and their pace). ConfigError otherwise."""
     source = config_source([path])
     config = read_config(path)
     schema = load_schema(schema_file)
     check_schema(config, schema, source)
     fill_defaults(config, schema)
     sweep = sweep_from_config(config, source)
+    found = describe(sweep) + import_callables(sweep)
+    if build:
+        from kerasgrid.trial.build_check import build_each_branch  # TensorFlow: only to build
+
+        found += build_each_branch(sweep)
+    size = eta.announcement(sweep, cores, False, config["warn_hours"], source)[1]
     return [
         f"{source}: a valid sweep; nothing was trained.",
-        *(f"  {name:<10} {text}" for name, text in describe(sweep) + import_callables(sweep)),
-        f"Run it: {run_command(path)}",
+        *(f"  {name:<10} {text}" for name, text in found),
+        *size,
+        f"Run it: {run_command(path, cores=cores)}",
     ]
 
 
@@ -247,14 +258,5 @@ def import_callables(sweep: Sweep) -> list[tuple[str, str]]:
 
 
 def _where(exc: BaseException) -> str:
-    """Where the user's code raised `exc`: its deepest frame outside Python's and the installed packages'."""
-    if isinstance(exc, SyntaxError) and exc.filename:  # in a module the user's file imports
-        return f" (line {exc.lineno} of {os.path.relpath(exc.filename)})"
-    installed = {os.path.realpath(sysconfig.get_paths()[key]) for key in ("stdlib", "purelib", "platlib")}
-    own = os.path.realpath(Path(__file__).parent)
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        path = os.path.realpath(frame.filename)
-        if frame.filename.startswith("<") or path.startswith(own) or any(path.startswith(p) for p in installed):
-            continue
-        return f" (line {frame.lineno} of {os.path.relpath(path)})"
-    return ""
+    found = user_line(exc)
+    return f" (line {found[1]} of {found[0]})" if found else ""

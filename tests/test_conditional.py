@@ -19,7 +19,7 @@ from kerasgrid.search import (Branches, GridSampler, NSGA2Sampler, Observation, 
 from kerasgrid.search.importance import Observed, importances, table_text
 from kerasgrid.search.optuna_space import rebuild_study, to_optuna, trial_distributions
 from kerasgrid.search.rounds import min_points, round_seed
-from kerasgrid.sweep.space import always, branch_keys, sample
+from kerasgrid.sweep.space import always, branch_keys, representatives, sample
 from kerasgrid.sweep.grid import expand_grid, trial_id
 from test_config import full_config
 from test_tpe import printed_under_two_hash_seeds
@@ -75,6 +75,17 @@ def test_a_nested_choice_and_an_empty_branch_enumerate_every_branch():
     # units 2 x (adam 1 + sgd 2 lr x 2 momentum x (step 2 + none 1)) = 2 x 13
     assert len(trials) == size(parse(grid)) == 26 and all(well_formed(p) for p in trials.values())
     assert sum(p.get("schedule") == "none" for p in trials.values()) == 8
+
+
+def test_kerasgrid_check_builds_a_combination_of_each_branch_the_grids_first_first():
+    space = parse(NESTED)  # the continuous lr of adam: its low end
+    assert representatives(space) == [
+        {"lr": 0.0001, "optimizer": "adam", "units": 16},
+        {"lr": 0.1, "momentum": 0.0, "optimizer": "sgd", "schedule": "none", "units": 16},
+        {"drop": 0.1, "lr": 0.1, "momentum": 0.0, "optimizer": "sgd", "schedule": "step", "units": 16},
+    ]
+    assert representatives(parse(ISSUE))[0] == next(iter(GridSampler().candidates(parse(ISSUE), 0).values()))
+    assert representatives(parse({"units": ["8", 32], "act": ["relu"]})) == [{"act": "relu", "units": "8"}]
 
 
 def test_a_grid_without_choose_keeps_todays_ids_and_order():

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from conftest import ETA, faulty_config
-from kerasgrid.cli import summary
-from kerasgrid.config import sweep_from_config
+from conftest import ETA, REPO, faulty_config
+from kerasgrid.cli import main, summary
+from kerasgrid.config import fill_defaults, load_schema, sweep_from_config
 from kerasgrid.running import eta
 from kerasgrid.running.eta import Estimate, Pace, Stage
 from test_config import full_config
@@ -201,3 +201,31 @@ def test_halving_rungs_say_their_epochs_then_the_eta(faulty):
     assert [bool(tail) for tail in rungs] == [False, True, True]
     last = re.findall(r"^Job \d+: Model \d+ of 3: .* \(trial \w{12}\)(" + ETA + ")$", output, re.M)
     assert len(last) == 1 and last[0].startswith(", ETA ")
+
+
+def test_check_and_a_dry_run_say_the_size_and_warn_of_a_20736_combination_grid_with_a_pace_here(faulty, monkeypatch,
+                                                                                                 capsys):
+    """The issue's grid (max_trials raised): the run warns only once it starts; `kerasgrid check` and
+    `snakemake -n` say the same before, with the pace of the one trial finished in the folder."""
+    config = faulty_config({"units": list(range(1, 145)), "lr": [i / 1000 for i in range(1, 145)]}, max_trials=30000)
+    faulty.write_config(config)
+    monkeypatch.chdir(faulty.root)
+    filled = fill_defaults(json.loads(json.dumps(config)), load_schema(REPO / "workflow/schemas/config.schema.yaml"))
+    grid = sweep_from_config(filled, "my.yaml")
+    first = next(iter(grid.trials))
+    write_record(faulty.path(f"results/trials/{first}"), trial=first, fit=30.0, wall=32.0, epochs_run=1,
+                 **grid.settings()["budget"])
+    assert main(["check", "my.yaml", "--no-build"]) == 0
+    said = capsys.readouterr().out.splitlines()[-3:-1]
+    # 20,735 trials 2 at a time, 32 s each: 10,368 x 32 s.
+    assert said[0] == ("kerasgrid: 20,735 trials to train, 1 of the 20,736 finished already; about 3.8 days left on 2 "
+                       "cores (32 s a trial, the pace of 1 finished run).")
+    assert said[1].startswith("kerasgrid: warning: my.yaml asks for a grid of 20,736 combinations (20,736 runs): about "
+                              "3.8 days left on 2 cores, above warn_hours (24). Instead, search: {strategy: random, "
+                              "trials: 1,000}: about 4.4 h;")
+    # A dry run of one trial's target: it says so of the whole sweep before Snakemake plans its jobs.
+    second = list(grid.trials)[1]
+    plan = faulty.run(f"results/trials/{second}/metrics.json", "-n", "--cores", "2", "--configfile", "my.yaml").stdout
+    where = str(faulty.path("my.yaml"))
+    assert [line.replace(where, "my.yaml") for line in plan.splitlines() if line.startswith("kerasgrid: ")] == said
+    assert not faulty.path("results/eta.json").exists()  # a dry run writes nothing

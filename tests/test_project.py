@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import REPO, tiny_config
 from kerasgrid.cli import main
@@ -218,7 +219,8 @@ def dry_run_and_check(workflow, config: dict | None):
         tiny_config(),
         tiny_config(repeats=2, search={"strategy": "random", "trials": 3}),
         tiny_config(search={"strategy": "random", "trials": 5, "halving": {"eta": 2}}, repeats=2,
-                    grid={"lr": {"low": 0.001, "high": 0.1, "log": True}, "act_in": ["relu", "tanh"]},
+                    grid={"lr": {"low": 0.001, "high": 0.1, "log": True}, "act_in": ["relu", "tanh"],
+                          "act_out": ["sigmoid"], "loss": ["mean_squared_error"]},
                     budget={"epochs": 3, "steps_per_epoch": 5, "validation_steps": 2}),
     ],
     ids=["config.yaml", "grid", "random-repeats", "halving-repeats"],
@@ -264,6 +266,9 @@ def test_check_describes_halving_adaptive_search_repeats_and_confirm(workflow):
         "  data       the tuning runs train on a fraction 0.5 of the training data",
     ]
     assert lines[7] == "  confirm    the best 2 train again on all the data, with epochs 3; the best of them wins"
+    # Built on the first batch of the fraction the tuning runs train on, read as they read it.
+    assert ("  build      the first combination's model built from the first batch of data.train (x (None, 64) float32, "
+            "y (None, 10) float32); none trained") in lines
     assert lines[-1] == "Run it: snakemake -s $(kerasgrid workflow) --cores 2 --configfile my.yaml"
 
     config.update(search={"strategy": "random", "trials": 9, "halving": {"brackets": 1}}, repeats=1)
@@ -271,21 +276,21 @@ def test_check_describes_halving_adaptive_search_repeats_and_confirm(workflow):
     config["budget"]["epochs"] = 9
     config["grid"]["act_out"] = ["sigmoid", "tanh"]
     workflow.write_config(config)
-    lines = kerasgrid(workflow.root, "check", "my.yaml").stdout.splitlines()
+    lines = kerasgrid(workflow.root, "check", "my.yaml", "--no-build").stdout.splitlines()
     assert lines[1] == "  search     random: 9 candidates drawn from 12 combinations (seed 0)"
     assert lines[2] == "  halving    on (eta 3): rungs end at 1, 3, 9 epochs, which at most 9, 3, 1 candidates reach"
     assert lines[5] == "  runs       9 in the first rung, at most 13 in all: one per candidate, seed 0"
 
     config["search"]["halving"] = {}  # Hyperband's brackets, one per rung
     workflow.write_config(config)
-    lines = kerasgrid(workflow.root, "check", "my.yaml").stdout.splitlines()
+    lines = kerasgrid(workflow.root, "check", "my.yaml", "--no-build").stdout.splitlines()
     assert lines[2] == ("  halving    on (eta 3): rungs end at 1, 3, 9 epochs; 3 brackets (Hyperband) start candidates "
                         "at an epoch: 9 from 1, 5 from 3, 3 from 9")
     assert lines[5] == "  runs       9 in the first rung, at most 23 in all: one per candidate, seed 0"  # 13 + (5+2) + 3
 
     config["search"] = {"strategy": "tpe", "trials": 10, "batch": 3, "halving": {}}
     workflow.write_config(config)
-    lines = kerasgrid(workflow.root, "check", "my.yaml").stdout.splitlines()
+    lines = kerasgrid(workflow.root, "check", "my.yaml", "--no-build").stdout.splitlines()
     assert lines[1] == ("  search     tpe: Optuna's TPE proposes 10 candidates in 5 rounds (3, 2, 1, 3, 1), each round "
                         "learning from the results of those before at the longest budget that has enough of them (seed 0)")
     assert lines[2] == ("  halving    on (eta 3): rungs end at 1, 3, 9 epochs; 3 brackets (BOHB), a round each in turn, "
@@ -296,9 +301,93 @@ def test_check_describes_several_objectives_constraints_and_callbacks(workflow):
     config = tiny_config(objective=[{"metric": "val_loss"}, {"metric": "params_count"}], winner="knee",
                          constraints=["predict_ms <= 3"], callbacks="examples/digits.py:callbacks")
     workflow.write_config(config)
-    lines = kerasgrid(workflow.root, "check", "my.yaml").stdout.splitlines()
+    lines = kerasgrid(workflow.root, "check", "my.yaml", "--no-build").stdout.splitlines()
     assert ("  objective  by Pareto front of val_loss, lower is better (min); params_count, lower is better (min); "
             "the winner: knee") in lines
     assert any(line.split() == ["constraints", "predict_ms", "<=", "3", "(others", "rank", "after", "these)"]
                for line in lines)
     assert any(line.split()[:2] == ["callbacks", "examples/digits.py:callbacks"] for line in lines)
+
+
+# `kerasgrid check` builds each branch's model on the first batch of data (kerasgrid/trial/build_check.py).
+# In this process, as main() runs it: TensorFlow is imported once for all of them.
+
+BRANCHED = '''import keras
+import numpy as np
+
+
+def build_model(params):
+    if params["optimizer"] == "sgd":
+        optimizer = keras.optimizers.SGD(params["lr"], momentum=params["mometum"])
+    else:
+        optimizer = keras.optimizers.Adam(params["lr"])
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(params["units"]), keras.layers.Dense(1)])
+    model.compile(optimizer, "mse")
+    return model
+
+
+def data(params):
+    x = np.zeros((64, 4), "float32")
+    return x, x[:, :1]
+'''
+CHOICE = {"units": [8, 32], "optimizer": {"choose": {"adam": {"lr": [0.01]}, "sgd": {"lr": [0.1], "momentum": [0.9]}}}}
+
+
+def checked(tmp_path: Path, monkeypatch, capsys, grid: dict, *args: str, model="model.py:build_model",
+            data="model.py:data", cwd=None):
+    """`kerasgrid check my.yaml ARGS` of a sweep of `model` and `data` over `grid`, in `cwd` (default:
+    tmp_path, where my.yaml is written): exit code, stdout, stderr."""
+    config = {"model": model, "data": {"train": data}, "budget": {"epochs": 1, "steps_per_epoch": 2},
+              "max_trials": 30000, "grid": grid}
+    (tmp_path / "my.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    monkeypatch.chdir(cwd or tmp_path)
+    code = main(["check", "my.yaml" if cwd is None else str(tmp_path / "my.yaml"), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_check_builds_each_branch_and_names_the_line_of_a_misspelt_key(tmp_path, monkeypatch, capsys):
+    (tmp_path / "model.py").write_text(BRANCHED, encoding="utf-8")
+    code, out, err = checked(tmp_path, monkeypatch, capsys, CHOICE)
+    assert (code, out) == (1, "")
+    assert err == ('kerasgrid: my.yaml: building the model of the combination {"lr": 0.1, "momentum": 0.9, '
+                   '"optimizer": "sgd", "units": 8} raised KeyError: \'mometum\' (line 7 of model.py). Its trials '
+                   "would fail with the same error. Fix model.py line 7, or run `kerasgrid check --no-build` to skip "
+                   "building.\n")
+    code, out, err = checked(tmp_path, monkeypatch, capsys, CHOICE, "--no-build")
+    assert code == 0 and err == ""
+    assert "  model      model.py:build_model imports" in out and "  build " not in out
+
+
+def test_check_names_a_string_where_keras_wants_an_int(tmp_path, monkeypatch, capsys):
+    (tmp_path / "model.py").write_text(BRANCHED, encoding="utf-8")
+    code, out, err = checked(tmp_path, monkeypatch, capsys, {"units": ["8", 32], "optimizer": ["adam"], "lr": [0.01]})
+    assert (code, out) == (1, "")
+    assert err.startswith('kerasgrid: my.yaml: building the model of the combination {"lr": 0.01, "optimizer": '
+                          '"adam", "units": "8"} raised ValueError: Received an invalid value for `units`, expected a '
+                          "positive integer. Received: units=8 (line 10 of model.py). Its trials would fail with the "
+                          "same error. Fix model.py line 10, or run `kerasgrid check --no-build`")
+
+
+def test_check_builds_branches_a_multi_input_and_a_subclassed_model_without_training(tmp_path, monkeypatch, capsys):
+    (tmp_path / "fixed.py").write_text(BRANCHED.replace("mometum", "momentum"), encoding="utf-8")
+    code, out, err = checked(tmp_path, monkeypatch, capsys, CHOICE, model="fixed.py:build_model", data="fixed.py:data")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[-3] == ("  build      2 models, one per branch (optimizer=adam; optimizer=sgd) built from the first "
+                         "batch of data.train (x (None, 4) float32, y (None, 1) float32); none trained")
+    assert lines[-2].startswith("kerasgrid: 4 trials to train, 0 of the 4 finished already; no estimate yet")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["fixed.py", "my.yaml"]  # nothing written
+
+    # A generator of dict batches (two inputs, two outputs); a subclassed model, built by its first call.
+    code, out, err = checked(tmp_path, monkeypatch, capsys, {"units": [16]}, model="examples/multi_input.py:build_model",
+                             data="examples/multi_input.py:train_data", cwd=REPO)
+    assert code == 0, err
+    assert ("  build      the first combination's model built from the first batch of data.train (x {image: (None, 64) "
+            "float32, row_sums: (None, 8) float32}, y {digit: (None,) int64, even: (None,) float32}); none trained"
+            ) in out.splitlines()
+    code, out, err = checked(tmp_path, monkeypatch, capsys, {"lr": [0.01]}, model="tests/trial_models.py:subclassed",
+                             data="tests/trial_models.py:data", cwd=REPO)
+    assert code == 0, err
+    assert ("  build      the first combination's model built from the first batch of data.train (x (None, 4) float32, "
+            "y (None, 1) float32); none trained") in out.splitlines()

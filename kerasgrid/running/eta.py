@@ -388,6 +388,18 @@ def warning(sweep, estimate_: Estimate, warn_hours: float, source: str) -> str |
             f"edit search in {source}, or raise warn_hours to silence this warning.")
 
 
+def announcement(sweep, cores: int, cluster: bool, warn_hours: float, source: str, jobs: int | None = None,
+                 trials_dir="results/trials") -> tuple[Estimate, list[str]]:
+    """What a run says before it trains, and `kerasgrid check` and `snakemake -n` before it runs:
+    the runs to train and finished, the time left, and the warning of a big sweep; with the
+    estimate they come from. `jobs`: the train jobs Snakemake plans, where it has planned them."""
+    found = estimate(sweep, cores, cluster, trials_dir)
+    if not (sweep.halving or sweep.adaptive):
+        found = found.with_jobs(jobs)
+    note = warning(sweep, found, warn_hours, source)
+    return found, found.lines() + ([note] if note else [])
+
+
 def write_plan(estimate_: Estimate, path) -> None:
     """The plan `kerasgrid summary` counts the runs to go from (results/eta.json). Not on a full or
     read-only disk: the first trial's files then say so, with what to do, as without this file."""

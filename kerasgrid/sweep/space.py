@@ -286,6 +286,33 @@ def sample(space: dict, rng) -> dict:
     return dict(sorted(params.items()))
 
 
+def representatives(space: dict) -> list[dict]:
+    """A combination of each branch of the space, as `combinations` gives them (each key's first
+    value, a continuous range's low end), the first combination first: every model the branches
+    build, in a handful of combinations however large the space. A space without a choice has one:
+    its first combination."""
+    first = {key: _first(key, dim) for key, dim in space.items()}
+    found = [first]
+    for key, dim in space.items():
+        if isinstance(dim, Branches):
+            for name, branch in dim.branches.items():
+                for sub in representatives(branch):
+                    found.append({**first, key: {key: name, **sub}})
+    unique = {canonical(_flat(parts)): _flat(parts) for parts in found}
+    return list(unique.values())
+
+
+def _first(key: str, dim) -> dict:
+    if isinstance(dim, Branches):
+        name, branch = next(iter(dim.branches.items()))
+        return {key: name, **representatives(branch)[0]}
+    return {key: dim.finite_values()[0] if isinstance(dim, Choice) or dim.finite else dim.value(dim.low)}
+
+
+def _flat(parts: dict) -> dict:
+    return dict(sorted((k, v) for part in parts.values() for k, v in part.items()))
+
+
 def conditional(space: dict) -> bool:
     return any(isinstance(dim, Branches) for dim in space.values())
 

@@ -5,5 +5,6 @@ puts the trial on its devices (`devices`), continues a halving rung from the sta
 left (`resume`), optionally writes TensorBoard logs (`tensorboard_logs`), and writes params.json,
 history.csv and, last, metrics.json; a trial that fails or diverges records why in a line
 (`reasons`, which the results' console lines, plots and page show too). `training` imports
-TensorFlow only once a trial runs, so planning and ranking a sweep never load it.
+TensorFlow only once a trial runs, so planning and ranking a sweep never load it. `build_check`
+builds models as a trial would, without training them: what `kerasgrid check` does before a sweep.
 """

@@ -7,17 +7,10 @@ the same words (`shown`). The whole error stays in the record's `error`, the tra
 trial's log (logs/trials/<id>.log).
 """
 
-import os
-import site
-import sysconfig
-import traceback
-from pathlib import Path
+from kerasgrid.errors import user_line
 
 # Characters of an error's message kept in a reason: a line on a console or beside a bar.
 WIDTH = 100
-# Code that is not the user's, wherever it is installed (an editable install is not in
-# site-packages): a frame of these modules is never the one a reason names.
-NOT_THE_USERS = ("kerasgrid", "keras", "tensorflow", "tf_keras")
 
 
 def one_line(text: str, width: int = WIDTH) -> str:
@@ -31,54 +24,18 @@ def one_line(text: str, width: int = WIDTH) -> str:
     return first + " …" * (len(lines) > 1)
 
 
-def _library_folders() -> list[str]:
-    """Where Python's own modules and installed packages live."""
-    paths = sysconfig.get_paths()
-    folders = [paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths]
-    folders += [*getattr(site, "getsitepackages", list)(), site.getusersitepackages()]
-    return [os.path.abspath(folder) for folder in folders if folder]
-
-
-def _is_users(frame, libraries: list[str]) -> bool:
-    filename = frame.f_code.co_filename
-    if not filename or filename.startswith("<"):  # <frozen ...>, <string>: Python's or generated
-        return False
-    if str(frame.f_globals.get("__name__", "")).partition(".")[0] in NOT_THE_USERS:
-        return False
-    path = os.path.abspath(filename)
-    parts = Path(path).parts
-    if "site-packages" in parts or "dist-packages" in parts:
-        return False
-    return not any(path == folder or path.startswith(folder + os.sep) for folder in libraries)
-
-
-def shown_path(filename: str) -> str:
-    """A file as the user would write it: relative to the working folder (where snakemake runs, as
-    the config's references are), unless its absolute path is shorter."""
-    absolute = os.path.abspath(filename)
-    try:
-        relative = os.path.relpath(absolute)
-    except ValueError:  # another drive
-        return absolute
-    return relative if len(relative) <= len(absolute) else absolute
-
-
-def user_frame(tb) -> str | None:
-    """`file:line` of the innermost frame of a traceback that is in the user's own files (not
-    kerasgrid's, Keras', TensorFlow's, Python's or an installed package's); None if none is."""
-    libraries = _library_folders()
-    found = None
-    for frame, line in traceback.walk_tb(tb):
-        if _is_users(frame, libraries):
-            found = f"{shown_path(frame.f_code.co_filename)}:{line}"
-    return found
+def user_frame(exc: BaseException) -> str | None:
+    """`file:line` of the innermost frame of an exception's traceback that is in the user's own
+    files (kerasgrid.errors.user_line); None if none is."""
+    found = user_line(exc)
+    return f"{found[0]}:{found[1]}" if found else None
 
 
 def reason(exc: BaseException, error: str | None = None) -> str:
     """A failed trial's reason: `error` (default: "<exception>: <message>") cut to one line, then
     the user's file and line that raised it, if any: "KeyError: 'mometum' (model.py:21)"."""
     text = one_line(error or f"{type(exc).__name__}: {exc}".strip())
-    where = user_frame(exc.__traceback__)
+    where = user_frame(exc)
     return f"{text} ({where})" if where else text
 
 

@@ -87,14 +87,18 @@ def training_jobs():
 def announce_size():
     """Before the first job (onstart): the trials to train and finished, the time left, and a
     warning if the sweep is big (kerasgrid/running/eta.py); results/eta.json for `kerasgrid summary`."""
-    cluster = not TRAINS_HERE
-    cores = (workflow.nodes or 1) if cluster else workflow.cores
-    found = eta.estimate(SWEEP, cores, cluster).with_jobs(None if SWEEP.halving or SWEEP.adaptive else training_jobs())
+    jobs = None if SWEEP.halving or SWEEP.adaptive else training_jobs()
+    found, lines = eta.announcement(SWEEP, *run_cores(), config["warn_hours"], CONFIG_SOURCE, jobs)
     PROGRESS.start(found)
     eta.write_plan(found, "results/eta.json")
-    note = eta.warning(SWEEP, found, config["warn_hours"], CONFIG_SOURCE)
-    for line in found.lines() + ([note] if note else []):
+    for line in lines:
         print(line, flush=True)
+
+
+def run_cores():
+    """(cores, cluster): the cores the run trains on side by side, or on a cluster its nodes (--jobs)."""
+    cluster = not TRAINS_HERE
+    return ((workflow.nodes or 1) if cluster else (workflow.cores or 1)), cluster
 
 
 # GPUs are kerasgrid's to share out only where this process trains the trials: in a local run
@@ -107,6 +111,11 @@ if TRAINS_HERE:
         devices.check_gpu_limit(workflow.global_resources.get("gpu").value, GPUS)
         devices.check_mirrored(SWEEP.distribute, GPUS, CONFIG_SOURCE)
 WORKERS = workers.WorkerPool(gpus=GPUS)
+# A dry run starts nothing, so its onstart never announces the size: `snakemake -n` says it here,
+# from the files as they are (kerasgrid check says the same), and writes nothing.
+if workflow.is_main_process and workflow.output_settings.dryrun:
+    for line in eta.announcement(SWEEP, *run_cores(), config["warn_hours"], CONFIG_SOURCE)[1]:
+        print(line, flush=True)
 # Where trials train here, each leaves its final state and WINNER_STATE keeps the best so far's,
 # so that best_model restores the winner instead of training it again (kerasgrid/results/best_model.py).
 # Not where the winner's model comes from elsewhere: a kept model (keep_models, halving's last
