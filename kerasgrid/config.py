@@ -253,6 +253,9 @@ class Sweep:
             plan["search_seed"] = self.search_seed  # other candidates, trained with the same settings
         return plan
     tensorboard: bool = False
+    # checkpoint.minutes: how often a trial saves its state as it trains (kerasgrid.trial.checkpoint).
+    # Not among the settings: where a trial resumes changes no result, so changing it retrains nothing.
+    checkpoint_minutes: float = 10
 
     def round_settings(self, index: int) -> dict:
         """What round `index` of an adaptive search proposes from besides the rounds before it:
@@ -380,6 +383,7 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         dealt=dealt,
         round_brackets=round_brackets,
         tensorboard=config.get("tensorboard", False),
+        checkpoint_minutes=(config.get("checkpoint") or {}).get("minutes", 10),
         round_sizes=sizes,
         space=space,
         fraction=fraction,

@@ -252,3 +252,35 @@ def raising_callback(params):
 
 def not_callbacks(params):
     return [keras.callbacks.TerminateOnNaN(), "not a callback"]
+
+
+class AsksToStop(keras.callbacks.Callback):
+    """Asks the trial to save its checkpoint and stop after batch `step` of epoch `epoch` (1-based),
+    as a signal handler would: "epoch,step" in $KERASGRID_TEST_STOP_AT; without it, does nothing."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        import os
+
+        from kerasgrid.trial import checkpoint
+
+        at = os.environ.get("KERASGRID_TEST_STOP_AT")
+        if at and [int(n) for n in at.split(",")] == [self.epoch, batch + 1]:
+            checkpoint.request_save_and_stop()
+
+
+def reduce_lr_asks_to_stop(params):
+    return [*reduce_lr(params), AsksToStop()]
+
+
+def slow_arrays(params):
+    """`arrays`, each batch 20 ms late: a trial of seconds, long enough to be killed mid-way."""
+    import time
+
+    x, y = arrays()
+    while True:
+        for start in range(0, len(x), 8):
+            time.sleep(0.02)
+            yield x[start:start + 8], y[start:start + 8]

@@ -291,7 +291,7 @@ def _run(task: dict) -> list[str]:
               objective=task["objective"], model_path=model_path, tensorboard_dir=task.get("tensorboard_dir"),
               epochs=task.get("epochs"), resume_from=task.get("resume_from"),
               save_state_to=task.get("save_state_to"), trial_id=task.get("trial_id"),
-              halving=task.get("halving", False))
+              halving=task.get("halving", False), checkpoint_minutes=task.get("checkpoint_minutes", 0))
     if task.get("resume_from") and not task.get("keep_states"):
         from kerasgrid.trial.resume import remove_state
 

@@ -120,21 +120,26 @@ def watch(callbacks: list, saved: list[dict] | None = None):
 
         def __init__(self):
             super().__init__()
-            self.stopped, self.began = None, []
+            self.stopped, self.began, self.saved = None, [], saved
 
         def on_train_begin(self, logs=None):
             for callback in callbacks:
                 _settle(callback)
             self.began = [_attributes(c) for c in callbacks]
-            if saved:
-                if [entry["class"] for entry in saved] != [type(c).__name__ for c in callbacks]:
+            if self.saved:
+                if [entry["class"] for entry in self.saved] != [type(c).__name__ for c in callbacks]:
                     raise ModelError(
                         "the callbacks function returns other callbacks than it did in the rung before "
-                        f"({', '.join(e['class'] for e in saved)}); return the same ones every time"
+                        f"({', '.join(e['class'] for e in self.saved)}); return the same ones every time"
                     )
-                for callback, entry in zip(callbacks, saved):
+                for callback, entry in zip(callbacks, self.saved):
                     for name, value in entry["state"].items():
                         setattr(callback, name, _decode(value))
+
+        def carry_on(self) -> None:
+            """The next `fit` continues this one (a trial resumed mid-epoch trains the rest of that
+            epoch, then the epochs after it): its begin sets the state this one leaves."""
+            self.saved = self.state()
 
         def state(self) -> list[dict]:
             """Each callback's class and the attributes that differ from when training began."""

@@ -22,7 +22,7 @@ from kerasgrid import records
 from kerasgrid.errors import ConfigError, ModelError, Status, storage_error
 from kerasgrid.sweep import refs
 from kerasgrid.trial import callbacks as user_callbacks
-from kerasgrid.trial import devices, reasons, resume
+from kerasgrid.trial import checkpoint, devices, reasons, resume
 
 # The file in a trial's folder that holds its trained model when the sweep keeps models; for a
 # model Keras cannot save whole, the file that holds its weights instead.
@@ -290,6 +290,7 @@ class TrialRun:
     trial_id: str | None = None
     halving: bool = False  # a rung of successive halving: no callback may stop it early
     checked: tuple = ()  # (config key, metric) of each logged metric it ranks on: ranked_metrics
+    checkpoint_minutes: float = 0  # kerasgrid.trial.checkpoint: save every so many minutes (0: only when asked)
 
 
 def run_trial(
@@ -306,6 +307,7 @@ def run_trial(
     trial_id: str | None = None,
     tensorboard_dir=None,
     halving: bool = False,
+    checkpoint_minutes: float = 0,
 ) -> dict:
     """Train one combination and write params.json, history.csv and metrics.json to `out_dir`.
 
@@ -322,7 +324,13 @@ def run_trial(
     `tensorboard_dir`: where to write the trial's TensorBoard logs (kerasgrid.trial.tensorboard_logs).
     `halving`: the run is a rung of successive halving, which compares trials at the rung's epochs:
     a callback of the user's (settings' `callbacks`) that stops it early is a config error.
-    Returns the record written to metrics.json.
+    `checkpoint_minutes`: save the trial's whole state in `out_dir`/checkpoint/ every so many
+    minutes of training (kerasgrid.trial.checkpoint; 0: only when asked to, by
+    `checkpoint.request_save_and_stop`). A run that finds a whole checkpoint of the same trial,
+    params, settings, epochs and code continues from it, to the same result as unbroken; the
+    checkpoint is removed once the record is written.
+    Returns the record written to metrics.json; raises checkpoint.Interrupted, recording nothing,
+    where asked to save and stop.
 
     The steps: prepare the folder, build the model and its data, fit, record. An error of the
     user's code fails the trial (recorded); a wrong config, exhausted memory or a full disk stops it
@@ -337,26 +345,36 @@ def run_trial(
     # The record keeps the first objective; the others and the constraints only rank.
     objective = {key: objective[key] for key in ("metric", "direction") if key in objective}
     run = TrialRun(Path(out_dir), threads, objective, source, epochs or settings["budget"]["epochs"], model_path,
-                   resume_from, save_state_to, tensorboard_dir, trial_id, halving, checked)
-    state = _prepare(run, params)
+                   resume_from, save_state_to, tensorboard_dir, trial_id, halving, checked, checkpoint_minutes)
+    ident = checkpoint.identity(trial_id or run.out_dir.name, params, settings, run.epochs)
+    state = _prepare(run, params, ident)
     configure_tensorflow(threads, settings["seed"], cpu_devices=devices.cpu_devices(settings))
     strategy, trains_on = devices.strategy(settings, source)
     record = _started_record(run, params, settings, state, trains_on)
     history_tmp = run.out_dir / f".history.csv.{os.getpid()}.tmp"
-    if state:
+    if state and "step" in state:  # a checkpoint's: its rows so far
+        if state["history_csv"]:
+            records.write_text(history_tmp, state["history_csv"])
+    elif state:
         # The earlier epochs' rows first; CSVLogger appends this run's.
         shutil.copyfile(Path(resume_from) / "history.csv", history_tmp)
     history, model, build, watch = {}, None, None, None
     try:
         build, model = _build(run, params, settings, strategy)
-        datasets = _datasets(data, run, params, settings, record, state, strategy, trains_on)
+        def datasets_at(epoch: int, step: int = 0, record: dict = record) -> dict:
+            return _datasets(data, run, params, settings, record, epoch, step, strategy, trains_on)
+
+        datasets = datasets_at(*_position(state))
         theirs, watch = _user_callbacks(run, params, settings, state)
-        history = _fit(run, params, settings, record, state, strategy, model, datasets, history_tmp, theirs)
+        history = _fit(run, params, settings, record, state, strategy, model, datasets, history_tmp, theirs,
+                       watch, ident, datasets_at)
         _stopped_early(run, record, watch)
         _measure(record, model, datasets)
-    except (ConfigError, MemoryError):
+    except (ConfigError, MemoryError, checkpoint.Interrupted):
         history_tmp.unlink(missing_ok=True)
-        raise  # a wrong config stops the sweep; memory exhaustion is for Snakemake's retries
+        # A wrong config stops the sweep; memory exhaustion is for Snakemake's retries, and a trial
+        # asked to stop continues from its checkpoint when the job runs again.
+        raise
     except Exception as exc:  # noqa: BLE001 - any error of the user's code fails this trial only
         # A full or read-only disk under the trial's files (CSVLogger's history, TensorBoard's
         # logs, a user's ModelCheckpoint) is not the trial's fault: it stops, unrecorded, and trains
@@ -369,11 +387,20 @@ def run_trial(
     return _write(run, record, history, history_tmp, model, build, started, watch)
 
 
-def _prepare(run: TrialRun, params: dict) -> dict | None:
+def _prepare(run: TrialRun, params: dict, ident: dict) -> dict | None:
     """The trial's folder, with its params.json and nothing an earlier run of it left; the state
-    to resume from, if any."""
+    to resume from, if any: its checkpoint's (`ident`: kerasgrid.trial.checkpoint.identity), else
+    the rung's it continues."""
     run.out_dir.mkdir(parents=True, exist_ok=True)
-    state = resume.load_state(run.resume_from) if run.resume_from is not None else None
+    state, why_not = checkpoint.load(run.out_dir, ident)
+    if why_not:
+        print(f"kerasgrid: ignoring the checkpoint in {checkpoint.folder(run.out_dir)}: {why_not}; training from "
+              f"{'the rung before' if run.resume_from is not None else 'the start'}", flush=True)
+    if state is None:
+        checkpoint.remove(run.out_dir)  # none, or one not to trust: this run saves its own
+        state = resume.load_state(run.resume_from) if run.resume_from is not None else None
+    else:
+        print(f"kerasgrid: resuming from the checkpoint at {_where(state)}", flush=True)
     records.write_json(run.out_dir / "params.json", params)
     # A model kept by an earlier run of this trial is not this run's model, nor are its logs, nor
     # is a state it left where this run leaves its own.
@@ -383,7 +410,7 @@ def _prepare(run: TrialRun, params: dict) -> dict | None:
         resume.remove_state(run.save_state_to)
     # Temporary files of an earlier run of this trial that was killed mid-write (only one run of a
     # trial writes here at a time).
-    for stale in [*run.out_dir.glob(".*.tmp"), *run.out_dir.glob(".tmp.*")]:
+    for stale in [*run.out_dir.glob(".*.tmp"), *run.out_dir.glob(".tmp.*"), *checkpoint.folder(run.out_dir).glob(".*.tmp")]:
         stale.unlink(missing_ok=True)
     if run.tensorboard_dir is not None:
         shutil.rmtree(run.tensorboard_dir, ignore_errors=True)
@@ -394,7 +421,8 @@ def _started_record(run: TrialRun, params: dict, settings: dict, state: dict | N
     record = new_record(params, settings, run.out_dir, run.threads, run.objective, run.trial_id)
     record["versions"] = versions()
     record["epochs_target"] = run.epochs
-    record["resumed_from_epoch"] = state["epochs"] if state else 0
+    record["resumed_from_epoch"], record["resumed_from_step"] = _position(state)
+    record["resumed_from_checkpoint"] = bool(state and "step" in state)
     record["devices"] = trains_on
     record["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
     return record
@@ -409,9 +437,21 @@ def _build(run: TrialRun, params: dict, settings: dict, strategy):
         return build, build_model(build, params)
 
 
-def _datasets(data, run: TrialRun, params: dict, settings: dict, record: dict, state, strategy, trains_on) -> dict:
+def _position(state: dict | None) -> tuple[int, int]:
+    """Where a run resumes: whole epochs trained, and batches of the next one (a checkpoint's)."""
+    return (state["epochs"], state.get("step", 0)) if state else (0, 0)
+
+
+def _where(state: dict) -> str:
+    epoch, step = _position(state)
+    return f"epoch {epoch + 1}, step {step}" if step else f"the end of epoch {epoch}"
+
+
+def _datasets(data, run: TrialRun, params: dict, settings: dict, record: dict, first_epoch: int, step: int,
+              strategy, trains_on) -> dict:
     """The training (and validation) data as endless datasets, positioned where a resumed run's
-    earlier epochs left them. `data`: the module kerasgrid.trial.data."""
+    earlier epochs (`first_epoch` whole ones and `step` batches of the next) left them. `data`:
+    the module kerasgrid.trial.data."""
     budget = settings["budget"]
     datasets = {}
     for key in ("train", "validation"):
@@ -431,8 +471,7 @@ def _datasets(data, run: TrialRun, params: dict, settings: dict, record: dict, s
     # iterator carries on across epochs: skip the batches trained on. Validation starts a new
     # iterator each epoch, and a seeded reshuffling pipeline draws its order from how many came
     # before: start (and drop) as many as the earlier epochs did.
-    first_epoch = state["epochs"] if state else 0
-    datasets["train"] = datasets["train"].skip(first_epoch * budget["steps_per_epoch"])
+    datasets["train"] = datasets["train"].skip(first_epoch * budget["steps_per_epoch"] + step)
     for _ in range(first_epoch if "validation" in datasets else 0):
         iter(datasets["validation"])
     return datasets
@@ -474,43 +513,69 @@ def _stopped_early(run: TrialRun, record: dict, watch) -> None:
 
 
 def _fit(run: TrialRun, params: dict, settings: dict, record: dict, state, strategy, model, datasets: dict,
-         history_tmp: Path, theirs: list) -> dict:
+         history_tmp: Path, theirs: list, watch, ident: dict, datasets_at) -> dict:
     """Train to `run.epochs`, logging each epoch to `history_tmp`, with the user's callbacks
-    (`theirs`) after kerasgrid's; the whole history (a resumed run's earlier epochs first).
-    Records the seconds fit took, even if it raises."""
+    (`theirs`, their `watch`) after kerasgrid's and the checkpoints' Saver last; the whole history
+    (a resumed run's earlier epochs first). Records the seconds fit took, even if it raises.
+
+    Resumed from a checkpoint saved mid-epoch, the rest of that epoch is one `fit` of its remaining
+    batches (Keras starts a `fit` at an epoch's first batch), with the metrics' running values of
+    the epoch restored, and the epochs after it a second `fit` on data positioned anew
+    (`datasets_at(epoch)`): the logs, history and callbacks' state are those of an unbroken run."""
     import keras
 
     budget = settings["budget"]
-    first_epoch = state["epochs"] if state else 0
-    csv_logger = keras.callbacks.CSVLogger(str(history_tmp), append=bool(state))
-    callbacks = [resume.restore_callback(state, datasets["train"].element_spec)] if state else []
+    steps = budget["steps_per_epoch"]
+    first_epoch, step = _position(state)
+    restore, saver = checkpoint.callbacks_for(
+        run.out_dir, ident, minutes=run.checkpoint_minutes, steps_per_epoch=steps, epochs=run.epochs,
+        state=state, watch=watch, history_csv=history_tmp)
     # The user's after TerminateOnNaN (a stop it asks for is no callback of theirs), and before what
     # logs an epoch, so that what they add to it (ReduceLROnPlateau's learning_rate) is logged too.
-    callbacks += [keras.callbacks.TerminateOnNaN(), *theirs, csv_logger,
-                  _objective_guard(list(run.checked), run.source, first_epoch)]
+    callbacks = [keras.callbacks.TerminateOnNaN(), *theirs, None,
+                 _objective_guard(list(run.checked), run.source, first_epoch)]
     if run.tensorboard_dir is not None:  # imported only when asked for: off costs nothing
         from kerasgrid.trial.tensorboard_logs import tensorboard_callback
 
         callbacks.append(tensorboard_callback(run.tensorboard_dir, params, record["trial_id"]))
+    callbacks.append(saver)  # last: a checkpoint at an epoch's end holds what the others did at it
     if not (state or strategy or model.run_eagerly):  # resumed: the restore builds it
         _build_before_fit(model, datasets["train"].element_spec)
+    # (first epoch, last epoch, batches per epoch, data, restore) of each fit.
+    fits = [(first_epoch, first_epoch + 1, steps - step, datasets), (first_epoch + 1, run.epochs, steps, None)] \
+        if step else [(first_epoch, run.epochs, steps, datasets)]
+    if state:
+        element_spec = datasets["train"].element_spec
+        fits[0] += (restore(element_spec) if "step" in state else resume.restore_callback(state, element_spec),)
+    history = {name: list(values) for name, values in (state["history"] if state else {}).items()}
     fit_started = time.perf_counter()
+    csv_logger = None
     try:
-        fitted = model.fit(
-            datasets["train"],
-            epochs=run.epochs,
-            initial_epoch=first_epoch,
-            steps_per_epoch=budget["steps_per_epoch"],
-            validation_data=datasets.get("validation"),
-            validation_steps=budget["validation_steps"] if "validation" in datasets else None,
-            callbacks=callbacks,
-            shuffle=False,  # the datasets come shuffled (or not) as the user made them
-            verbose=2,
-        )
-        earlier = state["history"] if state else {}
-        return {name: earlier.get(name, []) + values for name, values in fitted.history.items()}
+        for begin, end, steps_per_epoch, data, *restoring in fits:
+            if begin >= end or getattr(model, "stop_training", False):
+                break
+            if data is None:  # the epochs after a resumed one's rest: the data at their start
+                data = datasets_at(begin)
+                if watch:
+                    watch.carry_on()  # the callbacks' state as the first fit left it, set again at its begin
+            csv_logger = keras.callbacks.CSVLogger(str(history_tmp), append=bool(state) or begin > first_epoch)
+            fitted = model.fit(
+                data["train"],
+                epochs=end,
+                initial_epoch=begin,
+                steps_per_epoch=steps_per_epoch,
+                validation_data=data.get("validation"),
+                validation_steps=budget["validation_steps"] if "validation" in data else None,
+                callbacks=restoring + [csv_logger if c is None else c for c in callbacks],
+                shuffle=False,  # the datasets come shuffled (or not) as the user made them
+                verbose=2,
+            )
+            for name, values in fitted.history.items():
+                history[name] = history.get(name, []) + values
+        return history
     finally:
         record["fit_seconds"] = round(time.perf_counter() - fit_started, 3)
+        record["checkpoints_saved"] = saver.saved
         if getattr(csv_logger, "csv_file", None) and not csv_logger.csv_file.closed:
             csv_logger.csv_file.close()  # Keras closes it only when training ends normally
 
@@ -588,4 +653,5 @@ def _write(run: TrialRun, record: dict, history: dict, history_tmp: Path, model,
     record["wall_seconds"] = round(time.perf_counter() - started, 3)
     # metrics.json is written last: its presence means the trial finished.
     records.write_json(run.out_dir / "metrics.json", record)
+    checkpoint.remove(run.out_dir)  # the trial is done: a rerun of it starts from the start
     return record

@@ -190,6 +190,8 @@ def train(wildcards, params, output, threads, resources, log, confirm=False):
         # Nor is writing TensorBoard logs; with it off, logs of an earlier training of this trial go.
         "tensorboard_dir": tensorboard_dir if SWEEP.tensorboard else None,
         "halving": SWEEP.halving and not confirm,  # no callback may stop a rung early
+        # Nor is how often it saves a checkpoint: a trial resumed from one ends as an unbroken one.
+        "checkpoint_minutes": SWEEP.checkpoint_minutes,
         # Nor is logging to MLflow, done by the process that trains once the trial's files are written.
         "mlflow": {**SWEEP.mlflow, "results": "results", "source": CONFIG_SOURCE} if SWEEP.mlflow else None,
         "log": log[0],
