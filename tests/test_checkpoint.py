@@ -2,6 +2,7 @@
 killed continues from its checkpoint and ends bit-identical to an unbroken run; a checkpoint
 that does not fit is ignored with a line in the log."""
 
+import json
 import os
 import signal
 import subprocess
@@ -10,7 +11,9 @@ import time
 
 import numpy as np
 import pytest
+import yaml
 
+from conftest import tiny_config
 from kerasgrid.trial import checkpoint
 from kerasgrid.trial.training import run_trial
 from test_training import MODELS, settings
@@ -151,3 +154,44 @@ def test_a_trial_killed_mid_epoch_continues_from_its_checkpoint(tmp_path):
     unbroken = run_trial(PARAMS, SLOW, tmp_path / "unbroken", trial_id="t",
                          model_path=tmp_path / "unbroken" / "model.keras")
     assert_same(record, out, (unbroken, tmp_path / "unbroken"))
+
+
+def test_a_sweep_killed_mid_trial_continues_each_run_from_its_checkpoint(workflow, monkeypatch):
+    # TPE rounds with halving: the last rung's train job both continues the rung before and finds
+    # its own checkpoint. snakemake and the worker training the trial are SIGKILLed at once.
+    config = tiny_config(budget={"epochs": 3, "steps_per_epoch": 40, "validation_steps": 2}, checkpoint={"minutes": 0.003},
+                         search={"strategy": "tpe", "trials": 2, "batch": 2,
+                                 "halving": {"eta": 3, "min_epochs": 1, "brackets": 1}})
+    workflow.write_config(config)
+    with open(workflow.path("run.log"), "w") as log:
+        run = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", "my.yaml"],
+                               cwd=workflow.root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (saved := list(workflow.root.glob("results/trials/*/checkpoint/checkpoint.json"))):
+        assert run.poll() is None, workflow.path("run.log").read_text()
+        assert time.monotonic() < deadline, "no checkpoint of a last rung in 300 s"
+        time.sleep(0.02)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    trial = saved[0].parent.parent
+    assert not (trial / "metrics.json").exists()
+
+    workflow.sweep(config)  # Snakemake reruns the incomplete job
+    assert "kerasgrid: resuming from the checkpoint at" in workflow.path(f"logs/trials/{trial.name}.log").read_text()
+    record = json.loads((trial / "metrics.json").read_text())
+    assert record["resumed_from_checkpoint"] and record["resumed_from_epoch"] >= 1  # the rung before's 1, or later
+    assert not checkpoint.folder(trial).exists()
+
+    # The same trial trained straight through, here: the same metrics and history, bit for bit.
+    from snakemake.utils import validate
+
+    from kerasgrid.config import sweep_from_config
+
+    given = yaml.safe_load(workflow.path("my.yaml").read_text())
+    validate(given, str(workflow.path("workflow/schemas/config.schema.yaml")))
+    monkeypatch.chdir(workflow.root)
+    params = json.loads((trial / "params.json").read_text())
+    unbroken = run_trial(params, sweep_from_config(given, "my.yaml").settings(), workflow.path("unbroken"),
+                         trial_id=trial.name, objective=record["objective"])
+    assert record["metrics"] == unbroken["metrics"]
+    assert (trial / "history.csv").read_text() == workflow.path("unbroken/history.csv").read_text()
