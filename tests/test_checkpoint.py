@@ -121,7 +121,7 @@ def test_a_stale_checkpoint_is_ignored(change, named, tmp_path, capsys):
     record = run_trial(PARAMS, other, out, trial_id="t")
     fresh = run_trial(PARAMS, other, tmp_path / "fresh", trial_id="t")
     assert record["resumed_from_epoch"] == 0 and record["metrics"] == fresh["metrics"]
-    assert f"it was saved for another {named}; training from the start" in capsys.readouterr().out
+    assert f"its {named} differ from this run's; training from the start" in capsys.readouterr().out
 
 
 KILLED = """

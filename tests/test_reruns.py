@@ -49,7 +49,7 @@ def test_the_rerun_table(faulty):
     assert faulty.plan(reordered) == {}
 
     # What is kept or logged, not what is computed: nothing.
-    assert faulty.plan(dict(config, keep_models=True, tensorboard=True)) == {}
+    assert faulty.plan(dict(config, keep_models=True, tensorboard=True, checkpoint={"minutes": 0.5})) == {}
 
     # Objective-only change: only aggregation.
     assert faulty.plan(dict(config, objective={"metric": "loss", "direction": "max"})) == AGGREGATION

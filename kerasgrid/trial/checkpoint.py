@@ -170,7 +170,7 @@ def load(out_dir, ident: dict) -> tuple[dict | None, str | None]:
         return None, "checkpoint.json is not a checkpoint's"
     differs = [key for key in ident if meta["identity"].get(key) != ident[key]]
     if differs:
-        return None, f"it was saved for another {', '.join(key.removesuffix('_sha256') for key in differs)}"
+        return None, f"its {', '.join(key.removesuffix('_sha256') for key in differs)} differ from this run's"
     if hashlib.sha256(data).hexdigest() != meta.get("state_sha256"):
         return None, "state.npz is not the one checkpoint.json was written with (a half-written checkpoint)"
     try:

@@ -270,6 +270,7 @@ def record_killed(params: dict, settings: dict, out_dir, threads: int, objective
     records.write_json(out_dir / "params.json", params)
     records.write_text(out_dir / "history.csv", "epoch\n")
     records.write_json(out_dir / "metrics.json", record)
+    checkpoint.remove(out_dir)  # recorded: a rerun of the trial starts from the start
     return record
 
 
