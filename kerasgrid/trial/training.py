@@ -362,7 +362,8 @@ def run_trial(
     history, model, build, watch = {}, None, None, None
     try:
         build, model = _build(run, params, settings, strategy)
-        def datasets_at(epoch: int, step: int = 0, record: dict = record) -> dict:
+
+        def datasets_at(epoch: int, step: int = 0) -> dict:  # positioned after `epoch` epochs and `step` batches
             return _datasets(data, run, params, settings, record, epoch, step, strategy, trains_on)
 
         datasets = datasets_at(*_position(state))
@@ -401,7 +402,7 @@ def _prepare(run: TrialRun, params: dict, ident: dict) -> dict | None:
         checkpoint.remove(run.out_dir)  # none, or one not to trust: this run saves its own
         state = resume.load_state(run.resume_from) if run.resume_from is not None else None
     else:
-        print(f"kerasgrid: resuming from the checkpoint at {_where(state)}", flush=True)
+        print(f"kerasgrid: resuming from the checkpoint at {checkpoint.where(*_position(state))}", flush=True)
     records.write_json(run.out_dir / "params.json", params)
     # A model kept by an earlier run of this trial is not this run's model, nor are its logs, nor
     # is a state it left where this run leaves its own.
@@ -441,11 +442,6 @@ def _build(run: TrialRun, params: dict, settings: dict, strategy):
 def _position(state: dict | None) -> tuple[int, int]:
     """Where a run resumes: whole epochs trained, and batches of the next one (a checkpoint's)."""
     return (state["epochs"], state.get("step", 0)) if state else (0, 0)
-
-
-def _where(state: dict) -> str:
-    epoch, step = _position(state)
-    return f"epoch {epoch + 1}, step {step}" if step else f"the end of epoch {epoch}"
 
 
 def _datasets(data, run: TrialRun, params: dict, settings: dict, record: dict, first_epoch: int, step: int,
@@ -576,7 +572,7 @@ def _fit(run: TrialRun, params: dict, settings: dict, record: dict, state, strat
         return history
     finally:
         record["fit_seconds"] = round(time.perf_counter() - fit_started, 3)
-        record["checkpoints_saved"] = saver.saved
+        record["checkpoints_saved"], record["checkpoint_seconds"] = saver.saved, round(saver.seconds, 3)
         if getattr(csv_logger, "csv_file", None) and not csv_logger.csv_file.closed:
             csv_logger.csv_file.close()  # Keras closes it only when training ends normally
 
