@@ -92,7 +92,7 @@ def leaderboard_rows(
             ]
         )
         if rounds:
-            row.append(str(rounds[record["trial_id"]]))
+            row.append(str(rounds.get(record["trial_id"], "")))  # summary: a trial of no round (a grid's before)
         if halving:
             tuning = record.get("tuning", record)  # a confirmation has no rungs: the tuning's
             bracket = (brackets or {}).get(record["trial_id"], 0)
@@ -111,20 +111,33 @@ def leaderboard_rows(
     return header, rows
 
 
+def leaderboard_table(
+    found: list[dict], objective: dict, grid_keys: list[str], source="the config", rungs=None, rounds=None,
+    repeats: int = 1, confirmations: list[dict] | None = None, brackets=None,
+) -> tuple[list[dict], list[str], list[list[str]]]:
+    """The ranking of the records `found` (metrics.json's) and the leaderboard's header and rows
+    (`leaderboard_rows`): what results/leaderboard.tsv holds and `kerasgrid summary` prints, one
+    function for both. `confirmations` (with confirm): the finalists' records, which rank them first."""
+    ranked = rank(found, objective, source)
+    if confirmations is not None:
+        ranked = confirm.merge(ranked, rank(confirmations, objective, source), objective)
+    header, rows = leaderboard_rows(ranked, grid_keys, rungs, rounds, repeats, confirmed=confirmations is not None,
+                                    objectives=objectives_of(objective), brackets=brackets)
+    return ranked, header, rows
+
+
 def write_leaderboard(
     metrics_paths, objective: dict, grid_keys: list[str], path, source="the config", rungs=None, rounds=None,
     repeats: int = 1, confirmed_paths=None, brackets=None,
 ):
-    """Rank the trials whose metrics.json files are given and write the leaderboard TSV.
+    """Rank the trials whose metrics.json files are given and write the leaderboard TSV
+    (`leaderboard_table`); the ranking.
 
     `confirmed_paths` (with confirm): the finalists' confirmation records, which rank them first.
     """
-    ranked = rank([records.read_json(p) for p in metrics_paths], objective, source)
-    if confirmed_paths is not None:
-        confirmations = rank([records.read_json(p) for p in confirmed_paths], objective, source)
-        ranked = confirm.merge(ranked, confirmations, objective)
-    header, rows = leaderboard_rows(ranked, grid_keys, rungs, rounds, repeats, confirmed=confirmed_paths is not None,
-                                    objectives=objectives_of(objective), brackets=brackets)
+    confirmations = None if confirmed_paths is None else [records.read_json(p) for p in confirmed_paths]
+    ranked, header, rows = leaderboard_table([records.read_json(p) for p in metrics_paths], objective, grid_keys,
+                                             source, rungs, rounds, repeats, confirmations, brackets)
     lines = ["\t".join(header)] + ["\t".join(row) for row in rows]
     records.write_text(path, "\n".join(lines) + "\n")
     return ranked
