@@ -18,7 +18,7 @@ from kerasgrid import project, records
 from kerasgrid.errors import Direction, KerasgridError, Status
 from kerasgrid.results.leaderboard import format_winner, leaderboard_table
 from kerasgrid.results.ranking import by_front, epochs_target, objectives_of
-from kerasgrid.results.tables import console_lines
+from kerasgrid.results.tables import console_lines, front_lines
 from kerasgrid.running import eta
 from kerasgrid.search import hyperband
 from kerasgrid.search.rounds import trial_rounds
@@ -187,6 +187,8 @@ def summary(results="results", top: int = 10, metric: str | None = None, directi
     lines += [f"{shown[0]}, {table.note}:", *shown[1:]]
     if top < len(table.rows):
         lines.append(f"... {len(table.rows) - top} more (--top {len(table.rows)} shows them all)")
+    front = front_lines([dict(zip(table.header, row)) for row in table.rows])  # as the run's console ends
+    lines += [""] * bool(front) + front
     winner = summary_winner(table.ranked, table.objective, bool(found.confirmations))
     if winner:
         lines += ["", *format_winner(winner)]

@@ -305,15 +305,15 @@ def ranked(workflow) -> list[dict]:
     return read_leaderboard(workflow.path("results/leaderboard.tsv"))
 
 
-def test_a_nested_grid_trains_every_branch_ranks_with_blanks_and_adding_a_branch_retrains_nothing(conditional):
+def test_a_nested_grid_trains_every_branch_ranks_with_absent_keys_and_adding_a_branch_retrains_nothing(conditional):
     conditional.sweep(e2e_config())
     rows = ranked(conditional)
     # adam 1 + sgd 2 momentum x (step 2 + none 1) = 7 trials, every one ok: each got its keys only.
     assert len(rows) == 7 and {row["status"] for row in rows} == {"ok"}
     best = rows[0]
-    assert (best["optimizer"], best["momentum"], best["schedule"], best["drop"]) == ("sgd", "0.9", "none", "")
+    assert (best["optimizer"], best["momentum"], best["schedule"], best["drop"]) == ("sgd", "0.9", "none", "n/a")
     adam = next(row for row in rows if row["optimizer"] == "adam")
-    assert adam["momentum"] == adam["schedule"] == adam["drop"] == "" and adam["lr"] == "0.01"  # one lr column
+    assert adam["momentum"] == adam["schedule"] == adam["drop"] == "n/a" and adam["lr"] == "0.01"  # one lr column
     for name in ("param_effects.png", "importance.png"):
         assert conditional.path(f"results/plots/{name}").stat().st_size > 0
     assert "optimizer is a key" not in conditional.path("results/importance.tsv").read_text()

@@ -178,6 +178,8 @@ def test_a_grid_sweep_with_two_objectives_and_a_constraint_end_to_end(workflow):
     assert shown[3].split()[-4:] == ["status", "pareto_rank", "feasible", "params_count"]
     assert [line.split()[1] for line in shown[4:10]] == [r["trial_id"] for r in rows]
     assert f"Best trial: {best['trial_id']} with val_loss = " in shown[-2] and "params_count = " in shown[-2]
+    assert [line for line in shown if line.startswith("Pareto front: ")] == [
+        line for line in result.output.splitlines() if line.startswith("Pareto front: ")]
     # The objective only ranks: a third objective retrains nothing.
     config["objective"].append({"metric": "predict_ms"})
     assert "train" not in workflow.plan(config)

@@ -35,12 +35,20 @@ REPEAT_COLUMNS = ["std", "seeds"]
 # With confirm: whether the row's objective is its confirmation's (yes for the finalists), and
 # its rank and objective in the tuning.
 CONFIRM_COLUMNS = ["confirmed", "tuning_rank", "tuning_objective"]
+# A grid key a trial does not have (a key of a `choose` branch it did not take): "not applicable",
+# the same in the TSV, the console, the plots and the web page. pandas reads it as missing (NaN).
+ABSENT = "n/a"
 
 
 def _cell(value) -> str:
     """A param value as a TSV cell: strings as they are, everything else as JSON."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return " ".join(text.split("\t")).replace("\n", " ")
+
+
+def param_text(params: dict, key: str) -> str:
+    """A trial's value of a grid key as every table and figure shows it: `_cell`, or ABSENT."""
+    return _cell(params[key]) if key in params else ABSENT
 
 
 def _number(value) -> str:
@@ -83,7 +91,7 @@ def leaderboard_rows(
         value = record["objective_value"]
         row = (
             [str(record["rank"]), record["trial_id"]]
-            + [_cell(record["params"].get(key)) if key in record["params"] else "" for key in grid_keys]
+            + [param_text(record["params"], key) for key in grid_keys]
             + [
                 _number(value),
                 record["status"],
