@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from kerasgrid.cli import summary_rows
 from kerasgrid.config import check, load_schema, sweep_from_config
 from kerasgrid.errors import ConfigError
 from kerasgrid.project import describe
@@ -367,8 +368,9 @@ def test_nsga2_with_two_objectives_and_repeats_over_a_nested_choice(conditional)
     rows = ranked(conditional)
     assert len(rows) == 6 and {row["status"] for row in rows} == {"ok"} and {row["seeds"] for row in rows} == {"2"}
     for row in rows:
-        assert (row["momentum"] != "") == (row["optimizer"] == "sgd")  # blank where the branch has no such key
-        assert (row["drop"] != "") == (row["schedule"] == "step")
+        assert (row["momentum"] != "n/a") == (row["optimizer"] == "sgd")  # n/a where the branch has no such key
+        assert (row["drop"] != "n/a") == (row["schedule"] == "step")
+    assert summary_rows(conditional.path("results")) == rows  # `kerasgrid summary`: rounds, fronts, seeds
     assert "pareto_rank" in rows[0] and "Best params found: {" in result.output
     rounds = [json.loads(conditional.path(f"results/rounds/{i}.json").read_text()) for i in (0, 1)]
     assert all(entry["trial_id"] == trial_id(entry["params"]) for r in rounds for entry in r["proposals"])
