@@ -284,17 +284,17 @@ def check_batched(dataset: tf.data.Dataset, model, name: str, source: str) -> No
     """A ConfigError, before any training, if `dataset` holds single examples rather than batches:
     its inputs have one dimension fewer than the model's (which Keras would report in every trial
     as a shape error of some layer). A model whose inputs are not known yet is not checked."""
-    try:
-        inputs = list(model.inputs or [])
-    except (AttributeError, ValueError):  # a subclassed model, not yet built
-        return
     spec = dataset.element_spec
-    x = spec[0] if isinstance(spec, tuple) else spec
-    given = sorted(s.shape.rank for s in tf.nest.flatten(x) if s.shape.rank is not None)
-    wanted = sorted(len(i.shape) for i in inputs)
-    if not inputs or len(given) != len(wanted) or [rank + 1 for rank in given] != wanted:
+    x = tf.nest.flatten(spec[0] if isinstance(spec, tuple) else spec)
+    try:
+        inputs = tf.nest.flatten(model.inputs or [])
+        given = sorted(s.shape.rank for s in x)
+        wanted = sorted(len(i.shape) for i in inputs)
+    except (AttributeError, TypeError, ValueError):  # a subclassed model not built yet; an odd spec
         return
-    shape = tuple(tf.nest.flatten(x)[0].shape)
+    if not inputs or None in given or [rank + 1 for rank in given] != wanted:
+        return
+    shape = tuple(x[0].shape)
     raise ConfigError(
         f"{source}: {name} returns single examples, not batches (its inputs have shape {shape}; the "
         f"model's take a batch of them, {tuple(inputs[0].shape)}), so every trial would fail on Keras' "
