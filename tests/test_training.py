@@ -94,6 +94,13 @@ def test_the_recorded_val_loss_is_what_model_evaluate_gives_on_the_validation_da
         assert loss == pytest.approx(record["objective"]["value"], rel=1e-6, abs=0)
 
 
+def test_every_epoch_validates_on_the_same_batches(tmp_path):
+    # A learning rate of 0 never changes the model: every epoch's val_loss is the same only if its
+    # batches are (whole arrays were reshuffled every epoch, so validation_steps took other ones).
+    record = run_trial({"lr": 0.0}, settings(validation="val_arrays", validation_steps=3, epochs=3), tmp_path / "t")
+    assert record["metrics"]["val_loss"]["min"] == record["metrics"]["val_loss"]["max"]
+
+
 @pytest.mark.parametrize("key", ["train", "validation"])
 def test_a_dataset_of_single_examples_stops_the_sweep_before_training(tmp_path, key):
     with pytest.raises(ConfigError, match=rf"^my\.yaml: data\.{key} = \S+trial_models\.py:unbatched returns single "
