@@ -138,7 +138,8 @@ def main():
                           "wall_vs_off": round(wall / median["off"][0], 3), "cpu_vs_off": round(cpu / median["off"][1], 3),
                           "wall_vs_baseline": round(wall / median["baseline"][0], 3),
                           "cpu_vs_baseline": round(cpu / median["baseline"][1], 3),
-                          "walls": [round(m[0], 2) for m in measured[variant]]}
+                          "walls": [round(m[0], 2) for m in measured[variant]],
+                          "cpus": [round(m[1], 2) for m in measured[variant]]}
                 for variant, (wall, cpu, saved, saving, batches) in median.items()}
             print(json.dumps({workload: results[workload]}), flush=True)
         per_batch = subprocess.run([sys.executable, "-c", PER_BATCH], cwd=REPO, capture_output=True, text=True,
