@@ -2,7 +2,8 @@
 
 `training.run_trial` is the whole of it: it turns the user's data into endless datasets (`data`),
 puts the trial on its devices (`devices`), continues a halving rung from the state the rung before
-left (`resume`), optionally writes TensorBoard logs (`tensorboard_logs`), and writes params.json,
+left (`resume`), saves its state every few minutes and continues a killed run from it
+(`checkpoint`), optionally writes TensorBoard logs (`tensorboard_logs`), and writes params.json,
 history.csv and, last, metrics.json; a trial that fails or diverges records why in a line
 (`reasons`, which the results' console lines, plots and page show too). `training` imports
 TensorFlow only once a trial runs, so planning and ranking a sweep never load it. `build_check`
