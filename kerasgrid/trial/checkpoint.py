@@ -92,7 +92,7 @@ def _digest(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _code_digest(settings: dict) -> str | None:
+def _code_digest(settings: dict) -> str:
     """The SHA-256 of the files that hold the user's model, data and callbacks functions (those given
     as file paths), so that a checkpoint left before the code changed is not resumed with other code."""
     from kerasgrid.sweep import refs
