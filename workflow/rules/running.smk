@@ -10,7 +10,7 @@ import sys
 from kerasgrid.results.best_model import WinnerState
 from kerasgrid.results.leaderboard import record_dir
 from kerasgrid.results.tables import trial_message
-from kerasgrid.running import eta, workers
+from kerasgrid.running import eta, interruptions, workers
 from kerasgrid.search import halving
 from kerasgrid.search.rounds import proposal_order, proposed_params
 from kerasgrid.sweep import runs
@@ -111,6 +111,10 @@ if TRAINS_HERE:
         devices.check_gpu_limit(workflow.global_resources.get("gpu").value, GPUS)
         devices.check_mirrored(SWEEP.distribute, GPUS, CONFIG_SOURCE)
 WORKERS = workers.WorkerPool(gpus=GPUS)
+# A SLURM job's own snakemake gets the warning before the job's time limit (SIGUSR1) too, which is
+# its trial's worker's to answer; by default it would end this process, and the worker with it.
+if not workflow.is_main_process and interruptions.in_cluster_job():
+    interruptions.shelter()
 # A dry run starts nothing, so its onstart never announces the size: `snakemake -n` says it here,
 # from the files as they are (kerasgrid check says the same), and writes nothing.
 if workflow.is_main_process and workflow.output_settings.dryrun:
@@ -224,7 +228,9 @@ def best_model(input, output, params, threads, resources, log):
 def run_task(task):
     if workflow.is_main_process:
         notes = WORKERS.run(task)  # TensorFlow stays imported between trials
+    elif interruptions.in_cluster_job():
+        notes = workers.run_in_own_worker(task)  # where SLURM's signals can stop the trial and save it
     else:
-        notes = workers.run_task(task)  # a cluster job, or a run without the default profile
+        notes = workers.run_task(task)  # a run without the default profile
     for note in notes:  # what the job's log says and the console should too (a trial MLflow did not get)
         print(f"kerasgrid: {note}", file=sys.stderr, flush=True)
