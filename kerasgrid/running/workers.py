@@ -43,7 +43,9 @@ TRIALS_PER_WORKER = 200
 
 # A trial whose process dies this many times in one run (the OOM killer, SIGKILL) is recorded as
 # failed, so that one such trial does not stop the sweep; before that, its job fails and
-# Snakemake's retries (1 in the default profile) run it again.
+# Snakemake's retries (1 in the default profile) run it again. On a cluster too, where each attempt
+# is a job of its own and the SLURM profile allows more of them (for trials that go on over
+# several jobs): deaths there count across the run's jobs.
 DEATHS_BEFORE_FAILED = 2
 
 
@@ -156,7 +158,7 @@ class WorkerPool:
             reply = worker.run(task)
         except TrialKilled as exc:
             self._retire(worker, kill=True)
-            if "out_dir" not in task or self._died(task["out_dir"]) < DEATHS_BEFORE_FAILED:
+            if "out_dir" not in task or self._died(task) < DEATHS_BEFORE_FAILED:
                 raise
             from kerasgrid.trial.training import record_killed
 
@@ -246,10 +248,15 @@ class WorkerPool:
             with self._changed:
                 self._changed.notify_all()
 
-    def _died(self, out_dir: str) -> int:
+    def _died(self, task: dict) -> int:
+        """The deaths of the task's trial: in this pool, or in this run's earlier jobs where each
+        attempt is a job of its own (a cluster's: kerasgrid.running.attempts), whichever counted more."""
+        from kerasgrid.running import attempts
+
         with self._lock:
-            self._deaths[out_dir] = self._deaths.get(out_dir, 0) + 1
-            return self._deaths[out_dir]
+            self._deaths[task["out_dir"]] = self._deaths.get(task["out_dir"], 0) + 1
+            here = self._deaths[task["out_dir"]]
+        return max(here, attempts.died(task["log"]))
 
     def close(self) -> None:
         with self._lock:
