@@ -113,7 +113,8 @@ if TRAINS_HERE:
 WORKERS = workers.WorkerPool(gpus=GPUS)
 # A SLURM job's own snakemake gets the warning before the job's time limit (SIGUSR1) too, which is
 # its trial's worker's to answer; by default it would end this process, and the worker with it.
-if not workflow.is_main_process and interruptions.in_cluster_job():
+# (So does a whole sweep run inside one SLURM job, whose warm workers answer it.)
+if interruptions.in_cluster_job():
     interruptions.shelter()
 # A dry run starts nothing, so its onstart never announces the size: `snakemake -n` says it here,
 # from the files as they are (kerasgrid check says the same), and writes nothing.
