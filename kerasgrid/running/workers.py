@@ -361,9 +361,9 @@ def serve(threads: int, reply_fd: int, cpu_devices: int = 1) -> None:
     _die_with_parent()
     from kerasgrid.running import interruptions
     from kerasgrid.running.logs import Reported
+    from kerasgrid.trial.training import configure_tensorflow
 
     interruptions.install()  # SIGUSR1, SIGTERM: the trial saves its checkpoint and stops
-    from kerasgrid.trial.training import configure_tensorflow
 
     # Imports TensorFlow and fixes its thread pools and devices, once.
     configure_tensorflow(threads, seed=0, cpu_devices=cpu_devices)
