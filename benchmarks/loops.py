@@ -24,6 +24,16 @@ def load(config_path):
     return config, get(config["model"]), get(config["data"]["train"]), get(config["data"]["validation"])
 
 
+def validation(val, params: dict, budget: dict) -> dict:
+    """fit's validation arguments as a kerasgrid trial has them: the same batches every epoch, all
+    of the validation data unless budget.validation_steps says how many."""
+    from kerasgrid.trial.data import as_validation_dataset
+
+    dataset, steps = as_validation_dataset(val, params, batch_size=budget.get("batch_size", 32),
+                                           steps=budget.get("validation_steps"))
+    return {"validation_data": dataset, "validation_steps": steps}
+
+
 def baseline(config_path):
     import keras
 
@@ -42,8 +52,7 @@ def baseline(config_path):
             as_dataset(train, params, batch_size=32, seed=seed),
             epochs=budget["epochs"],
             steps_per_epoch=budget["steps_per_epoch"],
-            validation_data=as_dataset(val, params, batch_size=32, seed=seed),
-            validation_steps=budget["validation_steps"],
+            **validation(val, params, budget),
             shuffle=False,
             verbose=0,
         )
@@ -76,8 +85,7 @@ def kerastuner(config_path):
             as_dataset(train, {}, batch_size=32, seed=seed),
             epochs=budget["epochs"],
             steps_per_epoch=budget["steps_per_epoch"],
-            validation_data=as_dataset(val, {}, batch_size=32, seed=seed),
-            validation_steps=budget["validation_steps"],
+            **validation(val, {}, budget),
             shuffle=False,
             verbose=0,
         )

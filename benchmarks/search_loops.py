@@ -4,7 +4,7 @@
 
 Both search the config's grid as a space of choices, with its model, data, budget and objective,
 and train as a kerasgrid trial does: the same endless data streams, `budget.steps_per_epoch`
-batches an epoch, `budget.validation_steps` validation batches, and `keras.utils.set_random_seed`
+batches an epoch, the same validation batches every epoch (`budget.validation_steps` of them, or all), and `keras.utils.set_random_seed`
 with the config's seed before each model is built, so that a combination starts from the same
 weights in every tool.
 
@@ -28,7 +28,7 @@ import json
 import tempfile
 
 from kerasgrid.sweep.grid import grid_values
-from loops import load
+from loops import load, validation
 
 ETA = 3  # the reduction factor of every halving method in bench_search.py
 
@@ -43,9 +43,8 @@ def setting(config_path):
     objective = {"metric": "val_loss", "direction": "min", **given}
     streams = {
         "x": as_dataset(train, {}, batch_size=budget.get("batch_size", 32), seed=seed),
-        "validation_data": as_dataset(val, {}, batch_size=budget.get("batch_size", 32), seed=seed),
+        **validation(val, {}, budget),
         "steps_per_epoch": budget["steps_per_epoch"],
-        "validation_steps": budget["validation_steps"],
         "shuffle": False,
         "verbose": 0,
     }

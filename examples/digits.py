@@ -47,12 +47,13 @@ def callbacks(params):
     return [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2)]
 
 
-def _batches(x, y, batch_size, shuffle_seed=None):
-    """One pass over the data; kerasgrid restarts the generator when it runs dry."""
+def _batches(x, y, batch_size, shuffle_seed=None, remainder=False):
+    """One pass over the data, in whole batches (and the smaller last one, with `remainder`);
+    kerasgrid restarts a training generator when it runs dry."""
     order = np.arange(len(x))
     if shuffle_seed is not None:
         order = np.random.default_rng(shuffle_seed).permutation(len(x))
-    for start in range(0, len(x) - batch_size + 1, batch_size):
+    for start in range(0, len(x) - (1 if remainder else batch_size) + 1, batch_size):
         batch = order[start : start + batch_size]
         yield x[batch], y[batch]
 
@@ -70,5 +71,6 @@ def train_arrays():
 
 
 def val_data(params):
+    # Every example once, in order: the val_loss that ranks a trial is model.evaluate(x_val, y_val)'s.
     _, (x, y) = _split()
-    return _batches(x, y, params.get("batch_size", 32))
+    return _batches(x, y, params.get("batch_size", 32), remainder=True)

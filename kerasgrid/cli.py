@@ -16,11 +16,13 @@ from pathlib import Path
 
 from kerasgrid import project, records
 from kerasgrid.errors import Direction, KerasgridError, Status
-from kerasgrid.results.leaderboard import format_winner, leaderboard_rows
-from kerasgrid.results.ranking import epochs_target, rank
-from kerasgrid.results.tables import console_lines, failure_lines
+from kerasgrid.results.leaderboard import format_winner, leaderboard_table
+from kerasgrid.results.ranking import by_front, epochs_target, objectives_of
+from kerasgrid.results.tables import console_lines, failure_lines, front_lines
 from kerasgrid.running import eta
 from kerasgrid.search import hyperband
+from kerasgrid.search.rounds import trial_rounds
+from kerasgrid.sweep import runs
 
 
 def recorded_objective(finished: list[dict]) -> tuple[dict, str]:
@@ -61,6 +63,105 @@ def _brackets(results: Path, plan: dict, trials: set[str]) -> dict[str, int] | N
     return hyperband.dealt_brackets(settings, trials, sorted(results.glob("brackets/*/*.json")))
 
 
+@dataclasses.dataclass
+class OnDisk:
+    """The runs a sweep's folder holds: each run's furthest record (`finished`), every record of
+    every rung (`every_run`), the finalists' confirmations, how many runs started but did not
+    finish, and whether any trial has rungs (halving)."""
+
+    finished: list[dict]
+    every_run: list[dict]
+    confirmations: list[dict]
+    unfinished: int
+    halving: bool
+
+
+def on_disk(trials_dir: Path) -> OnDisk:
+    found = OnDisk([], [], [], 0, False)
+    for trial in sorted(path for path in trials_dir.iterdir() if path.is_dir()):
+        # The run with the config's seed, and with repeats every further seed's (kerasgrid.sweep.runs).
+        for folder in [trial, *sorted(trial.glob("seeds/*"))]:
+            # With halving, a run's record is that of the furthest rung it finished.
+            paths = [folder / "metrics.json", *folder.glob("rungs/*/metrics.json")]
+            done = [records.read_json(path) for path in paths if path.exists()]
+            found.every_run += done  # every rung's too: the time left counts them
+            found.halving |= len(paths) > 1
+            if done:
+                found.finished.append(max(done, key=epochs_target))
+            elif (folder / "params.json").exists() or any(folder.glob("rungs/*/params.json")):
+                found.unfinished += 1  # running now, or stopped before it ended
+        confirmation = runs.run_dir(trial, confirm=True)
+        found.confirmations += [records.read_json(path) for path in
+                                [confirmation / "metrics.json", *sorted(confirmation.glob("seeds/*/metrics.json"))]
+                                if path.exists()]
+    return found
+
+
+def _asked_objective(plan: dict, finished: list[dict], metric: str | None, direction: str | None) -> tuple[dict, str]:
+    """The objective to rank on: the sweep's (its plan's: every objective and constraint, as the
+    leaderboard ranks), else the one the trials recorded; or the metric and direction asked for."""
+    objective, note = recorded_objective(finished)
+    if plan.get("objective"):
+        objective, note = plan["objective"], "as the sweep ranks them"
+    if metric:
+        recorded = objective if objective["metric"] == metric else {}
+        objective, note = {"metric": metric, "direction": recorded.get("direction", Direction.MIN.value)}, "as asked"
+    if direction:
+        objective = {**objective, "direction": Direction(direction).value}
+        if objective.get("objectives"):
+            objective["objectives"] = [{**objective["objectives"][0], "direction": objective["direction"]},
+                                       *objective["objectives"][1:]]
+    for record in finished:
+        if record["status"] == Status.OK.value and objective["metric"] not in record["metrics"] \
+                and objective["metric"] not in (record.get("measures") or {}):
+            logged = ", ".join(sorted(record["metrics"]))
+            raise KerasgridError(
+                f"trial {record['trial_id']} did not log {objective['metric']}; it logged: {logged}. "
+                "Give --metric one of these."
+            )
+    return objective, note
+
+
+@dataclasses.dataclass
+class Table:
+    """What `kerasgrid summary` ranks: the objective (and how it was chosen), the ranking, and the
+    leaderboard's header and rows (kerasgrid.results.leaderboard.leaderboard_table), as
+    results/leaderboard.tsv has them for the same trials."""
+
+    objective: dict
+    note: str
+    ranked: list[dict]
+    header: list[str]
+    rows: list[list[str]]
+
+
+def summary_table(results, found: OnDisk, metric: str | None = None, direction: str | None = None) -> Table:
+    """The leaderboard of the runs `found` in the folder `results`, made by the function that
+    writes results/leaderboard.tsv, with what the folder says of rungs, brackets, rounds and
+    confirmations."""
+    results = Path(results)
+    plan = _plan(results)
+    objective, note = _asked_objective(plan, found.finished, metric, direction)
+    rungs = sorted({epochs_target(record) for record in found.every_run}) if found.halving else None
+    if found.halving and plan.get("rungs"):
+        rungs = plan["rungs"]  # the sweep's own, even where no record is at a rung yet
+    trials = {record["trial_id"] for record in found.finished}
+    brackets = _brackets(results, plan, trials) if found.halving else None
+    repeats_ = max(Counter(record["trial_id"] for record in found.finished).values())
+    ranked, header, rows = leaderboard_table(
+        found.finished, objective, sorted({key for record in found.finished for key in record["params"]}),
+        f"{results / 'trials'} ({note})", rungs, trial_rounds(sorted(results.glob("rounds/*.json"))) or None,
+        repeats_, found.confirmations or None, brackets)
+    return Table(objective, note, ranked, header, rows)
+
+
+def summary_rows(results="results", metric: str | None = None, direction: str | None = None) -> list[dict]:
+    """Every row of `kerasgrid summary`'s table, whole, by column: as `read_leaderboard` reads
+    results/leaderboard.tsv."""
+    table = summary_table(results, on_disk(Path(results) / "trials"), metric, direction)
+    return [dict(zip(table.header, row)) for row in table.rows]
+
+
 def summary(results="results", top: int = 10, metric: str | None = None, direction: str | None = None) -> list[str]:
     """The lines `kerasgrid summary` prints: progress, the ranked top trials, the winner."""
     trials_dir = Path(results) / "trials"
@@ -69,80 +170,74 @@ def summary(results="results", top: int = 10, metric: str | None = None, directi
             f"{trials_dir} does not exist. Run a sweep first, or point --results at the folder "
             "a sweep wrote (the one that holds trials/)."
         )
-    finished, unfinished, halving, every_run = [], 0, False, []
-    for trial in sorted(path for path in trials_dir.iterdir() if path.is_dir()):
-        # The run with the config's seed, and with repeats every further seed's (kerasgrid.sweep.runs).
-        for folder in [trial, *sorted(trial.glob("seeds/*"))]:
-            # With halving, a run's record is that of the furthest rung it finished.
-            found = [folder / "metrics.json", *folder.glob("rungs/*/metrics.json")]
-            done = [records.read_json(path) for path in found if path.exists()]
-            every_run += done  # every rung's too: the time left counts them
-            halving |= len(found) > 1
-            if done:
-                finished.append(max(done, key=epochs_target))
-            elif (folder / "params.json").exists() or any(folder.glob("rungs/*/params.json")):
-                unfinished += 1  # running now, or stopped before it ended
-
-    objective, note = recorded_objective(finished)
-    if metric:
-        recorded = objective if objective["metric"] == metric else {}
-        objective, note = {"metric": metric, "direction": recorded.get("direction", Direction.MIN.value)}, "as asked"
-    if direction:
-        objective["direction"] = Direction(direction).value
-    for record in finished:
-        if record["status"] == Status.OK.value and objective["metric"] not in record["metrics"]:
-            logged = ", ".join(sorted(record["metrics"]))
-            raise KerasgridError(
-                f"trial {record['trial_id']} did not log {objective['metric']}; it logged: {logged}. "
-                "Give --metric one of these."
-            )
-
-    ranked = rank(finished, objective)
+    found = on_disk(trials_dir)
+    finished = found.finished
     counts = Counter(record["status"] for record in finished)
     statuses = ", ".join(f"{counts[s.value]} {s.value}" for s in Status if counts[s.value])
-    runs = "runs" if len(ranked) < len(finished) else "trials"  # repeats: several seeds per trial
+    kind = "runs" if len({r["trial_id"] for r in finished}) < len(finished) else "trials"  # repeats: several seeds
     lines = [
-        f"{trials_dir}: {len(finished)} {runs} finished" + (f" ({statuses})" if finished else "")
-        + f", {unfinished} started but not finished."
+        f"{trials_dir}: {len(finished)} {kind} finished" + (f" ({statuses})" if finished else "")
+        + f", {found.unfinished} started but not finished."
     ]
-    lines += progress_lines(Path(results) / eta.PLAN_FILE, every_run)
+    lines += progress_lines(Path(results) / eta.PLAN_FILE, found.every_run, halving_finished(Path(results), found))
     if not finished:
         return lines
-    rungs = sorted({epochs_target(record) for record in every_run}) if halving else None
-    plan = _plan(Path(results))
-    if halving and plan.get("rungs"):
-        rungs = plan["rungs"]  # the sweep's own, even where no record is at a rung yet
-    most_runs = max(entry.get("runs", 1) for entry in ranked)
-    brackets = _brackets(Path(results), plan, {r["trial_id"] for r in finished}) if halving else None
-    header, rows = leaderboard_rows(ranked, sorted({key for record in finished for key in record["params"]}), rungs,
-                                    repeats=most_runs, brackets=brackets)
-    shown = [dict(zip(header, row)) for row in rows]
-    table = console_lines(shown, objective, top)
-    lines += [f"{table[0]}, {note}:", *table[1:]]
-    if top < len(rows):
-        lines.append(f"... {len(rows) - top} more (--top {len(rows)} shows them all)")
-    failures = failure_lines(shown, str(Path(results) / "leaderboard.tsv"))
+    table = summary_table(results, found, metric, direction)
+    rows = [dict(zip(table.header, row)) for row in table.rows]
+    shown = console_lines(rows, table.objective, top)
+    lines += [f"{shown[0]}, {table.note}:", *shown[1:]]
+    if top < len(table.rows):
+        lines.append(f"... {len(table.rows) - top} more (--top {len(table.rows)} shows them all)")
+    failures = failure_lines(rows, str(Path(results) / "leaderboard.tsv"))
     lines += [""] * bool(failures) + failures
-    winner = ranked[0]
-    if winner["status"] == Status.OK.value:
-        lines.append("")
-        spread = {"repeats": {"seeds": winner["run_seeds"], "values": winner["run_values"],
-                              "std": winner["objective_std"]}} if winner.get("runs", 1) > 1 else {}
-        lines += format_winner({
-            "trial_id": winner["trial_id"],
-            "objective": {**objective, "value": winner["objective_value"]},
-            "params": winner["params"],
-            **spread,
-        })
+    front = front_lines(rows)  # as the run's console ends
+    lines += [""] * bool(front) + front
+    winner = summary_winner(table.ranked, table.objective, bool(found.confirmations))
+    if winner:
+        lines += ["", *format_winner(winner)]
     return lines
 
 
-def progress_lines(plan_file, done: list[dict]) -> list[str]:
+def summary_winner(ranked: list[dict], objective: dict, confirmed: bool) -> dict | None:
+    """The winner as best_params.yaml names it (kerasgrid.results.leaderboard.best), from the
+    ranking's first entry; None where the leaderboard has no winner (not ok, keeps no constraint,
+    or, with confirm, not confirmed)."""
+    first = ranked[0]
+    if first["status"] != Status.OK.value or first.get("feasible") is False or (confirmed and not first["confirmed"]):
+        return None
+    winner = {"trial_id": first["trial_id"], "objective": {**{k: objective[k] for k in ("metric", "direction")},
+                                                           "value": first["objective_value"]},
+              "params": first["params"]}
+    if first.get("runs", 1) > 1:
+        winner["repeats"] = {"seeds": first["run_seeds"], "values": first["run_values"], "std": first["objective_std"]}
+    if by_front(objective):
+        winner["objectives"] = [{**o, "value": value} for o, value in zip(objectives_of(objective), first["objective_values"])]
+        winner["pareto_rank"] = first["pareto_rank"]
+        winner["chosen_by"] = objective.get("winner", "first")
+    return winner
+
+
+def halving_finished(results: Path, found: OnDisk) -> bool:
+    """Whether a halving sweep is finished: its leaderboard, written once every rung's promotions
+    are decided and trained (and removed when the plan changes), is newer than every run's record,
+    and no run is under way. Its plan only says how many runs a rung takes at most."""
+    leaderboard = results / "leaderboard.tsv"
+    if not found.halving or found.unfinished or not leaderboard.is_file():
+        return False
+    newest = max((path.stat().st_mtime for path in results.glob("trials/**/metrics.json")), default=0.0)
+    return leaderboard.stat().st_mtime >= newest
+
+
+def progress_lines(plan_file, done: list[dict], finished: bool = False) -> list[str]:
     """The runs to go of the plan the last run wrote (results/eta.json) and the time left at the
-    pace of the runs finished; none for a sweep run before kerasgrid wrote one."""
+    pace of the runs finished; none for a sweep run before kerasgrid wrote one. A `finished`
+    halving sweep says so: halving stopped the runs it did not promote."""
     plan = eta.read_plan(plan_file)
     if plan is None:
         return []
+    if finished:
+        return [f"all {len(done):,} runs of the sweep finished, on every rung; halving stopped the others "
+                "(results/leaderboard.tsv ranks them)."]
     counts = Counter(epochs_target(record) for record in done)
     plan = dataclasses.replace(plan.with_done(counts), pace=eta.pace(done, plan.budget or {}))
     return [line.removeprefix("kerasgrid: ") for line in plan.lines()]

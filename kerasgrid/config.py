@@ -24,7 +24,7 @@ from kerasgrid.sweep.grid import canonical
 
 # Bumped when a change to kerasgrid changes what a finished trial would compute, so that exactly
 # then every trial reruns; edits that change no result (comments, refactors) rerun nothing.
-TRAINING_VERSION = 1
+TRAINING_VERSION = 2  # 2: validation in order, all of it by default (issue 29)
 
 
 def load_schema(path) -> dict:
@@ -234,10 +234,11 @@ class Sweep:
         return repeats.seeds(self.seed, self.repeats)
 
     def plan(self) -> dict:
-        """How the candidates are found and trained: results/search.json. With confirm and repeats,
+        """How the candidates are found, trained and ranked: results/search.json. With confirm and repeats,
         those too: a leaderboard that waits on a checkpoint (finalists, promotions) must be redone
         when they change."""
         plan = {"strategy": self.strategy, "rungs": self.rungs}
+        plan["objective"] = self.objective  # how the leaderboard ranks: what `kerasgrid summary` ranks by
         if self.halving:
             plan["halving"] = {"eta": self.schedule.eta, "min_epochs": self.schedule.min_epochs,
                                "brackets": [bracket.size for bracket in self.brackets]}

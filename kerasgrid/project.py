@@ -177,7 +177,7 @@ def describe(sweep: Sweep) -> list[tuple[str, str]]:
         ("search", found),
         ("halving", _halving(sweep, candidates)),
         ("budget", f"{_count(budget['epochs'], 'epoch')} of {_count(budget['steps_per_epoch'], 'step')}, "
-                   f"{_count(budget['validation_steps'], 'validation step')} each; {size}"),
+                   f"{_validation(sweep)}; {size}"),
         ("objective", ranked),
         ("runs", _runs(sweep, candidates)),
     ]
@@ -194,6 +194,16 @@ def describe(sweep: Sweep) -> list[tuple[str, str]]:
 
 def _count(number: int, thing: str) -> str:
     return f"{number:,} {thing}{'s' if number != 1 else ''}"
+
+
+def _validation(sweep: Sweep) -> str:
+    """What each epoch validates on (budget.validation_steps)."""
+    steps = sweep.budget.get("validation_steps")
+    if sweep.validation is None:
+        return "no validation data"
+    if not steps:
+        return "each validated on all the validation data"
+    return f"each validated on the validation data's first {steps:,} batch{'es' if steps != 1 else ''}"
 
 
 def _entrants(sweep: Sweep, size: int, start: int = 0) -> list[int]:

@@ -72,6 +72,20 @@ def test_a_trial_asked_to_stop_saves_and_resumes_bit_for_bit(epoch, step, resume
     assert "kerasgrid: resuming from the checkpoint at" in capsys.readouterr().out
 
 
+def test_a_subclassed_model_on_reshuffled_datasets_resumes_mid_epoch_bit_for_bit(tmp_path):
+    # A user's tf.data.Dataset reshuffled every pass, for training and validation alike (the rest
+    # of the resumed epoch validates on the pass that epoch would have), and a model without
+    # get_config, whose weights are saved instead of the whole model.
+    trial = {**settings(model="subclassed_dropout", train="dataset", validation="dataset", epochs=3, steps_per_epoch=5),
+             "callbacks": f"{MODELS}:reduce_lr_asks_to_stop"}
+    unbroken = run_trial(PARAMS, trial, tmp_path / "unbroken", trial_id="t")
+    stopped_at(tmp_path / "t", 2, 4, trial=trial)
+    record = run_trial(PARAMS, trial, tmp_path / "t", trial_id="t")
+    assert (record["resumed_from_epoch"], record["resumed_from_step"]) == (1, 4)
+    assert record["metrics"] == unbroken["metrics"]
+    assert (tmp_path / "t" / "history.csv").read_text() == (tmp_path / "unbroken" / "history.csv").read_text()
+
+
 def test_periodic_checkpoints_change_no_result(straight, tmp_path):
     # A tiny interval: a checkpoint at every batch's end.
     record = run_trial(PARAMS, TRIAL, tmp_path / "t", trial_id="t", model_path=tmp_path / "t" / "model.keras",

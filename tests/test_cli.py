@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kerasgrid.cli import summary, summary_rows
 from kerasgrid.results.leaderboard import read_leaderboard
+from kerasgrid.results.tables import leaderboard_lines
 
 KERASGRID = Path(sys.executable).parent / "kerasgrid"
 
@@ -42,6 +44,15 @@ def test_summary_ranks_the_finished_trials_of_an_unfinished_sweep(partial):
     assert lines[5] == "... 1 more (--top 3 shows them all)"
     assert lines[-2].startswith(f"Best trial: {finished[0]['trial_id']} with val_loss = ")
     assert lines[-1].startswith("Best params found: {'act_in': ")
+
+
+def test_the_summary_of_a_finished_sweep_is_its_leaderboard_row_by_row(tiny_sweep, faulty_sweep):
+    for sweep in (tiny_sweep, faulty_sweep):  # one objective; the second with diverged and failed trials
+        leaderboard = sweep.path("results/leaderboard.tsv")
+        assert summary_rows(sweep.path("results")) == read_leaderboard(leaderboard)
+    objective = {"metric": "loss", "direction": "min"}
+    table = leaderboard_lines(leaderboard, objective, top=3)
+    assert summary(faulty_sweep.path("results"), top=3)[2:2 + len(table)] == [f"{table[0]}, as the sweep ranks them:", *table[1:]]
 
 
 def test_summary_ranks_on_another_metric_when_asked(partial):

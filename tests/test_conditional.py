@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from kerasgrid.cli import summary_rows
 from kerasgrid.config import check, load_schema, sweep_from_config
 from kerasgrid.errors import ConfigError
 from kerasgrid.project import describe
@@ -316,15 +317,15 @@ def ranked(workflow) -> list[dict]:
     return read_leaderboard(workflow.path("results/leaderboard.tsv"))
 
 
-def test_a_nested_grid_trains_every_branch_ranks_with_blanks_and_adding_a_branch_retrains_nothing(conditional):
+def test_a_nested_grid_trains_every_branch_ranks_with_absent_keys_and_adding_a_branch_retrains_nothing(conditional):
     conditional.sweep(e2e_config())
     rows = ranked(conditional)
     # adam 1 + sgd 2 momentum x (step 2 + none 1) = 7 trials, every one ok: each got its keys only.
     assert len(rows) == 7 and {row["status"] for row in rows} == {"ok"}
     best = rows[0]
-    assert (best["optimizer"], best["momentum"], best["schedule"], best["drop"]) == ("sgd", "0.9", "none", "")
+    assert (best["optimizer"], best["momentum"], best["schedule"], best["drop"]) == ("sgd", "0.9", "none", "n/a")
     adam = next(row for row in rows if row["optimizer"] == "adam")
-    assert adam["momentum"] == adam["schedule"] == adam["drop"] == "" and adam["lr"] == "0.01"  # one lr column
+    assert adam["momentum"] == adam["schedule"] == adam["drop"] == "n/a" and adam["lr"] == "0.01"  # one lr column
     for name in ("param_effects.png", "importance.png"):
         assert conditional.path(f"results/plots/{name}").stat().st_size > 0
     assert "optimizer is a key" not in conditional.path("results/importance.tsv").read_text()
@@ -378,8 +379,9 @@ def test_nsga2_with_two_objectives_and_repeats_over_a_nested_choice(conditional)
     rows = ranked(conditional)
     assert len(rows) == 6 and {row["status"] for row in rows} == {"ok"} and {row["seeds"] for row in rows} == {"2"}
     for row in rows:
-        assert (row["momentum"] != "") == (row["optimizer"] == "sgd")  # blank where the branch has no such key
-        assert (row["drop"] != "") == (row["schedule"] == "step")
+        assert (row["momentum"] != "n/a") == (row["optimizer"] == "sgd")  # n/a where the branch has no such key
+        assert (row["drop"] != "n/a") == (row["schedule"] == "step")
+    assert summary_rows(conditional.path("results")) == rows  # `kerasgrid summary`: rounds, fronts, seeds
     assert "pareto_rank" in rows[0] and "Best params found: {" in result.output
     rounds = [json.loads(conditional.path(f"results/rounds/{i}.json").read_text()) for i in (0, 1)]
     assert all(entry["trial_id"] == trial_id(entry["params"]) for r in rounds for entry in r["proposals"])

@@ -46,6 +46,8 @@ def in_repo(monkeypatch):
         (lambda c: c["budget"].update(epochs=0), r"my\.yaml: budget\.epochs is 0, which is wrong: .*Epochs per trial, a whole number of at least 1"),
         (lambda c: c["budget"].update(steps_per_epoch=-3), r"my\.yaml: budget\.steps_per_epoch is -3"),
         (lambda c: c["objective"].update(direction="down"), r"my\.yaml: objective\.direction is \"down\".*min when smaller is better"),
+        (lambda c: c.update(checkpoint={"minutes": -1}), r"my\.yaml: checkpoint\.minutes is -1, which is wrong: .*Minutes of training between checkpoints"),
+        (lambda c: c.update(checkpoint={"every": 5}), r"my\.yaml: 'checkpoint\.every' is not a key kerasgrid knows\. Remove or rename it; the keys allowed in checkpoint are: minutes"),
     ],
 )
 def test_schema_errors_name_file_key_and_fix(change, message):
@@ -53,6 +55,14 @@ def test_schema_errors_name_file_key_and_fix(change, message):
     change(config)
     with pytest.raises(ConfigError, match=message):
         check(config, SCHEMA, "my.yaml")
+
+
+def test_checkpoint_minutes_default_to_ten_and_are_no_setting():
+    # Where a trial resumes changes no result: the key stays out of the settings, a rerun trigger.
+    default, often = (sweep_from_config(fill_defaults(full_config(**extra), SCHEMA), "my.yaml")
+                      for extra in ({}, {"checkpoint": {"minutes": 0.5}}))
+    assert (default.checkpoint_minutes, often.checkpoint_minutes) == (10, 0.5)
+    assert default.settings() == often.settings()
 
 
 def test_a_valid_config_passes_the_schema():

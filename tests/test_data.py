@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasgrid.errors import DataError
-from kerasgrid.trial.data import as_dataset, call_data_fn, infer_signature
+from kerasgrid.errors import ConfigError, DataError
+from kerasgrid.trial import data as data_module
+from kerasgrid.trial.data import as_dataset, as_validation_dataset, call_data_fn, infer_signature
 
 
 def batches(n_batches, batch=4, features=3):
@@ -96,3 +97,54 @@ def test_batches_of_python_objects_are_an_error():
 
     with pytest.raises(DataError, match=r"^data\.train: a batch holds a numpy array of Python objects \(shape \(2,\)\); yield numeric or string arrays"):
         as_dataset(data, {}, batch_size=8, seed=0, name="data.train")
+
+
+def passes(validation, times=2):
+    """The first values of each batch's x in each of `times` passes (as_validation_dataset's: each
+    from a fresh iterator, as Keras makes one each epoch)."""
+    dataset, steps = validation
+    return [[float(x.numpy().flat[0]) for x, *_ in dataset.take(steps)] for _ in range(times)]
+
+
+def test_validation_arrays_are_read_in_order_all_of_them_every_pass():
+    x, y = np.arange(10.0).reshape(10, 1), np.arange(10.0)
+    validation = as_validation_dataset(lambda params: (x, y), {"batch_size": 4}, batch_size=2, steps=None)
+    assert validation[1] == 3  # 4 + 4 + 2: the last batch smaller, none left out
+    assert passes(validation) == [[0, 4, 8], [0, 4, 8]]
+    # validation_steps: the first batches, the same every pass; starting over where there are fewer.
+    first = as_validation_dataset(lambda: (x, y), {}, batch_size=4, steps=2)
+    assert passes(first) == [[0, 4], [0, 4]]
+    assert passes(as_validation_dataset(lambda: (x, y), {}, batch_size=4, steps=5), 1) == [[0, 4, 8, 0, 4]]
+
+
+def test_a_validation_generator_is_one_call_per_pass_and_counted():
+    calls = []
+
+    def data():
+        calls.append(1)
+        return batches(3)
+
+    validation = as_validation_dataset(data, {}, batch_size=8, steps=None)
+    assert validation[1] == 3  # read once to count: an epoch is as many batches
+    assert passes(validation) == [[0, 1, 2], [0, 1, 2]]
+    assert len(calls) == 3  # the first call's generator counted, then one call per pass
+    assert passes(as_validation_dataset(lambda: batches(3), {}, batch_size=8, steps=2)) == [[0, 1], [0, 1]]
+
+
+def test_a_validation_dataset_is_read_as_it_is():
+    source = tf.data.Dataset.from_tensor_slices((np.arange(6.0).reshape(6, 1), np.zeros(6))).batch(4)
+    assert passes(as_validation_dataset(lambda: source, {}, batch_size=8, steps=None)) == [[0, 4], [0, 4]]
+
+
+def test_endless_validation_data_without_validation_steps_is_a_config_error(monkeypatch):
+    source = tf.data.Dataset.from_tensor_slices((np.zeros((4, 1)), np.zeros(4))).batch(2).repeat()
+    with pytest.raises(ConfigError, match=r"^my\.yaml: budget\.validation_steps is not set, which means validating on "
+                       r"all of the validation data every epoch, but data\.validation = m\.py:val returns a Dataset "
+                       r"that repeats for ever\. Set budget\.validation_steps to the number of batches"):
+        as_validation_dataset(lambda: source, {}, batch_size=8, steps=None, ref="m.py:val", source="my.yaml")
+    assert passes(as_validation_dataset(lambda: source, {}, batch_size=8, steps=3), 1) == [[0, 0, 0]]
+    # A generator has no length to ask: one that yields more than COUNT_LIMIT batches is taken for endless.
+    monkeypatch.setattr(data_module, "COUNT_LIMIT", 20)
+    with pytest.raises(ConfigError, match=r"data\.validation = m\.py:val returns more than 20 batches, endless it "
+                       r"seems\. Set budget\.validation_steps"):
+        as_validation_dataset(lambda: batches(10**9), {}, batch_size=8, steps=None, ref="m.py:val", source="my.yaml")

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from conftest import tiny_config
+from kerasgrid.cli import summary, summary_rows
 from kerasgrid.config import sweep_from_config
 from kerasgrid.errors import ConfigError, NoSuccessfulTrial
 from kerasgrid.results import pareto
@@ -170,6 +171,15 @@ def test_a_grid_sweep_with_two_objectives_and_a_constraint_end_to_end(workflow):
     best = yaml.safe_load(workflow.path("results/best_params.yaml").read_text())
     assert best["trial_id"] == rows[0]["trial_id"] and [o["metric"] for o in best["objectives"]] == ["val_loss", "params_count"]
     assert "Pareto front: " in result.output and f"Best params found: {best['params']}" in result.output
+    # `kerasgrid summary` is the leaderboard: its rows, its front and every objective on the console.
+    assert summary_rows(workflow.path("results")) == rows
+    shown = summary(workflow.path("results"), top=6)
+    assert shown[2].startswith("Leaderboard: 6 trials by Pareto front of val_loss (lower is better), params_count")
+    assert shown[3].split()[-4:] == ["status", "pareto_rank", "feasible", "params_count"]
+    assert [line.split()[1] for line in shown[4:10]] == [r["trial_id"] for r in rows]
+    assert f"Best trial: {best['trial_id']} with val_loss = " in shown[-2] and "params_count = " in shown[-2]
+    assert [line for line in shown if line.startswith("Pareto front: ")] == [
+        line for line in result.output.splitlines() if line.startswith("Pareto front: ")]
     # The objective only ranks: a third objective retrains nothing.
     config["objective"].append({"metric": "predict_ms"})
     assert "train" not in workflow.plan(config)
@@ -190,6 +200,7 @@ def test_halving_over_a_random_search_and_repeats_with_confirm_rank_by_front(wor
                  {**LOSS_AND_SIZE, "objectives": [{"metric": "val_loss", "direction": "min"},
                                                   {"metric": "params_count", "direction": "min"}]})
     assert [r["trial_id"] for r in first[:2]] == promoted
+    assert summary_rows(workflow.path("results")) == rows  # halving's rungs and brackets, by front
 
     repeated = tiny_config(objective=two, repeats=2, confirm={"top": 2, "budget": {"epochs": 2}},
                            data={**tiny_config()["data"], "fraction": 0.5})

@@ -9,8 +9,9 @@ import matplotlib.colors
 import matplotlib.image
 import pytest
 
-from kerasgrid.results import plots
+from kerasgrid.results import front_plot, plots
 from kerasgrid.results.leaderboard import read_leaderboard, write_leaderboard
+from kerasgrid.results.tables import front_lines, page
 from kerasgrid.search import describe_space, parse_space
 from kerasgrid.sweep.grid import trial_id
 
@@ -85,7 +86,7 @@ def test_failed_and_diverged_trials_are_shown_and_marked(faulty_sweep):
     # Why each did not finish, as the console and the page say it (kerasgrid.trial.reasons).
     assert texts(ranking).count(" failed: RuntimeError: build_model refuses fault=raise (faulty.py:16)") == 2
     assert texts(ranking).count(" diverged: loss became NaN or infinite in epoch 1; training stopped there") == 2
-    assert "Trials ranked by loss: 6 trials (2 ok, 2 diverged, 2 failed)" in texts(ranking)
+    assert "Trials ranked by loss (lower is better): 6 trials (2 ok, 2 diverged, 2 failed)" in texts(ranking)
 
     effects = texts(plots.param_effects(trials, LOSS, keys))
     assert "[1, 2]\n(1 diverged, 1 failed)" in effects and "flat\n(1 diverged, 1 failed)" in effects
@@ -256,3 +257,53 @@ def test_with_halving_each_dot_has_its_rungs_colour_and_the_figure_says_so(tmp_p
     legend = [text.get_text() for text in figure.legends[0].get_texts()]
     assert legend[3:] == ["bracket 0 (from 1 epoch)", "bracket 1 (from 3 epochs)", "bracket 2 (from 9 epochs)"]
     assert len(figure.axes[1].collections) == 4  # a scatter per bracket, and the winner's star
+
+
+TWO = {"metric": "val_loss", "direction": "min", "constraints": [], "winner": "first",
+       "objectives": [{"metric": "val_loss", "direction": "min"}, {"metric": "params_count", "direction": "min"}]}
+
+
+def test_by_pareto_front_every_view_follows_the_leaderboard_with_each_objective_and_key(tmp_path):
+    """The issue's case: front 1 ends with val_loss 0.13, front 2 starts with 0.0963; a key of one
+    branch of a `choose` (momentum: sgd's) that adam's trials do not have."""
+    adam, sgd = {"optimizer": "adam", "lr": 0.01}, {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9}
+    points = [(0.09, 500, {**adam, "units": 64}), (0.10, 100, {**sgd, "units": 8}), (0.13, 50, {**adam, "units": 4}),
+              (0.12, 600, {**sgd, "units": 96}), (0.0963, 700, {**sgd, "units": 128})]
+    paths = [write_run(tmp_path / "results" / "trials" / trial_id(params),
+                       record(params, {"val_loss": loss}, measures={"params_count": size}))
+             for loss, size, params in points]
+    keys = ["lr", "momentum", "optimizer", "units"]
+    write_leaderboard(paths, TWO, keys, tmp_path / "results" / "leaderboard.tsv")
+    rows = read_leaderboard(tmp_path / "results" / "leaderboard.tsv")
+    assert [(r["val_loss"], r["pareto_rank"]) for r in rows] == [
+        ("0.09", "1"), ("0.1", "1"), ("0.13", "1"), ("0.0963", "2"), ("0.12", "2")]
+    assert [r["momentum"] for r in rows] == ["n/a", "0.9", "n/a", "0.9", "0.9"]  # not blank, not null
+
+    trials = plots.load_trials(tmp_path / "results" / "leaderboard.tsv", TWO)
+    figure = plots.ranking(trials, TWO, keys)
+    ax = figure.axes[0]
+    labels = [tick.get_text() for tick in ax.get_yticklabels()]
+    assert [label.split()[0] for label in labels] == ["#1", "#2", "#3", "#4", "#5"]  # the leaderboard's order
+    assert [bar.get_width() for bar in ax.patches] == [float(r["val_loss"]) for r in rows]
+    assert figure.get_suptitle().replace("\n", " ").startswith(
+        "Trials ranked by Pareto front of val_loss (lower is better), params_count (lower is better): 5 trials")
+    assert [t for t in texts(figure) if "front" in t and t.startswith(" 0")] == [
+        " 0.09  (front 1; params_count = 500)", " 0.1  (front 1; params_count = 100)",
+        " 0.13  (front 1; params_count = 50)", " 0.0963  (front 2; params_count = 700)",
+        " 0.12  (front 2; params_count = 600)"]
+    assert [line.get_ydata()[0] for line in ax.get_lines()] == [2.5]  # the dotted line between the fronts
+    # Every varying key in every label, wrapped rather than cut; adam's momentum as the TSV has it.
+    assert all(f"{key}=" in label.replace("\n", " ") for label in labels for key in keys)
+    assert "momentum=n/a" in labels[0] and "…" not in "".join(labels)
+    assert "momentum=n/a" in plots.trial_label(trials[0], keys) and "\n" in plots.trial_label(trials[0], keys, 20)
+
+    front = front_plot.front_figure(rows, TWO["objectives"])
+    key = next(t for t in texts(front) if t.startswith("#1 "))
+    assert key.splitlines() == [f"#{r['rank']} {r['trial_id'][:8]}: lr={r['lr']}, momentum={r['momentum']}, "
+                                f"optimizer={r['optimizer']}, units={r['units']}" for r in rows[:3]]
+    assert {"#1", "#2", "#3"} <= set(texts(front))  # each front point marked with its rank
+    console = front_lines(rows)
+    assert console[1].endswith("(lr=0.01, momentum=n/a, optimizer=adam, units=64)")
+    html = page(rows, TWO)
+    assert "ranked by Pareto front of val_loss (lower is better), params_count (lower is better);" in html
+    assert "params_count = 500 (lower is better); Pareto front 1" in html and "<td>n/a</td>" in html

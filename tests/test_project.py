@@ -65,7 +65,7 @@ def test_init_writes_a_project_whose_printed_commands_run_at_once(installed, tmp
         "sweep.yaml: a valid sweep; nothing was trained.",
         "  search     grid: every combination, 8 candidates (2 activation x 2 lr x 2 units)",
         "  halving    off: every candidate trains the whole budget",
-        "  budget     10 epochs of 20 steps, 5 validation steps each; batch size 32 where a data function returns "
+        "  budget     10 epochs of 20 steps, each validated on all the validation data; batch size 32 where a data function returns "
         "whole arrays",
         "  objective  val_loss, lower is better (min)",
         "  runs       8: one per candidate, seed 0",
@@ -87,6 +87,14 @@ def test_init_writes_a_project_whose_printed_commands_run_at_once(installed, tmp
     assert {p.name for p in project.iterdir()} == {"model.py", "sweep.yaml", ".gitignore", *written}
     # What the sweep wrote is what the .gitignore keeps out of git.
     assert {f"{name}/" for name in written} == set(project.joinpath(".gitignore").read_text().splitlines()[1:])
+
+    # The leaderboard's val_loss is what the winner gives on all of the validation data (issue 29).
+    evaluate = ("import kerasgrid, model; x_val, y_val = model.val_data(); m = kerasgrid.load_best_model(); "
+                "print(repr(m.evaluate(x_val, y_val, batch_size=32, return_dict=True, verbose=0)['loss']))")
+    evaluated = shell(f"cd 'my sweep' && python -c \"{evaluate}\"")
+    assert evaluated.returncode == 0, evaluated.output
+    best = yaml.safe_load((project / "results/best_params.yaml").read_text())
+    assert float(evaluated.stdout.split()[-1]) == pytest.approx(best["objective"]["value"], rel=1e-6, abs=0)
 
 
 def test_init_writes_into_the_current_folder_by_default(tmp_path, monkeypatch, capsys):
@@ -259,7 +267,7 @@ def test_check_describes_halving_adaptive_search_repeats_and_confirm(workflow):
         "  search     tpe: Optuna's TPE proposes 5 candidates in 3 rounds of 2, the last of 1, each round learning "
         "from those before (seed 0)",
         "  halving    off: every candidate trains the whole budget",
-        "  budget     1 epoch of 5 steps, 2 validation steps each; batch size 32 where a data function returns "
+        "  budget     1 epoch of 5 steps, each validated on the validation data's first 2 batches; batch size 32 where a data function returns "
         "whole arrays",
         "  objective  val_loss, lower is better (min)",
         "  runs       4 in the first round, 10 in all: 5 candidates x 2 seeds (0, 1), ranked by their mean",

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
+from kerasgrid.cli import summary_rows
 from kerasgrid.config import sweep_from_config
 from kerasgrid.results.leaderboard import read_leaderboard, write_leaderboard
 from kerasgrid.results.ranking import rank
@@ -145,6 +146,7 @@ def test_repeats_rank_by_the_mean_and_each_seed_is_a_run_of_its_own(noisy):
     assert trained_runs(result.output) == {(row["trial_id"], seed) for row in base_rows for seed in (1, 2)}
     assert all(noisy.snapshot()[path] == stamp for path, stamp in before.items())
     means, rows = ranking(noisy)
+    assert summary_rows(noisy.path("results")) == rows  # `kerasgrid summary` is the leaderboard
     assert means == sorted(Q, key=lambda q: np.mean([expected_loss(q, s) for s in range(3)])) == [0.01, -0.005, 0.2]
     for row in rows:
         q, trial = float(row["q"]), row["trial_id"]

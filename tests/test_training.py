@@ -73,6 +73,46 @@ def test_multi_input_multi_output_model_with_dict_batches(tmp_path):
     assert {"loss", "val_loss", "sum_loss", "flag_loss"} <= set(record["metrics"])
 
 
+@pytest.mark.parametrize("validation", ["val_arrays", "val_generator", "val_dataset"])
+def test_the_recorded_val_loss_is_what_model_evaluate_gives_on_the_validation_data(tmp_path, validation):
+    """Issue 29: by default every epoch validates on all of the validation data in order, so the
+    ranked number is what a user gets from the saved model: model.evaluate(x_val, y_val)."""
+    import keras
+
+    from trial_models import val_arrays
+
+    record = run_trial({"lr": 0.01}, settings(validation=validation, validation_steps=None), tmp_path / "t",
+                       model_path=tmp_path / "model.keras")
+    model = keras.models.load_model(tmp_path / "model.keras")
+    x_val, y_val = val_arrays()  # 90 examples: 11 batches of 8 and one of 2
+    loss = model.evaluate(x_val, y_val, batch_size=8, return_dict=True, verbose=0)["loss"]
+    assert loss == pytest.approx(record["objective"]["value"], rel=1e-6, abs=0)
+    if validation == "val_arrays":  # validation_steps: its first batches, as evaluate reads them
+        record = run_trial({"lr": 0.01}, settings(validation=validation, validation_steps=3), tmp_path / "t",
+                           model_path=tmp_path / "model.keras")
+        model = keras.models.load_model(tmp_path / "model.keras")
+        loss = model.evaluate(x_val[:24], y_val[:24], batch_size=8, return_dict=True, verbose=0)["loss"]
+        assert loss == pytest.approx(record["objective"]["value"], rel=1e-6, abs=0)
+
+
+def test_every_epoch_validates_on_the_same_batches(tmp_path):
+    # A learning rate of 0 never changes the model: every epoch's val_loss is the same only if its
+    # batches are (whole arrays were reshuffled every epoch, so validation_steps took other ones).
+    record = run_trial({"lr": 0.0}, settings(validation="val_arrays", validation_steps=3, epochs=3), tmp_path / "t")
+    assert record["metrics"]["val_loss"]["min"] == record["metrics"]["val_loss"]["max"]
+
+
+@pytest.mark.parametrize("key", ["train", "validation"])
+def test_a_dataset_of_single_examples_stops_the_sweep_before_training(tmp_path, key):
+    with pytest.raises(ConfigError, match=rf"^my\.yaml: data\.{key} = \S+trial_models\.py:unbatched returns single "
+                       r"examples, not batches \(its inputs have shape \(4,\); the model's take a batch of them, "
+                       r"\(None, 4\)\), so every trial would fail on Keras' shape error\. Return a Dataset of batches: "
+                       r"add \.batch\(n\) to it"):
+        run_trial({}, settings(**{key: "unbatched"}), tmp_path / "t", objective={"metric": "val_loss",
+                                                                                "source": "my.yaml"})
+    assert not (tmp_path / "t/metrics.json").exists()
+
+
 @pytest.mark.parametrize(
     "model, train, message, where",
     [

@@ -286,6 +286,30 @@ def slow_arrays(params):
             yield x[start:start + 8], y[start:start + 8]
 
 
+def val_arrays():
+    """90 examples: batches of 8 leave a smaller last batch of 2."""
+    x = np.random.default_rng(3).normal(size=(90, 4)).astype("float32")
+    return x, x.sum(axis=1, keepdims=True)
+
+
+def val_generator(params):
+    x, y = val_arrays()
+    for start in range(0, len(x), 8):
+        yield x[start : start + 8], y[start : start + 8]
+
+
+def val_dataset(params):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices(val_arrays()).batch(8)
+
+
+def unbatched(params):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices(arrays())
+
+
 class SignalsItself(keras.callbacks.Callback):
     """Sends its own process the signal params["signal"] after batch 2 of epoch 2, as SLURM sends
     its warning or a preemption's SIGTERM: once per trial folder (a file there remembers it)."""

@@ -38,9 +38,10 @@ def _split():
     return (x[train], y[train]), (x[validation], y[validation])
 
 
-# A data function returns whole (x, y) arrays, as here (kerasgrid shuffles them with the seed and
-# cuts batches of budget.batch_size), a generator of (x, y) batches, or a tf.data.Dataset. It may
-# take the trial's params, e.g. to read a batch_size from the grid; these need none.
+# A data function returns whole (x, y) arrays, as here (kerasgrid shuffles training arrays with the
+# seed and cuts batches of budget.batch_size; validation arrays it reads in order, all of them, as
+# model.evaluate does), a generator of (x, y) batches, or a tf.data.Dataset of batches. It may take
+# the trial's params, e.g. to read a batch_size from the grid; these need none.
 def train_data():
     train, _ = _split()
     return train

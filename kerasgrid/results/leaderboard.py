@@ -37,12 +37,20 @@ REPEAT_COLUMNS = ["std", "seeds"]
 # With confirm: whether the row's objective is its confirmation's (yes for the finalists), and
 # its rank and objective in the tuning.
 CONFIRM_COLUMNS = ["confirmed", "tuning_rank", "tuning_objective"]
+# A grid key a trial does not have (a key of a `choose` branch it did not take): "not applicable",
+# the same in the TSV, the console, the plots and the web page. pandas reads it as missing (NaN).
+ABSENT = "n/a"
 
 
 def _cell(value) -> str:
     """A param value as a TSV cell: strings as they are, everything else as JSON."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return " ".join(text.split("\t")).replace("\n", " ")
+
+
+def param_text(params: dict, key: str) -> str:
+    """A trial's value of a grid key as every table and figure shows it: `_cell`, or ABSENT."""
+    return _cell(params[key]) if key in params else ABSENT
 
 
 def _number(value) -> str:
@@ -85,7 +93,7 @@ def leaderboard_rows(
         value = record["objective_value"]
         row = (
             [str(record["rank"]), record["trial_id"]]
-            + [_cell(record["params"].get(key)) if key in record["params"] else "" for key in grid_keys]
+            + [param_text(record["params"], key) for key in grid_keys]
             + [
                 _number(value),
                 record["status"],
@@ -95,7 +103,7 @@ def leaderboard_rows(
             ]
         )
         if rounds:
-            row.append(str(rounds[record["trial_id"]]))
+            row.append(str(rounds.get(record["trial_id"], "")))  # summary: a trial of no round (a grid's before)
         if halving:
             tuning = record.get("tuning", record)  # a confirmation has no rungs: the tuning's
             bracket = (brackets or {}).get(record["trial_id"], 0)
@@ -114,20 +122,33 @@ def leaderboard_rows(
     return header, rows
 
 
+def leaderboard_table(
+    found: list[dict], objective: dict, grid_keys: list[str], source="the config", rungs=None, rounds=None,
+    repeats: int = 1, confirmations: list[dict] | None = None, brackets=None,
+) -> tuple[list[dict], list[str], list[list[str]]]:
+    """The ranking of the records `found` (metrics.json's) and the leaderboard's header and rows
+    (`leaderboard_rows`): what results/leaderboard.tsv holds and `kerasgrid summary` prints, one
+    function for both. `confirmations` (with confirm): the finalists' records, which rank them first."""
+    ranked = rank(found, objective, source)
+    if confirmations is not None:
+        ranked = confirm.merge(ranked, rank(confirmations, objective, source), objective)
+    header, rows = leaderboard_rows(ranked, grid_keys, rungs, rounds, repeats, confirmed=confirmations is not None,
+                                    objectives=objectives_of(objective), brackets=brackets)
+    return ranked, header, rows
+
+
 def write_leaderboard(
     metrics_paths, objective: dict, grid_keys: list[str], path, source="the config", rungs=None, rounds=None,
     repeats: int = 1, confirmed_paths=None, brackets=None,
 ):
-    """Rank the trials whose metrics.json files are given and write the leaderboard TSV.
+    """Rank the trials whose metrics.json files are given and write the leaderboard TSV
+    (`leaderboard_table`); the ranking.
 
     `confirmed_paths` (with confirm): the finalists' confirmation records, which rank them first.
     """
-    ranked = rank([records.read_json(p) for p in metrics_paths], objective, source)
-    if confirmed_paths is not None:
-        confirmations = rank([records.read_json(p) for p in confirmed_paths], objective, source)
-        ranked = confirm.merge(ranked, confirmations, objective)
-    header, rows = leaderboard_rows(ranked, grid_keys, rungs, rounds, repeats, confirmed=confirmed_paths is not None,
-                                    objectives=objectives_of(objective), brackets=brackets)
+    confirmations = None if confirmed_paths is None else [records.read_json(p) for p in confirmed_paths]
+    ranked, header, rows = leaderboard_table([records.read_json(p) for p in metrics_paths], objective, grid_keys,
+                                             source, rungs, rounds, repeats, confirmations, brackets)
     lines = ["\t".join(header)] + ["\t".join(row) for row in rows]
     records.write_text(path, "\n".join(lines) + "\n")
     return ranked

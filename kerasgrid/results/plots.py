@@ -17,8 +17,8 @@ from pathlib import Path
 
 from kerasgrid import records
 from kerasgrid.errors import Status
-from kerasgrid.results.leaderboard import read_leaderboard, row_dir
-from kerasgrid.results.tables import better
+from kerasgrid.results.leaderboard import ABSENT, FRONT_COLUMNS, read_leaderboard, row_dir
+from kerasgrid.results.tables import better, objective_value_columns, ranked_by
 from kerasgrid.sweep.grid import canonical
 from kerasgrid.sweep.space import Range, always, branch_keys, dimensions, parse_space
 from kerasgrid.trial import reasons
@@ -27,6 +27,7 @@ TOP = 5  # trials highlighted and named in the learning curves
 MAX_BARS = 30  # ok trials in the ranking chart; diverged and failed ones are added after them
 MAX_MARKED = 10  # diverged or failed trials named in the ranking chart
 LABEL = 22  # characters of a grid value shown on an axis
+TRIAL_LABEL = 48  # characters of a trial's settings on a line of its label; longer ones wrap, whole
 COLOURS = ["#1b5e20", "#1f77b4", "#ff7f0e", "#9467bd", "#17becf"]  # the winner first, in green
 GREY = "#9e9e9e"
 STATUS_COLOURS = {Status.DIVERGED.value: "#e65100", Status.FAILED.value: "#c62828"}
@@ -53,6 +54,11 @@ class Trial:
     confirmed: bool = False
     tuning_value: float | None = None
     reason: str | None = None  # why it did not finish ok, in a line (kerasgrid.trial.reasons)
+    # By Pareto front: the trial's front (1: none beats it), whether it keeps every constraint, and
+    # each objective's value but the first's ({metric: value}), as the leaderboard has them.
+    front: int | None = None
+    feasible: bool | None = None
+    others: dict = field(default_factory=dict)
 
     @property
     def tuned(self) -> float | None:
@@ -72,7 +78,9 @@ def load_trials(leaderboard_path, objective: dict, trials_dir=None, rungs=None, 
     leaderboard_path = Path(leaderboard_path)
     trials_dir = Path(trials_dir) if trials_dir else leaderboard_path.parent / "trials"
     trials = []
-    for row in read_leaderboard(leaderboard_path):
+    rows = read_leaderboard(leaderboard_path)
+    others = objective_value_columns(rows)[len(FRONT_COLUMNS) + 1:]
+    for row in rows:
         folder = row_dir(trials_dir, row, rungs)
         seed_values = []
         if seeds and len(seeds) > 1 and row["status"] == Status.OK.value:
@@ -95,6 +103,9 @@ def load_trials(leaderboard_path, objective: dict, trials_dir=None, rungs=None, 
                 confirmed=row.get("confirmed") == "yes",
                 tuning_value=_float(row.get("tuning_objective")),
                 reason=reasons.of_record(row),
+                front=int(row["pareto_rank"]) if row.get("pareto_rank") else None,
+                feasible={"yes": True, "no": False}.get(row.get("feasible", "")),
+                others={column: _float(row[column]) for column in others},
             )
         )
     return trials
@@ -129,6 +140,12 @@ def value_label(value, width: int = LABEL) -> str:
     return text(label if len(label) <= width else label[: width - 1] + "…")
 
 
+def param_label(params: dict, key: str, width: int = LABEL) -> str:
+    """A trial's value of a grid key on a figure: `value_label`, or ABSENT where the trial does not
+    have the key (a branch of a `choose` it did not take), as the leaderboard shows it."""
+    return value_label(params[key], width) if key in params else ABSENT
+
+
 def _sort_key(value):
     # Numbers in numeric order first (1 and 1.0 are distinct trials: the int comes first), then
     # everything else in the order of its canonical JSON.
@@ -147,18 +164,22 @@ def categories(trials: list[Trial], key: str) -> list:
 
 
 def varying_keys(trials: list[Trial], grid_keys: list[str]) -> list[str]:
-    """The grid keys whose value differs between trials (all of them for a single trial)."""
-    varying = [key for key in grid_keys if len(categories(trials, key)) > 1]
+    """The grid keys whose value differs between trials (all of them for a single trial); a key
+    that some trials do not have (a branch's) differs between those that have it and the rest."""
+    varying = [key for key in grid_keys
+               if len(categories(trials, key)) + any(key not in trial.params for trial in trials) > 1]
     return varying or list(grid_keys)
 
 
-def trial_label(trial: Trial, keys: list[str], width: int = 48) -> str:
-    """`#rank id: key=value, ...`, short enough for a legend or an axis."""
-    settings = ", ".join(f"{key}={value_label(trial.params.get(key), 12)}" for key in keys)
-    if len(settings) > width:
-        settings = settings[: width - 1] + "…"
+def trial_label(trial: Trial, keys: list[str], width: int = TRIAL_LABEL) -> str:
+    """`#rank id: key=value, ...` for a legend or an axis: every key given (values cut to 12
+    characters), wrapped into lines of about `width` characters rather than cut."""
+    settings = ", ".join(f"{key}={param_label(trial.params, key, 12)}" for key in keys)
     name = f"#{trial.rank} {trial.trial_id[:8]}" + (f" (round {trial.round})" if trial.round is not None else "")
-    return f"{name}: {text(settings)}" if settings else f"#{trial.rank} {trial.trial_id}"
+    if not settings:
+        return f"#{trial.rank} {trial.trial_id}"
+    lines = textwrap.wrap(settings, width, break_long_words=False, break_on_hyphens=False)
+    return f"{name}: " + "\n".join(text(line) for line in lines)
 
 
 def _figure(width: float, height: float):
@@ -376,7 +397,7 @@ def param_effects(trials: list[Trial], objective: dict, grid_keys: list[str], sp
             ax.text(0.5, 0.5, "no trial finished ok", ha="center", va="center", transform=ax.transAxes)
     for ax in axes[len(keys):]:
         ax.set_visible(False)
-    constant = ", ".join(f"{value_label(key, 30)}={value_label(trials[0].params.get(key))}" for key in fixed)
+    constant = ", ".join(f"{value_label(key, 30)}={param_label(trials[0].params, key)}" for key in fixed)
     confirmed = any(t.confirmed for t in trials)
     repeated = any(t.seed_values for t in trials)
     if halving:
@@ -426,15 +447,40 @@ def failure_label(trial: Trial, metric: str) -> str:
     return text(reasons.shown(trial.status, trial.reason or f"no {metric}"))
 
 
+def front_note(trial: Trial) -> str:
+    """By Pareto front, beside a trial's bar: its front (and if it breaks a constraint) and the
+    value of every objective but the first, whose value the bar is."""
+    parts = [f"front {trial.front}"] if trial.front is not None else []
+    parts += ["infeasible"] * (trial.feasible is False)
+    parts += [f"{text(metric)} = {value:.4g}" for metric, value in trial.others.items() if value is not None]
+    return f"  ({'; '.join(parts)})" if parts else ""
+
+
+def _room(high: float, span: float, shown: list[Trial], labels: list[str], width: float) -> float:
+    """The right end of the ranking's value axis: room after the longest bar for its value and
+    front note (about 0.075 inch a character at 9 points, the axes being the figure less its labels)."""
+    note = 0.075 * max((len(f" {t.value:.4g}{front_note(t)}") for t in shown if t.value is not None), default=8)
+    axes = max(1.0, width - 0.075 * max((len(line) for label in labels for line in label.split("\n")), default=0) - 0.6)
+    share = min(0.7, note / axes)
+    return max(high + 0.25 * span, high / (1 - share)) if high > 0 else high + 0.25 * span
+
+
 def ranking(trials: list[Trial], objective: dict, grid_keys: list[str]):
-    """The objective of every trial as a ranked bar chart; diverged and failed ones marked."""
+    """The objective of every trial as a bar chart, in the leaderboard's order (by Pareto front
+    with several objectives: fronts parted by dotted lines, each bar with its front and the other
+    objectives' values); diverged and failed ones marked."""
     metric = text(objective["metric"])
     keys = varying_keys(trials, grid_keys)
     ok = [t for t in trials if t.status == Status.OK.value and t.value is not None]
     bad = [t for t in trials if t not in ok]
     shown = ok[:MAX_BARS] + bad[:MAX_MARKED]
-    notes = any(t.seed_values for t in ok) + any(t.confirmed for t in ok)  # lines under the title
-    figure = _figure(10, max(3.0, 0.34 * len(shown) + 1.8 + 0.3 * notes))
+    labels = [trial_label(t, keys) for t in shown]
+    fronts = any(t.front is not None for t in ok)
+    notes = any(t.seed_values for t in ok) + any(t.confirmed for t in ok) + fronts  # lines under the title
+    width = 12.0 if fronts else 10.0
+    title = f"Trials ranked by {text(ranked_by(objective))}: {len(trials)} trials ({_counts(trials)})"
+    bars = sum(0.2 + 0.16 * (label.count("\n") + 1) for label in labels)
+    figure = _figure(width, max(3.0, bars + 1.5 + 0.3 * (notes + len(title) // 100)))
     ax = figure.subplots()
     values = [v for t in ok[:MAX_BARS] for v in [t.value, *t.seed_values, *([t.tuning_value] * t.confirmed)]]
     span = max([abs(v) for v in values] or [1.0]) or 1.0
@@ -450,35 +496,40 @@ def ranking(trials: list[Trial], objective: dict, grid_keys: list[str]):
                 ax.scatter([trial.tuning_value], [y], marker="D", s=36, facecolor="none", edgecolor="#e65100", zorder=5)
             drawn = [trial.value, *trial.seed_values, *([trial.tuning_value] * trial.confirmed)]
             end = max(drawn) if trial.value >= 0 else min(drawn)
-            ax.text(end + 0.01 * span * (1 if trial.value >= 0 else -1), y, f" {trial.value:.4g}", va="center",
-                    ha="left" if trial.value >= 0 else "right", fontsize=9)
+            ax.text(end + 0.01 * span * (1 if trial.value >= 0 else -1), y, f" {trial.value:.4g}{front_note(trial)}",
+                    va="center", ha="left" if trial.value >= 0 else "right", fontsize=9)
+            if fronts and y and (trial.front, trial.feasible) != (shown[y - 1].front, shown[y - 1].feasible):
+                ax.axhline(y - 0.5, color=GREY, ls=":", lw=1)
         else:
             colour = STATUS_COLOURS.get(trial.status, GREY)
             ax.barh(y, 0.02 * span, color=colour, height=0.7)
             ax.text(0.03 * span, y, f" {failure_label(trial, objective['metric'])}", va="center", ha="left",
                     color=colour, fontsize=9, fontweight="bold")
     ax.set_yticks(range(len(shown)))
-    ax.set_yticklabels([trial_label(t, keys) for t in shown], fontsize=9)
+    ax.set_yticklabels(labels, fontsize=9)
     for tick, trial in zip(ax.get_yticklabels(), shown):
         if trial not in ok:
             tick.set_color(STATUS_COLOURS.get(trial.status, GREY))
     ax.invert_yaxis()  # the winner on top
     if values:
         low, high = min(values + [0.0]), max(values + [0.0])
-        ax.set_xlim(low - 0.2 * span * (low < 0), high + 0.25 * span)
+        ax.set_xlim(low - 0.2 * span * (low < 0), _room(high, span, shown, labels, width))
     else:
         ax.set_xlim(0, 1)
     ax.set_xlabel(f"{metric} after the last epoch ({better(objective['direction'])})")
     ax.grid(axis="x", alpha=0.3)
     left_out = len(trials) - len(shown)
-    note = f"; the best {len(shown)} shown, {left_out} more in results/leaderboard.tsv" if left_out else ""
+    if left_out:
+        title += f"; the first {len(shown)} shown, {left_out} more in results/leaderboard.tsv"
     keys_ = []
+    if fronts:
+        keys_.append(f"bars: {metric}; dotted lines part the fronts; beside each bar its front and the other objectives")
     if any(t.seed_values for t in ok):
         keys_.append("bars: the mean over seeds, dots: each seed, whiskers: ± 1 std")
     if any(t.confirmed for t in ok):
         keys_.append("hatched: the finalists, by their confirmation on all the data; diamonds: their tuning value")
-    ax.set_title(f"Trials ranked by {metric}: {len(trials)} trials ({_counts(trials)}){note}"
-                 + "".join(f"\n{key}" for key in keys_))
+    # The figure's title, not the axes': centred over the axes, a long one ran off the figure.
+    figure.suptitle("\n".join(textwrap.wrap(title, int(10 * width)) + keys_), fontsize=11)
     return figure
 
 

@@ -107,6 +107,19 @@ def front_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
+def ranked_by(objective: dict) -> str:
+    """What orders the leaderboard, as every view of it says: "val_loss (lower is better)"; with
+    several objectives "Pareto front of val_loss (lower is better), params_count (...)", and with
+    constraints ", those that keep ... first"."""
+    objectives = objective.get("objectives") or [objective]
+    by = ", ".join(f"{o['metric']} ({better(o['direction'])})" for o in objectives)
+    if len(objectives) > 1:
+        by = "Pareto front of " + by
+    if objective.get("constraints"):
+        by += ", those that keep " + " and ".join(objective["constraints"]) + " first"
+    return by
+
+
 def console_lines(rows: list[dict], objective: dict, top: int = 10) -> list[str]:
     """A title and the top rows as an aligned table: rank, trial id, grid keys, objective (mean ±
     std with repeats), status, and the extra columns of halving, repeats and confirm."""
@@ -135,13 +148,7 @@ def console_lines(rows: list[dict], objective: dict, top: int = 10) -> list[str]
         for line in table
     ]
     what = f"top {len(shown)} of {len(rows)}" if len(shown) < len(rows) else f"{len(rows)}"
-    objectives = objective.get("objectives") or [objective]
-    by = ", ".join(f"{o['metric']} ({better(o['direction'])})" for o in objectives)
-    if len(objectives) > 1:
-        by = "Pareto front of " + by
-    if objective.get("constraints"):
-        by += ", those that keep " + " and ".join(objective["constraints"]) + " first"
-    return [f"Leaderboard: {what} trials by {by}", *lines]
+    return [f"Leaderboard: {what} trials by {ranked_by(objective)}", *lines]
 
 
 def leaderboard_lines(leaderboard_path, objective: dict, top: int = 10) -> list[str]:
@@ -252,6 +259,17 @@ def _training_data_table(summary: dict) -> list[str]:
     return parts
 
 
+def _other_objectives(row: dict, objective: dict) -> str:
+    """By Pareto front, after the first objective's value: every other one's and the row's front."""
+    if not row.get(FRONT_COLUMNS[0]):
+        return ""
+    measured = objective_value_columns([row])[len(FRONT_COLUMNS) + 1:]
+    objectives = (objective.get("objectives") or [objective])[1:]
+    shown = "".join(f", {o['metric']} = {_number(row[key])} ({better(o['direction'])})"
+                    for o, key in zip(objectives, measured))
+    return f"{shown}; Pareto front {row[FRONT_COLUMNS[0]]}"
+
+
 def page(rows: list[dict], objective: dict, title: str = "kerasgrid leaderboard", training_data: dict | None = None,
          fraction: float = 1) -> str:
     """A self-contained HTML page: the winner, then every trial best first, failures marked; with
@@ -267,18 +285,19 @@ def page(rows: list[dict], objective: dict, title: str = "kerasgrid leaderboard"
         f"<h1>{html.escape(title)}</h1>",
     ]
     confirmed = confirmation_sentence(rows, fraction)
-    if rows and rows[0]["status"] == Status.OK.value and rows[0].get("confirmed", "yes") == "yes":
+    if rows and rows[0]["status"] == Status.OK.value and rows[0].get("confirmed", "yes") == "yes" \
+            and rows[0].get("feasible") != "no":
         best = rows[0]
         settings = ", ".join(f"{html.escape(k)} = {html.escape(_short(best[k], 80))}" for k in params)
         parts.append(
             f'<div class="winner">Winner: trial <code>{html.escape(best["trial_id"])}</code> with '
             f"{metric} = <b>{html.escape(_objective(best))}</b> ({better(objective['direction'])})"
-            f"<br>{settings}</div>"
+            f"{html.escape(_other_objectives(best, objective))}<br>{settings}</div>"
         )
     else:
         parts.append('<div class="winner">No trial finished ok, so there is no winner.</div>')
     summary = ", ".join(f"{counts[s]} {s.value}" for s in Status if counts[s])
-    parts.append(f"<p>{len(rows)} trials ({summary}), ranked by {metric} ({better(objective['direction'])}); "
+    parts.append(f"<p>{len(rows)} trials ({summary}), ranked by {html.escape(ranked_by(objective))}; "
                  "diverged and failed trials come last.</p>")
     if confirmed is not None:
         parts.append(

@@ -67,9 +67,15 @@ class Interrupted(Exception):
     `EXIT_STATUS` (non-zero), so that the job runs again and resumes from the checkpoint."""
 
     def __init__(self, trial_dir, epoch: int, step: int):
+        # `epoch` whole epochs trained, and `step` batches of the next.
         self.trial_dir, self.epoch, self.step = trial_dir, epoch, step
-        super().__init__(f"trial {trial_dir} saved its checkpoint at epoch {epoch}, step {step}, and stopped "
-                         "as asked; run the job again to continue it")
+        super().__init__(f"trial {trial_dir} saved its checkpoint at {where(epoch, step)} and stopped as asked; "
+                         "run the job again to continue it")
+
+
+def where(epoch: int, step: int) -> str:
+    """Where a run trained to `epoch` whole epochs and `step` batches of the next is, as logs say it."""
+    return f"epoch {epoch + 1}, step {step}" if step else f"the end of epoch {epoch}"
 
 
 FOLDER = "checkpoint"  # in the trial's folder (results/trials/<id>/checkpoint/, a rung's: .../rungs/<e>/checkpoint/)
@@ -260,7 +266,7 @@ def callbacks_for(out_dir, ident: dict, *, minutes: float, steps_per_epoch: int,
             self.epoch, self.offset = (state["epochs"], state.get("step", 0)) if state else (0, 0)
             self.last = None
             self.epoch_seconds = None  # the last whole epoch's
-            self.saved = 0
+            self.saved, self.seconds = 0, 0.0  # checkpoints written, and the time writing them took
 
         def on_train_begin(self, logs=None):
             if self.last is None:
@@ -299,6 +305,7 @@ def callbacks_for(out_dir, ident: dict, *, minutes: float, steps_per_epoch: int,
             return self.epoch_seconds is not None and self.epoch_seconds < self.interval / 10
 
         def _save(self, epoch: int, step: int) -> None:
+            started = time.perf_counter()
             try:
                 rows = history_csv.read_text(encoding="utf-8")
             except FileNotFoundError:
@@ -306,9 +313,10 @@ def callbacks_for(out_dir, ident: dict, *, minutes: float, steps_per_epoch: int,
             save(out_dir, self.model, ident, epoch=epoch, step=step, history=self.history,
                  callbacks=watch.state() if watch else None, history_csv=rows)
             self.saved += 1
+            self.seconds += time.perf_counter() - started
             self.last = time.monotonic()
-            where = f"epoch {epoch + 1}, step {step} of {steps_per_epoch}" if step else f"the end of epoch {epoch}"
-            print(f"kerasgrid: checkpoint saved at {where}", flush=True)
+            print(f"kerasgrid: checkpoint saved at {where(epoch, step)} of {steps_per_epoch} batches"
+                  if step else f"kerasgrid: checkpoint saved at {where(epoch, step)}", flush=True)
 
         def _stop_here(self, epoch: int, step: int):
             clear_request()

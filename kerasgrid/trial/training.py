@@ -362,8 +362,9 @@ def run_trial(
     history, model, build, watch = {}, None, None, None
     try:
         build, model = _build(run, params, settings, strategy)
-        def datasets_at(epoch: int, step: int = 0, record: dict = record) -> dict:
-            return _datasets(data, run, params, settings, record, epoch, step, strategy, trains_on)
+
+        def datasets_at(epoch: int, step: int = 0) -> dict:  # positioned after `epoch` epochs and `step` batches
+            return _datasets(data, run, params, settings, record, epoch, step, strategy, trains_on, model)
 
         datasets = datasets_at(*_position(state))
         theirs, watch = _user_callbacks(run, params, settings, state)
@@ -401,7 +402,7 @@ def _prepare(run: TrialRun, params: dict, ident: dict) -> dict | None:
         checkpoint.remove(run.out_dir)  # none, or one not to trust: this run saves its own
         state = resume.load_state(run.resume_from) if run.resume_from is not None else None
     else:
-        print(f"kerasgrid: resuming from the checkpoint at {_where(state)}", flush=True)
+        print(f"kerasgrid: resuming from the checkpoint at {checkpoint.where(*_position(state))}", flush=True)
     records.write_json(run.out_dir / "params.json", params)
     # A model kept by an earlier run of this trial is not this run's model, nor are its logs, nor
     # is a state it left where this run leaves its own.
@@ -443,38 +444,37 @@ def _position(state: dict | None) -> tuple[int, int]:
     return (state["epochs"], state.get("step", 0)) if state else (0, 0)
 
 
-def _where(state: dict) -> str:
-    epoch, step = _position(state)
-    return f"epoch {epoch + 1}, step {step}" if step else f"the end of epoch {epoch}"
-
-
 def _datasets(data, run: TrialRun, params: dict, settings: dict, record: dict, first_epoch: int, step: int,
-              strategy, trains_on) -> dict:
-    """The training (and validation) data as endless datasets, positioned where a resumed run's
-    earlier epochs (`first_epoch` whole ones and `step` batches of the next) left them. `data`:
-    the module kerasgrid.trial.data."""
+              strategy, trains_on, model) -> dict:
+    """The training data as an endless dataset, and the validation data as passes of the same
+    batches with the batches of one pass (`validation_steps`; see kerasgrid.trial.data), positioned
+    where a resumed run's earlier epochs (`first_epoch` whole ones and `step` batches of the next)
+    left them, each checked to hold batches for `model`. `data`: the module kerasgrid.trial.data."""
     budget = settings["budget"]
     datasets = {}
     for key in ("train", "validation"):
         if settings[key]:
             fn = refs.load(refs.Ref(settings[key], f"data.{key}", run.source))
-            size = {"batch_size": budget["batch_size"], "seed": settings["seed"], "name": f"data.{key}"}
-            if key == "train" and "fraction" in settings:  # data.fraction: validation stays whole
+            size = {"batch_size": budget["batch_size"], "name": f"data.{key}"}
+            if key == "validation":  # in order, all of it or its first validation_steps batches
+                datasets[key], datasets["validation_steps"] = data.as_validation_dataset(
+                    fn, params, steps=budget.get("validation_steps"), ref=settings[key], source=run.source,
+                    passes_before=first_epoch, **size)
+            elif "fraction" in settings:  # data.fraction: validation stays whole
                 datasets[key], record["training_data"] = data.as_fraction_dataset(
-                    fn, params, settings["fraction"], draw_seed=settings["draw_seed"], source=run.source, **size)
+                    fn, params, settings["fraction"], draw_seed=settings["draw_seed"], source=run.source,
+                    seed=settings["seed"], **size)
                 for warning in record["training_data"]["warnings"]:
                     print(f"kerasgrid: warning: the training fraction is off: {warning}", flush=True)
             else:
-                datasets[key] = data.as_dataset(fn, params, **size)
+                datasets[key] = data.as_dataset(fn, params, seed=settings["seed"], **size)
+            data.check_batched(datasets[key], model, f"data.{key} = {settings[key]}", run.source)
             if strategy:
                 datasets[key] = devices.split_evenly(datasets[key], len(trains_on), f"data.{key}")
     # Resumed: the data must continue where the earlier epochs left it. Keras' training
-    # iterator carries on across epochs: skip the batches trained on. Validation starts a new
-    # iterator each epoch, and a seeded reshuffling pipeline draws its order from how many came
-    # before: start (and drop) as many as the earlier epochs did.
+    # iterator carries on across epochs: skip the batches trained on. (Validation starts a new
+    # pass each epoch: as_validation_dataset makes the earlier epochs' passes where that matters.)
     datasets["train"] = datasets["train"].skip(first_epoch * budget["steps_per_epoch"] + step)
-    for _ in range(first_epoch if "validation" in datasets else 0):
-        iter(datasets["validation"])
     return datasets
 
 
@@ -566,7 +566,9 @@ def _fit(run: TrialRun, params: dict, settings: dict, record: dict, state, strat
                 initial_epoch=begin,
                 steps_per_epoch=steps_per_epoch,
                 validation_data=data.get("validation"),
-                validation_steps=budget["validation_steps"] if "validation" in data else None,
+                # One pass each epoch (kerasgrid.trial.data.as_validation_dataset): every epoch evaluates
+                # the same batches, as model.evaluate of the same data does.
+                validation_steps=data.get("validation_steps"),
                 callbacks=restoring + [csv_logger if c is None else c for c in callbacks],
                 shuffle=False,  # the datasets come shuffled (or not) as the user made them
                 verbose=2,
@@ -576,7 +578,7 @@ def _fit(run: TrialRun, params: dict, settings: dict, record: dict, state, strat
         return history
     finally:
         record["fit_seconds"] = round(time.perf_counter() - fit_started, 3)
-        record["checkpoints_saved"] = saver.saved
+        record["checkpoints_saved"], record["checkpoint_seconds"] = saver.saved, round(saver.seconds, 3)
         if getattr(csv_logger, "csv_file", None) and not csv_logger.csv_file.closed:
             csv_logger.csv_file.close()  # Keras closes it only when training ends normally
 
