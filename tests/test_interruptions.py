@@ -32,7 +32,7 @@ def test_a_signal_to_a_trials_worker_saves_the_trial_and_the_next_run_continues_
             out, log = Path(stopped["out_dir"]), Path(stopped["log"])
             # The worker's own signal handler, not Python's default (which would end the process):
             # the trial saves at the next batch end, then its job fails, to run again.
-            with pytest.raises(TrialInterrupted, match=r"saved its checkpoint at epoch 1, step 2, and stopped"):
+            with pytest.raises(TrialInterrupted, match=r"saved its checkpoint at epoch 2, step 2 and stopped as asked"):
                 pool.run(stopped)
             assert f"kerasgrid: {signum.name} ({meaning}): the trial saves its checkpoint" in log.read_text()
             assert "Traceback" not in log.read_text()  # a planned stop, not an error
