@@ -1,6 +1,7 @@
 """The sweep on a real SLURM cluster: submitted through Snakemake's SLURM executor plugin with
 workflow/profiles/slurm, to the single-node cluster of tests/slurm/start.sh, checked with sacct."""
 
+import json
 import os
 import re
 import shutil
@@ -125,11 +126,15 @@ def test_each_trial_is_a_slurm_job_and_the_results_equal_a_local_run(cluster, tm
     assert len({job["JobName"] for job in jobs}) == 1
     assert not rules_of(jobs) & {"leaderboard", "best_params"}
     assert "localrule leaderboard:" in result.output and "localrule best_params:" in result.output
-    # With the account, partition and per-trial resources of the profile.
-    train = yaml.safe_load(cluster.path(PROFILE + "/config.yaml").read_text())["set-resources"]["train"]
+    # With the account, partition and per-trial resources of the profile; as no trial had finished
+    # here, each asked for the default runtime (the most; later jobs ask for their pace's), and
+    # for the warning before it.
+    profile = yaml.safe_load(cluster.path(PROFILE + "/config.yaml").read_text())
+    train, runtime = profile["set-resources"]["train"], profile["default-resources"]["runtime"]
     assert {(j["Account"], j["Partition"], j["AllocCPUS"], j["ReqMem"], j["Timelimit"]) for j in trained} == {
-        ("research", "debug", "1", f"{train['mem_mb']}M", time.strftime("%H:%M:%S", time.gmtime(train["runtime"] * 60)))
+        ("research", "debug", "1", f"{train['mem_mb']}M", time.strftime("%H:%M:%S", time.gmtime(runtime * 60)))
     }
+    assert all("--signal=USR1@120" in job["SubmitLine"] for job in trained)
 
     rows = read_leaderboard(cluster.path("results/leaderboard.tsv"))
     assert without_timing(rows) == without_timing(read_leaderboard(local.path("results/leaderboard.tsv")))
@@ -188,6 +193,9 @@ def test_a_halving_sweep_submits_every_rung_as_a_job_and_ranks_as_locally(cluste
     # bracket, successive halving); every rung its own job, the promotions decided where snakemake runs.
     assert sorted(rules_of(jobs)) == ["rung", "train"] and len(jobs) == 5
     assert {job["State"] for job in jobs} == {"COMPLETED"}
+    # The first rung's jobs asked for the profile's default runtime, as nothing had finished; the
+    # promoted ones, ready once it had, for their pace's (seconds here: the floor of 10 minutes).
+    assert [job["Timelimit"] for job in jobs] == ["01:00:00"] * 3 + ["00:10:00"] * 2
     rows = read_leaderboard(cluster.path(RANKING))
     assert without_timing(rows) == without_timing(read_leaderboard(local.path(RANKING)))
     assert [(row["q"], row["rung"]) for row in rows] == [("0.1", "2"), ("0.2", "0"), ("0.3", "0")]
@@ -258,3 +266,61 @@ def test_a_conditional_tpe_search_with_halving_submits_every_rung_and_matches_a_
 
     again = submit(cluster, config, RANKING)
     assert "Nothing to be done" in again.output and "submitted with SLURM jobid" not in again.output
+
+
+# Paces a trial by the clock, not the CPU (the machine's load varies): 0.5 s after every batch.
+SLOW_BATCHES = """import time
+
+import keras
+
+
+class Slow(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(0.5)
+
+
+def callbacks(params):
+    return [Slow()]
+"""
+
+
+def test_a_trial_longer_than_its_jobs_time_limit_goes_on_over_several_jobs_and_ends_as_locally(cluster, tmp_path):
+    from conftest import FAULTY_MODEL
+
+    # Each job may run a minute and asks for the warning 10 s before it. SLURM checks its timers
+    # every 30 s and warns at the first check with under 40 s left (measured here), so 20 to 50 s
+    # into a job (the profile's @120: 2 to 3 minutes before its limit). A job's worker trains from
+    # about 10 s on, so no job trains the trial's 50 s (10 epochs of 10 batches of 0.5 s) alone.
+    profile = cluster.path(PROFILE) / "config.yaml"
+    text = profile.read_text(encoding="utf-8")
+    shipped = "slurm_extra: \"'--signal=USR1@120'\""
+    assert text.count(shipped) == 1
+    profile.write_text(text.replace(shipped, "slurm_extra: \"'--signal=USR1@10'\"\n    runtime: 1"), encoding="utf-8")
+    cluster.path("faulty.py").write_text(FAULTY_MODEL, encoding="utf-8")
+    cluster.path("slow.py").write_text(SLOW_BATCHES, encoding="utf-8")
+    config = faulty_config({"fault": ["none"]}, callbacks="slow.py:callbacks",
+                           budget={"epochs": 10, "steps_per_epoch": 10})
+    (trial,) = expand_grid(config["grid"])
+    local = Workflow(Path(shutil.copytree(cluster.root, tmp_path / "local", symlinks=True)))
+    local.write_config(config)
+    with ThreadPoolExecutor(1) as pool:  # the local run goes alongside, unbroken
+        local_run = pool.submit(local.run, RANKING, "--cores", "1", "--configfile", "my.yaml")
+        result = submit(cluster, config, RANKING)
+        local_run.result()
+
+    jobs = trial_jobs(ended_jobs(cluster))
+    print(f"the trial took {len(jobs)} jobs: {', '.join(job['State'] for job in jobs)}")
+    # Each job but the last saved the trial when warned and ended; Snakemake submitted it again
+    # (the profile's preemptible-retries), and the last one finished it.
+    assert 2 <= len(jobs) <= 4 and {job["Timelimit"] for job in jobs} == {"00:01:00"}
+    assert [job["State"] for job in jobs[:-1]] == ["FAILED"] * (len(jobs) - 1) and jobs[-1]["State"] == "COMPLETED"
+    assert result.output.count("Trying to restart job") == len(jobs) - 1
+    assert result.output.count("kerasgrid: SIGUSR1 (the warning SLURM sends before the job's time limit)") >= 1
+    # Identical to the run trained straight through: the metrics, every epoch's row, the ranking.
+    ours, theirs = (w.path(f"results/trials/{trial}") for w in (cluster, local))
+    record, straight = (json.loads((folder / "metrics.json").read_text()) for folder in (ours, theirs))
+    assert record["metrics"] == straight["metrics"] and record["objective"] == straight["objective"]
+    assert (ours / "history.csv").read_text() == (theirs / "history.csv").read_text()
+    assert without_timing(read_leaderboard(cluster.path(RANKING))) == without_timing(read_leaderboard(local.path(RANKING)))
+    assert record["resumed_from_checkpoint"] and record["resumed_from_epoch"] > 0 and not straight["resumed_from_epoch"]
+    assert not (ours / "checkpoint").exists()

@@ -122,6 +122,22 @@ def test_an_error_kerasgrid_raises_on_purpose_keeps_the_worker(tmp_path, pool):
     assert metrics(after)["pid"] == metrics(before)["pid"]  # no new process, no new TensorFlow import
 
 
+def test_a_trial_killed_in_two_jobs_of_a_run_is_recorded_failed_as_in_one_pool(tmp_path, monkeypatch):
+    # On a cluster each attempt is a job, with a worker of its own (workers.run_in_own_worker):
+    # the second death in the run's jobs records the trial failed, as a local run's pool does.
+    from kerasgrid.running import attempts, runlock
+
+    monkeypatch.chdir(tmp_path)  # the run's records live in .snakemake/ of the folder it runs in
+    runlock.claim()
+    attempts.forget()
+    dies = task(tmp_path, "dies", {}, model="dies")
+    with pytest.raises(TrialProcessError, match=r"killed by signal 9"):
+        workers.run_in_own_worker(dies)
+    assert workers.run_in_own_worker(dies) == [] and metrics(dies)["status"] == "failed"
+    assert metrics(dies)["error"].startswith("TrialKilled: the trial's process was killed by signal 9")
+    runlock.release()
+
+
 def test_a_jobs_second_attempt_in_a_run_raises_its_first_attempts_error_without_training(tmp_path, pool, monkeypatch):
     from kerasgrid.running import attempts, runlock
 

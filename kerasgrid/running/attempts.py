@@ -53,6 +53,24 @@ def raise_if_failed_before(job_log) -> None:
         )
 
 
+def died(job_log) -> int:
+    """Count a death of the process of the job logging to `job_log` (killed: out of memory,
+    SIGKILL) in the current run; the deaths so far in this run, this one included. On a cluster
+    each attempt is a job of its own, so the count lives in the run's folder as the errors do;
+    outside a run it is 1."""
+    run = runlock.current_run()
+    path = _record(job_log).with_suffix(".deaths.json")
+    try:
+        earlier = records.read_json(path)
+    except (OSError, ValueError):
+        earlier = {}
+    deaths = (earlier.get("deaths", 0) if run is not None and earlier.get("run") == run else 0) + 1
+    if run is not None:
+        with contextlib.suppress(StorageError):
+            records.write_json(path, {"run": run, "log": str(job_log), "deaths": deaths})
+    return deaths
+
+
 def forget() -> None:
     """Drop every record: called when a run starts."""
     shutil.rmtree(ERRORS, ignore_errors=True)

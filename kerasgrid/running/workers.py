@@ -30,7 +30,7 @@ import threading
 import traceback
 
 from kerasgrid.errors import KerasgridError
-from kerasgrid.trial import devices
+from kerasgrid.trial import checkpoint, devices
 
 # A worker is replaced once its peak memory has grown this much since TensorFlow started in it,
 # or after this many trials. TensorFlow 2.21 keeps every trained model's weights and optimizer
@@ -43,7 +43,9 @@ TRIALS_PER_WORKER = 200
 
 # A trial whose process dies this many times in one run (the OOM killer, SIGKILL) is recorded as
 # failed, so that one such trial does not stop the sweep; before that, its job fails and
-# Snakemake's retries (1 in the default profile) run it again.
+# Snakemake's retries (1 in the default profile) run it again. On a cluster too, where each attempt
+# is a job of its own and the SLURM profile allows more of them (for trials that go on over
+# several jobs): deaths there count across the run's jobs.
 DEATHS_BEFORE_FAILED = 2
 
 
@@ -53,6 +55,11 @@ class TrialProcessError(KerasgridError):
 
 class TrialKilled(TrialProcessError):
     """The trial's process died without a word: a signal, most often the out-of-memory killer."""
+
+
+class TrialInterrupted(TrialProcessError):
+    """The trial saved its checkpoint and stopped, as a signal asked (kerasgrid.running.interruptions):
+    the job fails, and its next attempt continues from the checkpoint."""
 
 
 class Worker:
@@ -151,7 +158,7 @@ class WorkerPool:
             reply = worker.run(task)
         except TrialKilled as exc:
             self._retire(worker, kill=True)
-            if "out_dir" not in task or self._died(task["out_dir"]) < DEATHS_BEFORE_FAILED:
+            if "out_dir" not in task or self._died(task) < DEATHS_BEFORE_FAILED:
                 raise
             from kerasgrid.trial.training import record_killed
 
@@ -162,6 +169,9 @@ class WorkerPool:
             self._retire(worker, kill=True)
             raise
         if not reply["ok"]:
+            if reply.get("interrupted"):  # the worker is sound: it stopped a trial on request
+                self._keep(worker)
+                raise TrialInterrupted(reply["error"])
             if not reply.get("kerasgrid_error"):
                 self._retire(worker, kill=True)  # whatever broke may have broken the process too
             elif not worker.spent:
@@ -171,13 +181,17 @@ class WorkerPool:
             else:
                 self._replace(worker)
             raise TrialProcessError(reply["error"])
+        self._keep(worker)
+        return reply.get("notes", [])
+
+    def _keep(self, worker: Worker) -> None:
+        """A worker whose task ended: idle for the next, or replaced if spent."""
         if worker.spent:
             self._replace(worker)
         else:
             with self._changed:
                 self._idle[self._key(worker)].append(worker)
                 self._changed.notify_all()
-        return reply.get("notes", [])
 
     @staticmethod
     def _key(worker: Worker) -> tuple:
@@ -234,10 +248,15 @@ class WorkerPool:
             with self._changed:
                 self._changed.notify_all()
 
-    def _died(self, out_dir: str) -> int:
+    def _died(self, task: dict) -> int:
+        """The deaths of the task's trial: in this pool, or in this run's earlier jobs where each
+        attempt is a job of its own (a cluster's: kerasgrid.running.attempts), whichever counted more."""
+        from kerasgrid.running import attempts
+
         with self._lock:
-            self._deaths[out_dir] = self._deaths.get(out_dir, 0) + 1
-            return self._deaths[out_dir]
+            self._deaths[task["out_dir"]] = self._deaths.get(task["out_dir"], 0) + 1
+            here = self._deaths[task["out_dir"]]
+        return max(here, attempts.died(task["log"]))
 
     def close(self) -> None:
         with self._lock:
@@ -247,6 +266,20 @@ class WorkerPool:
             worker.end_input()
         for worker in workers:
             self._retire(worker)
+
+
+def run_in_own_worker(task: dict) -> list[str]:
+    """Run one task in a worker process of its own, which ends with it: a cluster job's trial.
+
+    There the worker, not the job's `snakemake`, is the process that can answer SLURM's warning
+    before a time limit and a preemption's SIGTERM by saving the trial and stopping
+    (kerasgrid.running.interruptions); TensorFlow is then imported in the worker instead of the
+    job's `snakemake`, at the same cost. Its start-up lines go to the task's log, as they did."""
+    pool = WorkerPool(log_path=task["log"])
+    try:
+        return pool.run(task)
+    finally:
+        pool.close()
 
 
 def run_task(task: dict) -> list[str]:
@@ -261,17 +294,27 @@ def run_task(task: dict) -> list[str]:
     from kerasgrid.running import attempts
     from kerasgrid.running.logs import Reported, job_log
 
+    stopped = None
     try:
         with job_log(task["log"]):
             attempts.raise_if_failed_before(task["log"])
-            notes = _run(task)
-            for note in notes:
-                print(f"kerasgrid: {note}", flush=True)
-            return notes
+            try:
+                notes = _run(task)
+            except checkpoint.Interrupted as exc:
+                # Asked to stop (kerasgrid.running.interruptions): no error, so one line in the log
+                # and none of job_log's traceback; nor is it remembered as an error of this run,
+                # since the job's next attempt continues from the checkpoint.
+                print(f"kerasgrid: {exc}", flush=True)
+                stopped = exc
+            else:
+                for note in notes:
+                    print(f"kerasgrid: {note}", flush=True)
+                return notes
     except Reported as exc:
         if not isinstance(exc.error, attempts.RepeatedError):
             attempts.remember(task["log"], str(exc.error))
         raise
+    raise stopped
 
 
 def _run(task: dict) -> list[str]:
@@ -316,8 +359,11 @@ def _die_with_parent():
 
 def serve(threads: int, reply_fd: int, cpu_devices: int = 1) -> None:
     _die_with_parent()
+    from kerasgrid.running import interruptions
     from kerasgrid.running.logs import Reported
     from kerasgrid.trial.training import configure_tensorflow
+
+    interruptions.install()  # SIGUSR1, SIGTERM: the trial saves its checkpoint and stops
 
     # Imports TensorFlow and fixes its thread pools and devices, once.
     configure_tensorflow(threads, seed=0, cpu_devices=cpu_devices)
@@ -330,8 +376,12 @@ def serve(threads: int, reply_fd: int, cpu_devices: int = 1) -> None:
             reply = {"ok": True, "notes": run_task(task)}
         except Reported as exc:  # a KerasgridError, already in the log
             reply = {"ok": False, "error": str(exc.error), "kerasgrid_error": True}
+        except checkpoint.Interrupted as exc:  # saved and stopped on request, already in the log
+            reply = {"ok": False, "error": str(exc), "interrupted": True}
         except BaseException as exc:  # noqa: BLE001 - reported to the job, which fails
             reply = {"ok": False, "error": "".join(traceback.format_exception(exc))}
+        # A request that came as the trial finished was for that trial, not the next.
+        checkpoint.clear_request()
         settle()
         reply["grown"] = peak_memory() - started
         replies.write(json.dumps(reply) + "\n")

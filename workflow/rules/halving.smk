@@ -144,6 +144,7 @@ rule rung:
     priority: expected_seconds  # the longest of a rung's jobs first (0 in the first rung)
     resources:
         gpu=trial_gpus,  # as train's
+        **TRIAL_RUNTIME,
     run:
         train(wildcards, params, output, threads, resources, log)
 

@@ -10,7 +10,7 @@ import sys
 from kerasgrid.results.best_model import WinnerState
 from kerasgrid.results.leaderboard import record_dir
 from kerasgrid.results.tables import trial_message
-from kerasgrid.running import eta, workers
+from kerasgrid.running import eta, interruptions, job_time, workers
 from kerasgrid.search import halving
 from kerasgrid.search.rounds import proposal_order, proposed_params
 from kerasgrid.sweep import runs
@@ -111,6 +111,11 @@ if TRAINS_HERE:
         devices.check_gpu_limit(workflow.global_resources.get("gpu").value, GPUS)
         devices.check_mirrored(SWEEP.distribute, GPUS, CONFIG_SOURCE)
 WORKERS = workers.WorkerPool(gpus=GPUS)
+# A SLURM job's own snakemake gets the warning before the job's time limit (SIGUSR1) too, which is
+# its trial's worker's to answer; by default it would end this process, and the worker with it.
+# (So does a whole sweep run inside one SLURM job, whose warm workers answer it.)
+if interruptions.in_cluster_job():
+    interruptions.shelter()
 # A dry run starts nothing, so its onstart never announces the size: `snakemake -n` says it here,
 # from the files as they are (kerasgrid check says the same), and writes nothing.
 if workflow.is_main_process and workflow.output_settings.dryrun:
@@ -123,6 +128,37 @@ if workflow.is_main_process and workflow.output_settings.dryrun:
 KEEPS_WINNER_STATE = TRAINS_HERE and not (SWEEP.keep_models or SWEEP.halving or SWEEP.confirm or REPEATED
                                           or SWEEP.distribute)
 WINNER_STATE = WinnerState(SWEEP.objective["direction"])
+
+
+def default_runtime():
+    """The profile's default-resources runtime in minutes, or None: none, or an expression of
+    each job's attempt or input, which only Snakemake can evaluate."""
+    defaults = workflow.resource_settings.default_resources
+    try:
+        value = defaults.get("runtime").value if defaults is not None else None
+    except ValueError:  # an expression: evaluated per job
+        return None
+    return value if isinstance(value, int) and value > 0 else None
+
+
+# On a cluster, a train or rung job asks for the time its run takes at the pace of the runs
+# finished here, at most the profile's default runtime (kerasgrid/running/job_time.py). A runtime
+# the profile sets for the rule (set-resources) replaces this, as any resource it sets does.
+JOB_TIME = (job_time.JobTime(SWEEP.settings()["budget"], default_runtime())
+            if workflow.is_main_process and not TRAINS_HERE and default_runtime() else None)
+
+
+def trial_runtime(wildcards):
+    """A train or rung job's runtime in minutes: for the epochs it trains, and with halving what
+    its trial took per epoch in the rung before."""
+    epochs = int(wildcards.get("epochs", SWEEP.rungs[-1]))
+    before = rung_before(wildcards, SWEEP.rungs)
+    start = halving.previous_rung(epochs, SWEEP.rungs) or 0
+    measured = halving.expected_seconds(before / "metrics.json", epochs) if before else 0.0
+    return JOB_TIME.minutes(epochs - start, measured)
+
+
+TRIAL_RUNTIME = {"runtime": trial_runtime} if JOB_TIME else {}
 
 
 def trial_gpus(wildcards):
@@ -224,7 +260,9 @@ def best_model(input, output, params, threads, resources, log):
 def run_task(task):
     if workflow.is_main_process:
         notes = WORKERS.run(task)  # TensorFlow stays imported between trials
+    elif interruptions.in_cluster_job():
+        notes = workers.run_in_own_worker(task)  # where SLURM's signals can stop the trial and save it
     else:
-        notes = workers.run_task(task)  # a cluster job, or a run without the default profile
+        notes = workers.run_task(task)  # a run without the default profile
     for note in notes:  # what the job's log says and the console should too (a trial MLflow did not get)
         print(f"kerasgrid: {note}", file=sys.stderr, flush=True)

@@ -26,6 +26,8 @@ rule train:
     resources:
         # The trial's worker sees only its own GPUs (see the README's GPUs section).
         gpu=trial_gpus,
+        # On a cluster, minutes from the pace of the runs finished here (see running.smk).
+        **TRIAL_RUNTIME,
     # A run block, not a script: in the main snakemake process (the default profile's
     # force-use-threads) it hands the trial to a warm worker process; see kerasgrid/running/workers.py.
     run:
