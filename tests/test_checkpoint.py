@@ -43,7 +43,7 @@ def assert_same(record, out, straight):
     expected, expected_out = straight
     assert record["status"] == expected["status"] == "ok"
     assert record["metrics"] == expected["metrics"]  # exact floats, every metric
-    assert (out / "history.csv").read_text() == (expected_out / "history.csv").read_text()
+    assert (out / "history.csv").read_bytes() == (expected_out / "history.csv").read_bytes()
     for mine, theirs in zip(weights(out / "model.keras"), weights(expected_out / "model.keras"), strict=True):
         assert np.array_equal(mine, theirs)
 
@@ -83,7 +83,7 @@ def test_a_subclassed_model_on_reshuffled_datasets_resumes_mid_epoch_bit_for_bit
     record = run_trial(PARAMS, trial, tmp_path / "t", trial_id="t")
     assert (record["resumed_from_epoch"], record["resumed_from_step"]) == (1, 4)
     assert record["metrics"] == unbroken["metrics"]
-    assert (tmp_path / "t" / "history.csv").read_text() == (tmp_path / "unbroken" / "history.csv").read_text()
+    assert (tmp_path / "t" / "history.csv").read_bytes() == (tmp_path / "unbroken" / "history.csv").read_bytes()
 
 
 def test_periodic_checkpoints_change_no_result(straight, tmp_path):
@@ -208,4 +208,4 @@ def test_a_sweep_killed_mid_trial_continues_each_run_from_its_checkpoint(workflo
     unbroken = run_trial(params, sweep_from_config(given, "my.yaml").settings(), workflow.path("unbroken"),
                          trial_id=trial.name, objective=record["objective"])
     assert record["metrics"] == unbroken["metrics"]
-    assert (trial / "history.csv").read_text() == workflow.path("unbroken/history.csv").read_text()
+    assert (trial / "history.csv").read_bytes() == workflow.path("unbroken/history.csv").read_bytes()

@@ -48,7 +48,7 @@ def test_a_signal_to_a_trials_worker_saves_the_trial_and_the_next_run_continues_
             pool.run(straight)
             unbroken = json.loads((Path(straight["out_dir"]) / "metrics.json").read_text())
             assert record["pid"] == unbroken["pid"] and record["metrics"] == unbroken["metrics"]
-            assert (out / "history.csv").read_text() == (Path(straight["out_dir"]) / "history.csv").read_text()
+            assert (out / "history.csv").read_bytes() == (Path(straight["out_dir"]) / "history.csv").read_bytes()
     finally:
         pool.close()
 

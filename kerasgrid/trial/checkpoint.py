@@ -307,7 +307,7 @@ def callbacks_for(out_dir, ident: dict, *, minutes: float, steps_per_epoch: int,
         def _save(self, epoch: int, step: int) -> None:
             started = time.perf_counter()
             try:
-                rows = history_csv.read_text(encoding="utf-8")
+                rows = history_csv.read_bytes().decode("utf-8")  # as written: Keras ends its rows with \r\n
             except FileNotFoundError:
                 rows = ""
             save(out_dir, self.model, ident, epoch=epoch, step=step, history=self.history,
