@@ -16,9 +16,9 @@ handler (SLURM's `--signal` before a time limit, SIGTERM before a preemption):
 
 At the next batch end the trial writes its checkpoint (as a periodic one) and raises
 `Interrupted`. The trial is not finished: no metrics.json is written, nothing is recorded as
-failed. The process (a train job, a warm worker's task) must let it end the job with a non-zero
-exit status, `EXIT_STATUS`, so that Snakemake counts the job as incomplete and runs it again
-(the profile's retries, or the next invocation); the rerun resumes from the checkpoint.
+failed. The process (a train job, a warm worker's task) lets it end the job with a non-zero exit
+status (kerasgrid.running.interruptions), so that Snakemake counts the job as incomplete and runs
+it again (the profile's retries, or the next invocation); the rerun resumes from the checkpoint.
 """
 
 import contextlib
@@ -35,11 +35,6 @@ from kerasgrid.trial import resume
 # set without taking a lock (Python runs handlers in the main thread between bytecodes; a lock the
 # interrupted code holds would deadlock). Reading and writing a bool is atomic under the GIL.
 _stop = False
-
-# The exit status of a process that ends because of `Interrupted`: EX_TEMPFAIL (sysexits.h),
-# "try again later", which is what it means. Any non-zero status makes Snakemake rerun the job.
-EXIT_STATUS = 75
-
 
 def request_save_and_stop() -> None:
     """Ask the trial training in this process to save a checkpoint at its next batch end and stop
@@ -63,8 +58,8 @@ def clear_request() -> None:
 class Interrupted(Exception):
     """A trial saved its checkpoint and stopped because it was asked to (`request_save_and_stop`).
 
-    Not a KerasgridError and not a failed trial: nothing is recorded. The process should end with
-    `EXIT_STATUS` (non-zero), so that the job runs again and resumes from the checkpoint."""
+    Not a KerasgridError and not a failed trial: nothing is recorded. The job it ends fails, so that
+    it runs again and resumes from the checkpoint."""
 
     def __init__(self, trial_dir, epoch: int, step: int):
         # `epoch` whole epochs trained, and `step` batches of the next.
