@@ -26,6 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench_tensorboard import baseline_tree  # the code before, from git
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -91,14 +93,6 @@ for batch in range(calls):
     saver.on_train_batch_end(batch, logs)
 print("MICROSECONDS " + json.dumps((time.perf_counter() - started) / calls * 1e6))
 """
-
-
-def baseline_tree(ref: str) -> str:
-    """The baseline's kerasgrid package, extracted from git into a temporary folder."""
-    folder = tempfile.mkdtemp(prefix="kerasgrid-baseline-")
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "kerasgrid"], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
-    return folder
 
 
 def run(workload: str, minutes: str, baseline: str) -> list[float]:
