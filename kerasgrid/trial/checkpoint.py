@@ -129,13 +129,9 @@ def save(out_dir, model, ident: dict, *, epoch: int, step: int, history: dict, c
          history_csv: str) -> None:
     """Write the checkpoint of a trial that has trained `epoch` whole epochs and `step` batches of
     the next one, atomically: state.npz, then checkpoint.json naming its SHA-256."""
-    import numpy as np
-
     directory = folder(out_dir)
     variables = _variables(model)
-    buffer = io.BytesIO()
-    np.savez(buffer, *[np.asarray(v.numpy()) for v in variables])
-    data = buffer.getvalue()
+    data = resume.pack(variables)
     records.write_bytes(directory / STATE, data)
     records.write_json(directory / META, {
         "identity": ident,
@@ -156,8 +152,6 @@ def load(out_dir, ident: dict) -> tuple[dict | None, str | None]:
     The state is as kerasgrid.trial.resume.load_state gives it ({epochs, history, shapes, arrays,
     callbacks}), plus `step` (batches of epoch `epochs` + 1 already trained), `metric_arrays` (the
     metrics' variables) and `history_csv` (history.csv's rows so far)."""
-    import numpy as np
-
     directory = folder(out_dir)
     if not (directory / META).exists():
         return None, ("there is a state.npz but no checkpoint.json (a half-written checkpoint)"
@@ -175,8 +169,7 @@ def load(out_dir, ident: dict) -> tuple[dict | None, str | None]:
     if hashlib.sha256(data).hexdigest() != meta.get("state_sha256"):
         return None, "state.npz is not the one checkpoint.json was written with (a half-written checkpoint)"
     try:
-        with np.load(io.BytesIO(data)) as arrays:
-            values = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+        values = resume.unpack(io.BytesIO(data))
     except (OSError, ValueError, KeyError) as exc:
         return None, f"state.npz cannot be read ({type(exc).__name__}: {exc})"
     if len(values) != len(meta.get("shapes", ())):

@@ -28,16 +28,29 @@ def _variables(model) -> list:
     return list(model.variables) + list(model.optimizer.variables)
 
 
+def pack(variables) -> bytes:
+    """The values of `variables`, in their order, as the bytes of an .npz file (`unpack` reads them)."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, *[np.asarray(v.numpy()) for v in variables])
+    return buffer.getvalue()
+
+
+def unpack(file) -> list:
+    """The arrays of an .npz file that `pack` wrote (a path, or a file object), in their order."""
+    import numpy as np
+
+    with np.load(file) as arrays:
+        return [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+
+
 def save_state(model, directory, *, epochs: int, history: dict, callbacks: list | None = None) -> None:
     """Write the state of `model` (trained for `epochs` epochs, with `history`) to `directory`;
     with `callbacks`, the user's callbacks' state (kerasgrid.trial.callbacks)."""
-    import numpy as np
-
     directory = Path(directory)
     variables = _variables(model)
-    buffer = io.BytesIO()
-    np.savez(buffer, *[np.asarray(v.numpy()) for v in variables])
-    records.write_bytes(directory / STATE, buffer.getvalue())
+    records.write_bytes(directory / STATE, pack(variables))
     records.write_json(directory / META, {
         "epochs": epochs,
         "history": {name: [float(v) for v in values] for name, values in history.items()},
@@ -48,13 +61,10 @@ def save_state(model, directory, *, epochs: int, history: dict, callbacks: list 
 
 def load_state(directory) -> dict | None:
     """The state saved in `directory` ({epochs, history, shapes, arrays}), or None if there is none."""
-    import numpy as np
-
     directory = Path(directory)
     try:
         meta = records.read_json(directory / META)
-        with np.load(directory / STATE) as arrays:
-            meta["arrays"] = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+        meta["arrays"] = unpack(directory / STATE)
     except (OSError, ValueError, KeyError):
         return None
     return meta
