@@ -58,6 +58,11 @@ def test_a_message_is_cut_to_a_line():
     assert reasons.reason(ValueError("bad shape\n  with a long explanation"), None) == "ValueError: bad shape …"
 
 
+def test_a_reason_drops_the_terminal_codes_keras_puts_in_its_messages():
+    message = "Input 0 of layer \x1b[1m\"dense\"\x1b[0m is incompatible with the layer"
+    assert reasons.reason(ValueError(message)) == 'ValueError: Input 0 of layer "dense" is incompatible with the layer'
+
+
 def test_without_a_frame_of_the_users_the_reason_has_no_place():
     assert reasons.reason(KeyError("mometum")) == "KeyError: 'mometum'"  # never raised: no traceback
     exc = raised(records.read_json)  # raised in kerasgrid alone: open() of a dict

@@ -10,13 +10,12 @@ exception and the user's line. Imports TensorFlow: `kerasgrid check --no-build` 
 """
 
 import json
-import re
 
 from kerasgrid.errors import ConfigError, user_line
 from kerasgrid.sweep import refs
 from kerasgrid.sweep.space import Branches, dimensions, representatives
+from kerasgrid.trial.reasons import ANSI
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 SKIP = "or run `kerasgrid check --no-build` to skip building"
 
 

@@ -7,16 +7,21 @@ the same words (`shown`). The whole error stays in the record's `error`, the tra
 trial's log (logs/trials/<id>.log).
 """
 
+import re
+
 from kerasgrid.errors import user_line
 
 # Characters of an error's message kept in a reason: a line on a console or beside a bar.
 WIDTH = 100
+# A terminal's colour or bold codes, which Keras puts in some of its messages ("\x1b[1m...\x1b[0m"):
+# on a console line, in a plot or a web page they would read as stray characters.
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def one_line(text: str, width: int = WIDTH) -> str:
-    """The first non-blank line of `text`, its spaces squeezed, cut to `width` characters; "…" where
-    something was left out (a longer line, or the lines after it)."""
-    lines = [" ".join(line.split()) for line in str(text).splitlines()]
+    """The first non-blank line of `text`, its spaces squeezed and terminal codes dropped, cut to
+    `width` characters; "…" where something was left out (a longer line, or the lines after it)."""
+    lines = [" ".join(line.split()) for line in ANSI.sub("", str(text)).splitlines()]
     lines = [line for line in lines if line] or [""]
     first = lines[0]
     if len(first) > width:
