@@ -11,7 +11,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --constraint requirements.lock --editable '.[test]'
+	$(BIN)/python -m pip install --quiet --constraint requirements.lock --editable '.[test,tensorflow,jax]'
 	touch $@
 
 sweep: install
