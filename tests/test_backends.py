@@ -211,6 +211,30 @@ def test_a_trial_on_jax_killed_mid_epoch_continues_from_its_checkpoint_to_an_unb
         assert (out / "history.csv").read_bytes() == (tmp_path / "unbroken" / "history.csv").read_bytes()
 
 
+# A halving rung on JAX: 2 epochs, its state saved, continued to 4 in another folder, as the next
+# rung does, on arrays reshuffled every pass; and the same trial trained straight to 4.
+RUNG = """
+import json, sys
+sys.path.insert(0, "tests")
+from test_backends import PARAMS, RESHUFFLED_ON_JAX as S
+from kerasgrid.trial.training import run_trial
+out = sys.argv[1]
+straight = run_trial(PARAMS, S, out + "/straight", trial_id="t")
+run_trial(PARAMS, S, out + "/rung", trial_id="t", epochs=2, save_state_to=out + "/rung")
+resumed = run_trial(PARAMS, S, out + "/last", trial_id="t", resume_from=out + "/rung")
+print(json.dumps([straight["metrics"], resumed["metrics"], resumed["resumed_from_epoch"]]))
+"""
+RESHUFFLED_ON_JAX = {**SLOW_ON_JAX, "model": f"{MODELS}:sequential", "train": f"{MODELS}:arrays", "callbacks": None}
+
+
+def test_a_halving_rung_on_jax_continues_from_its_state_to_a_straight_runs_end(tmp_path):
+    # fit on JAX reads a batch to build an unbuilt model, then starts its data anew: a resumed
+    # run whose model was not built before fit would train on other batches.
+    run = train_on_jax(RUNG, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    straight, resumed, epoch = json.loads(run.communicate(timeout=300)[0].splitlines()[-1])
+    assert epoch == 2 and resumed == straight
+
+
 def test_a_jax_sweep_on_slurm_ranks_as_a_local_run(cluster, tmp_path):  # noqa: F811 - the fixture
     local = Workflow(Path(shutil.copytree(cluster.root, tmp_path / "local", symlinks=True)))
     with ThreadPoolExecutor(1) as pool:

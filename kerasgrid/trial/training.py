@@ -525,7 +525,10 @@ def _fit(run: TrialRun, params: dict, settings: dict, record: dict, state, strat
 
         callbacks.append(tensorboard_callback(run.tensorboard_dir, params, record["trial_id"]))
     callbacks.append(saver)  # last: a checkpoint at an epoch's end holds what the others did at it
-    if not (state or strategy or model.run_eagerly):  # resumed: the restore builds it
+    # Resumed runs too: on JAX and PyTorch, `fit` of an unbuilt model reads a batch to build it and
+    # then starts the data anew, one iterator more than a built model's `fit` makes, so a resumed
+    # run's reshuffled data would not continue where the run before left it.
+    if not (strategy or model.run_eagerly):
         _build_before_fit(model, datasets["train"].element_spec)
     # (first epoch, last epoch, batches per epoch, data, restore) of each fit.
     fits = [(first_epoch, first_epoch + 1, steps - step, datasets), (first_epoch + 1, run.epochs, steps, None)] \
