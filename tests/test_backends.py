@@ -83,6 +83,19 @@ def test_a_jax_process_has_its_threads_and_gpu_memory_set_before_jax_starts():
     assert backends.environment("tensorflow", 1, base={}) == {"KERAS_BACKEND": "tensorflow"}
 
 
+def test_kerasgrid_check_builds_the_models_on_the_configs_backend(workflow):
+    workflow.write_config(JAX)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE")}, "PYTHONPATH": str(REPO),
+           "KERAS_BACKEND": "tensorflow"}
+    probe = ("import sys, runpy\nsys.argv = ['kerasgrid', 'check', 'my.yaml']\n"
+             "try:\n    runpy.run_module('kerasgrid.cli', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "import keras\nprint('BUILT ON', keras.backend.backend())\n")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=workflow.root, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert "my.yaml: a valid sweep; nothing was trained." in out.stdout, out.stdout + out.stderr
+    assert "  build      the first" in out.stdout and "BUILT ON jax" in out.stdout
+
+
 # A trial's steps on JAX without kerasgrid's data pipeline: set up, build, fit on NumPy batches,
 # save and load the model, record versions and devices. Nothing of it imports TensorFlow.
 ON_JAX = """

@@ -84,8 +84,8 @@ def activate(backend: str, threads: int) -> None:
     if keras is not None and keras.backend.backend() != backend:
         raise KerasgridError(
             f"this process imported Keras on the {keras.backend.backend()} backend before kerasgrid could set "
-            f"{backend}, and Keras' backend cannot change once imported. Run the trial in a fresh Python process "
-            f"(as the workflow does), or set KERAS_BACKEND={backend} before importing Keras."
+            f"{backend}, and Keras' backend cannot change once imported. Run it in a fresh Python process "
+            f"(as the workflow and kerasgrid check do), or set KERAS_BACKEND={backend} before importing Keras."
         )
     os.environ.update(environment(backend, threads))
     if backend != "tensorflow":
