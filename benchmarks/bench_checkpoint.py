@@ -46,7 +46,8 @@ import json, shutil, sys, tempfile, time
 from pathlib import Path
 import yaml
 from kerasgrid.config import fill_defaults, load_schema, sweep_from_config
-from kerasgrid.trial.training import configure_tensorflow, run_trial
+from kerasgrid.trial.backends import configure
+from kerasgrid.trial.training import run_trial
 
 workload, minutes, schema = sys.argv[1], sys.argv[2], sys.argv[3]
 config = fill_defaults(yaml.safe_load(open("config.yaml")), load_schema(schema))
@@ -58,7 +59,7 @@ if workload == "big":
     settings = {**settings, "model": "benchmarks/bench_checkpoint.py:big_model"}
     trials = [{"lr": 0.001}]
 extra = {} if minutes == "baseline" else {"checkpoint_minutes": float(minutes)}
-configure_tensorflow(1, 0)  # TensorFlow imported before timing, as in a warm worker
+configure("tensorflow", 1, 0)  # TensorFlow imported before timing, as in a warm worker
 out = Path(tempfile.mkdtemp())
 wall = cpu = saving = 0.0
 saved = batches = 0

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from kerasgrid.config import fill_defaults, load_schema, sweep_from_config
-from kerasgrid.trial import training
+from kerasgrid.trial import backends, training
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     config = fill_defaults(yaml.safe_load(open(args.config)), load_schema(REPO / "workflow/schemas/config.schema.yaml"))
     sweep = sweep_from_config(config, args.config)
-    training.configure_tensorflow(1, 0)
+    backends.configure("tensorflow", 1, 0)
     spent = []
     measure = training._measure
 

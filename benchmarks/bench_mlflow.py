@@ -50,12 +50,13 @@ import yaml
 from snakemake.utils import validate
 from kerasgrid.config import sweep_from_config
 from kerasgrid.results.tracking import Target, log_trial
-from kerasgrid.trial.training import configure_tensorflow, run_trial
+from kerasgrid.trial.backends import configure
+from kerasgrid.trial.training import run_trial
 
 config = yaml.safe_load(open(sys.argv[1]))
 validate(config, sys.argv[4])  # the schema's defaults filled in, as the workflow does
 sweep = sweep_from_config(config, sys.argv[1])
-configure_tensorflow(1, 0)  # TensorFlow imported before timing, as in a warm worker
+configure("tensorflow", 1, 0)  # TensorFlow imported before timing, as in a warm worker
 target = None if sys.argv[2] == "off" else Target(sys.argv[2], sys.argv[3], "results", "bench.yaml")
 seconds = []
 for trial, params in sweep.trials.items():

@@ -28,14 +28,15 @@ import json, shutil, sys, tempfile, time
 from pathlib import Path
 import yaml
 from kerasgrid.config import fill_defaults, load_schema, sweep_from_config
-from kerasgrid.trial.training import configure_tensorflow, run_trial
+from kerasgrid.trial.backends import configure
+from kerasgrid.trial.training import run_trial
 
 # The schema's defaults, as the workflow fills them (this checkout's schema, for both variants).
 config = fill_defaults(yaml.safe_load(open(sys.argv[1])), load_schema(sys.argv[3]))
 config["objective"].setdefault("metric", "val_loss")
 config["objective"].setdefault("direction", "min")
 sweep = sweep_from_config(config, sys.argv[1])
-configure_tensorflow(1, 0)  # TensorFlow imported before timing, as in a warm worker
+configure("tensorflow", 1, 0)  # TensorFlow imported before timing, as in a warm worker
 out = Path(tempfile.mkdtemp())
 wall = cpu = 0.0
 for trial, params in sweep.trials.items():

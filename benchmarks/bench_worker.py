@@ -71,13 +71,14 @@ def main():
     import keras
 
     from kerasgrid.running.workers import settle
-    from kerasgrid.trial.training import configure_tensorflow, run_trial
+    from kerasgrid.trial.backends import configure
+    from kerasgrid.trial.training import run_trial
 
     folder = Path(tempfile.mkdtemp())
     sys.path.insert(0, str(folder))
     os.chdir(folder)
     params, settings = settings_of(args.model, folder)
-    configure_tensorflow(1, 0)
+    configure("tensorflow", 1, 0)
     settle()  # as a worker starts: TensorFlow's import out of the collector's sight
     full = []
 

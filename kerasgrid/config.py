@@ -21,6 +21,7 @@ from kerasgrid.search import hyperband
 from kerasgrid.search.rounds import round_sizes
 from kerasgrid.sweep import refs, runs
 from kerasgrid.sweep.grid import canonical
+from kerasgrid.trial import backends
 
 # Bumped when a change to kerasgrid changes what a finished trial would compute, so that exactly
 # then every trial reruns; edits that change no result (comments, refactors) rerun nothing.
@@ -182,6 +183,8 @@ class Sweep:
     keep_models: bool = False
     # {strategy, cpu_devices}, or None to train on one device (what every config did before).
     distribute: dict | None = None
+    # The Keras backend every trial trains with (kerasgrid.trial.backends).
+    backend: str = backends.DEFAULT
     strategy: str = "grid"
     # The epochs at which each rung ends: [budget.epochs] without halving.
     rungs: list[int] = field(default_factory=list)
@@ -312,6 +315,8 @@ class Sweep:
             settings["distribute"] = self.distribute
         if self.callbacks:
             settings["callbacks"] = self.callbacks.text
+        if self.backend != backends.DEFAULT:
+            settings["backend"] = self.backend
         return json.loads(canonical(settings))
 
 
@@ -358,6 +363,7 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         brackets = hyperband.plan(len(trials), len(rungs), schedule.brackets, schedule.eta)
         dealt = hyperband.deal(list(trials), brackets, _sampler_seed(config))
     fraction = config["data"].get("fraction", 1)
+    backend = _backend(config, source)
     # An adaptive search's candidates are proposed round by round: search.trials of them.
     confirmation = _confirm(config, len(trials) or sum(sizes), source)
     return Sweep(
@@ -375,6 +381,7 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         code_files=code_files,
         keep_models=config.get("keep_models", False),
         distribute=_distribute(config.get("distribute") or {}),
+        backend=backend,
         strategy=sampler.name,
         sampler_settings={key: value for key, value in dataclasses.asdict(sampler).items() if value is not None}
         if sampler.name in search.ADAPTIVE_SAMPLERS else {},
@@ -606,6 +613,26 @@ def _schedule(settings: dict, budget: dict, source: str):
             "(Hyperband's, one per rung)."
         )
     return dataclasses.replace(schedule, brackets=hyperband.bracket_count(rungs, brackets))
+
+
+def _backend(config: dict, source: str) -> str:
+    """The config's backend, checked before any trial trains: installed (found, not imported), and
+    able to do what the config asks of it."""
+    backend = config.get("backend", backends.DEFAULT)
+    backends.check_installed(backend, source)
+    if backend != "tensorflow" and (config.get("distribute") or {}).get("strategy", "none") != "none":
+        raise ConfigError(
+            f"{source}: distribute.strategy is {config['distribute']['strategy']}, but backend is {backend}, and "
+            "kerasgrid mirrors a trial across devices with TensorFlow's MirroredStrategy only. Set backend: "
+            "tensorflow to mirror, or remove distribute to train each trial on one device."
+        )
+    if backend != "tensorflow" and config.get("tensorboard") and backends.missing("tensorflow"):
+        raise ConfigError(
+            f"{source}: tensorboard is true, but TensorFlow is not installed, and Keras writes TensorBoard logs "
+            f"with TensorFlow's summary writer on every backend (here {backend}). Install it beside {backend}: "
+            f"{backends.INSTALL['tensorflow']}; or set tensorboard: false."
+        )
+    return backend
 
 
 def _distribute(distribute: dict) -> dict | None:

@@ -25,6 +25,7 @@ from kerasgrid.running import eta
 from kerasgrid.running.logs import tensorflow_start_hidden
 from kerasgrid.search import hyperband
 from kerasgrid.sweep import refs
+from kerasgrid.trial import backends
 
 # Beside the Snakefile (kerasgrid.cli.snakefile), in a checkout as in the installed package.
 STARTER = "examples/starter"  # the project `kerasgrid init` writes: these files of it
@@ -122,9 +123,10 @@ def check(path, schema_file, build: bool = True, cores: int = 2) -> list[str]:
     check_schema(config, schema, source)
     fill_defaults(config, schema)
     sweep = sweep_from_config(config, source)
+    backends.activate(sweep.backend, threads=1)  # before the user's modules import Keras
     found = describe(sweep) + import_callables(sweep)
     if build:
-        from kerasgrid.trial.build_check import build_each_branch  # TensorFlow: only to build
+        from kerasgrid.trial.build_check import build_each_branch  # Keras and its backend: only to build
 
         found += build_each_branch(sweep)
     size = eta.announcement(sweep, cores, False, config["warn_hours"], source)[1]

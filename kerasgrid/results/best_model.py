@@ -27,7 +27,7 @@ import yaml
 from kerasgrid import records
 from kerasgrid.errors import ModelError, NotReproducible, Status
 from kerasgrid.sweep import refs, runs
-from kerasgrid.trial import devices, resume
+from kerasgrid.trial import backends, devices, resume
 from kerasgrid.trial.training import TRIAL_MODEL, TRIAL_WEIGHTS, run_trial, weights_path
 
 
@@ -74,10 +74,11 @@ def restore_winner(run_dir, params: dict, settings: dict, model_path, *, threads
     state = resume.load_state(run_dir)
     if state is None:
         return None
+    backends.activate(backends.of(settings), threads)  # before anything imports Keras
     from kerasgrid.trial.data import as_dataset
-    from kerasgrid.trial.training import build_model, configure_tensorflow, module_classes, save_model
+    from kerasgrid.trial.training import build_model, module_classes, save_model
 
-    configure_tensorflow(threads, settings["seed"], cpu_devices=devices.cpu_devices(settings))
+    backends.configure(backends.of(settings), threads, settings["seed"], cpu_devices=devices.cpu_devices(settings))
     build = refs.load(refs.Ref(settings["model"], "model", source))
     model = build_model(build, params)
     train = refs.load(refs.Ref(settings["train"], "data.train", source))

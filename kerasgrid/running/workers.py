@@ -1,4 +1,4 @@
-"""Warm trial processes: TensorFlow is imported once per process, not once per trial.
+"""Warm trial processes: Keras and its backend are imported once per process, not once per trial.
 
 A tiny model trains in a second or two, while starting Python and importing TensorFlow takes
 about four; so when Snakemake runs jobs on this machine, each train job hands its trial to an
@@ -13,8 +13,10 @@ GPUs: a task asks for `gpus` (the job's `gpu` resource). On a machine with GPUs 
 started with its own CUDA_VISIBLE_DEVICES, taken from the pool's `GpuSlots` (kerasgrid/trial/devices.py)
 and kept for the worker's life (none for a job that asks for 0, so that it trains on the CPU
 without taking GPU memory); they return to the pool when the worker ends. A worker also keeps the
-number of logical CPU devices it started with (TensorFlow fixes its devices at start), so idle
-workers are kept by thread count, GPU count and CPU devices.
+number of logical CPU devices it started with (TensorFlow fixes its devices at start), and its
+Keras backend (kerasgrid.trial.backends: Keras reads it once, at its import), with that
+backend's environment (its threads, its GPU memory); so idle workers are kept by thread count,
+GPU count, CPU devices and backend.
 
 Protocol: one JSON task per line on the worker's stdin; one JSON reply per line on a pipe whose
 fd is given on the command line (stdout and stderr belong to the trial's log).
@@ -30,7 +32,7 @@ import threading
 import traceback
 
 from kerasgrid.errors import KerasgridError
-from kerasgrid.trial import checkpoint, devices
+from kerasgrid.trial import backends, checkpoint, devices
 
 # A worker is replaced once its peak memory has grown this much since TensorFlow started in it,
 # or after this many trials. TensorFlow 2.21 keeps every trained model's weights and optimizer
@@ -63,22 +65,28 @@ class TrialInterrupted(TrialProcessError):
 
 
 class Worker:
-    """One warm process. `gpus`: its CUDA_VISIBLE_DEVICES entries, or None to inherit ours."""
+    """One warm process. `gpus`: its CUDA_VISIBLE_DEVICES entries, or None to inherit ours;
+    `backend`: the Keras backend it trains with, for life."""
 
-    def __init__(self, threads: int, log_path: str, gpus: tuple[str, ...] | None = None, cpu_devices: int = 1):
+    def __init__(self, threads: int, log_path: str, gpus: tuple[str, ...] | None = None, cpu_devices: int = 1,
+                 backend: str = backends.DEFAULT):
         self.threads = threads
         self.gpus = gpus
         self.cpu_devices = cpu_devices
+        self.backend = backend
         self.trials = 0
         self.grown = 0  # bytes of peak memory since TensorFlow started in it, as of its last reply
         read_fd, write_fd = os.pipe()
         os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
-        env = None if gpus is None else {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(gpus)}
+        env = {**os.environ, **backends.environment(backend, threads)}
+        if gpus is not None:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
         # Between trials (TensorFlow's start-up chatter) a worker writes to its own log, not to
         # the console; during a trial, to the trial's log.
         with open(log_path, "a", encoding="utf-8") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "kerasgrid.running.workers", str(threads), str(write_fd), str(cpu_devices)],
+                [sys.executable, "-m", "kerasgrid.running.workers", str(threads), str(write_fd), str(cpu_devices),
+                 backend],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=log,
@@ -133,8 +141,8 @@ class Worker:
 
 
 class WorkerPool:
-    """Idle workers by thread count, GPU count and CPU devices; at most as many as jobs that ran
-    at once.
+    """Idle workers by thread count, GPU count, CPU devices and backend; at most as many as jobs
+    that ran at once.
 
     `gpus`: the GPUs to hand out, a devices.Gpus or CUDA_VISIBLE_DEVICES entries; with none,
     workers inherit this process's environment.
@@ -195,13 +203,14 @@ class WorkerPool:
 
     @staticmethod
     def _key(worker: Worker) -> tuple:
-        return worker.threads, len(worker.gpus or ()), worker.cpu_devices
+        return worker.threads, len(worker.gpus or ()), worker.cpu_devices, worker.backend
 
     def _worker_for(self, task: dict) -> Worker:
         """An idle worker that fits the task, or a new one on GPUs of its own."""
         threads, count = task["threads"], task.get("gpus", 0)
         cpu_devices = devices.cpu_devices(task["settings"])
-        key = (threads, count, cpu_devices)
+        backend = backends.of(task["settings"])
+        key = (threads, count, cpu_devices, backend)
         slots = self.gpus
         slots.check(count, rule="best_model" if "best_params" in task else "train")
         while True:
@@ -226,7 +235,7 @@ class WorkerPool:
                 self._idle[self._key(holder)].remove(holder)
             self._retire(holder)
         try:
-            return Worker(threads, self.log_path, taken, cpu_devices)
+            return Worker(threads, self.log_path, taken, cpu_devices, backend)
         except BaseException:
             if taken:
                 slots.give_back(taken)
@@ -274,7 +283,7 @@ def run_in_own_worker(task: dict) -> list[str]:
     There the worker, not the job's `snakemake`, is the process that can answer SLURM's warning
     before a time limit and a preemption's SIGTERM by saving the trial and stopping
     (kerasgrid.running.interruptions); TensorFlow is then imported in the worker instead of the
-    job's `snakemake`, at the same cost. Its start-up lines go to the task's log, as they did."""
+    job's `snakemake`, at the same cost, on the task's backend. Its start-up lines go to the task's log, as they did."""
     pool = WorkerPool(log_path=task["log"])
     try:
         return pool.run(task)
@@ -357,16 +366,15 @@ def _die_with_parent():
         pass
 
 
-def serve(threads: int, reply_fd: int, cpu_devices: int = 1) -> None:
+def serve(threads: int, reply_fd: int, cpu_devices: int = 1, backend: str = backends.DEFAULT) -> None:
     _die_with_parent()
     from kerasgrid.running import interruptions
     from kerasgrid.running.logs import Reported
-    from kerasgrid.trial.training import configure_tensorflow
 
     interruptions.install()  # SIGUSR1, SIGTERM: the trial saves its checkpoint and stops
 
-    # Imports TensorFlow and fixes its thread pools and devices, once.
-    configure_tensorflow(threads, seed=0, cpu_devices=cpu_devices)
+    # Imports Keras and its backend, and fixes the backend's thread pools and devices, once.
+    backends.configure(backend, threads, seed=0, cpu_devices=cpu_devices)
     settle()
     started = peak_memory()
     replies = os.fdopen(reply_fd, "w", encoding="utf-8")
@@ -427,4 +435,4 @@ def peak_memory() -> int:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
+    serve(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])

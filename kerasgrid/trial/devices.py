@@ -126,7 +126,7 @@ class GpuSlots:
             return tuple(self._free)
 
 
-# ---- Inside a trial's process, where TensorFlow is ----
+# ---- Inside a trial's process, where the backend is (TensorFlow's functions on TensorFlow only) ----
 
 
 def cpu_devices(settings: dict) -> int:
@@ -159,8 +159,13 @@ def strategy(settings: dict, source: str = "the config"):
     it trains on, as tf.config.list_logical_devices gives them.
 
     Mirrored training uses every GPU the process sees, else its logical CPU devices. Raises
-    ConfigError if that is a single device.
+    ConfigError if that is a single device. On JAX and PyTorch (no strategy: the config refuses
+    mirrored there), the device by the backend's name for it, and TensorFlow is not imported.
     """
+    from kerasgrid.trial import backends
+
+    if backends.of(settings) != "tensorflow":
+        return None, backends.devices(backends.of(settings))
     import tensorflow as tf
 
     gpus = [device.name for device in tf.config.list_logical_devices("GPU")]

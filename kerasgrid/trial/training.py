@@ -22,29 +22,12 @@ from kerasgrid import records
 from kerasgrid.errors import ConfigError, ModelError, Status, storage_error
 from kerasgrid.sweep import refs
 from kerasgrid.trial import callbacks as user_callbacks
-from kerasgrid.trial import checkpoint, devices, reasons, resume
+from kerasgrid.trial import backends, checkpoint, devices, reasons, resume
 
 # The file in a trial's folder that holds its trained model when the sweep keeps models; for a
 # model Keras cannot save whole, the file that holds its weights instead.
 TRIAL_MODEL = "model.keras"
 TRIAL_WEIGHTS = "model.weights.h5"
-
-
-def configure_tensorflow(threads: int, seed: int, cpu_devices: int = 1) -> None:
-    """Size TensorFlow's thread pools to the job's threads, set up its devices (GPU memory growth,
-    `cpu_devices` logical CPU devices) and seed every generator."""
-    import keras
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        pass  # TensorFlow already started in this process; its pools are fixed for its lifetime
-    devices.configure(cpu_devices)
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
 
 
 def build_model(build, params: dict):
@@ -215,17 +198,18 @@ def save_model(model, path, custom_objects: dict | None = None) -> dict:
             "fix": fix}
 
 
-def versions() -> dict:
+def versions(backend: str = backends.DEFAULT) -> dict:
+    """The versions a trial trained with: kerasgrid's, Python's, Keras' and its backend's
+    (kerasgrid.trial.backends.versions), NumPy's."""
     import keras
     import numpy
-    import tensorflow
 
     import kerasgrid
 
     return {
         "kerasgrid": kerasgrid.__version__,
         "python": platform.python_version(),
-        "tensorflow": tensorflow.__version__,
+        **backends.versions(backend),
         "keras": keras.__version__,
         "numpy": numpy.__version__,
     }
@@ -249,7 +233,7 @@ def new_record(params: dict, settings: dict, out_dir: Path, threads: int, object
         "versions": None,
         "host": platform.node(),
         "pid": os.getpid(),
-        # What the trial trained on: TensorFlow's device names, and which GPUs those were.
+        # What the trial trained on: the backend's device names, and which GPUs those were.
         "devices": None,
         "cuda_visible_devices": None,
         "saved_model": None,
@@ -338,6 +322,7 @@ def run_trial(
     unrecorded.
     """
     started = time.perf_counter()
+    backends.activate(backends.of(settings), threads)  # before anything imports Keras
     from kerasgrid.trial import data  # TensorFlow: a broken installation is no trial's failure
 
     objective = dict(objective or {"metric": "val_loss" if settings["validation"] else "loss"})
@@ -349,7 +334,7 @@ def run_trial(
                    resume_from, save_state_to, tensorboard_dir, trial_id, halving, checked, checkpoint_minutes)
     ident = checkpoint.identity(trial_id or run.out_dir.name, params, settings, run.epochs)
     state = _prepare(run, params, ident)
-    configure_tensorflow(threads, settings["seed"], cpu_devices=devices.cpu_devices(settings))
+    backends.configure(backends.of(settings), threads, settings["seed"], cpu_devices=devices.cpu_devices(settings))
     strategy, trains_on = devices.strategy(settings, source)
     record = _started_record(run, params, settings, state, trains_on)
     history_tmp = run.out_dir / f".history.csv.{os.getpid()}.tmp"
@@ -421,7 +406,7 @@ def _prepare(run: TrialRun, params: dict, ident: dict) -> dict | None:
 
 def _started_record(run: TrialRun, params: dict, settings: dict, state: dict | None, trains_on) -> dict:
     record = new_record(params, settings, run.out_dir, run.threads, run.objective, run.trial_id)
-    record["versions"] = versions()
+    record["versions"] = versions(backends.of(settings))
     record["epochs_target"] = run.epochs
     record["resumed_from_epoch"], record["resumed_from_step"] = _position(state)
     record["resumed_from_checkpoint"] = bool(state and "step" in state)
@@ -540,7 +525,10 @@ def _fit(run: TrialRun, params: dict, settings: dict, record: dict, state, strat
 
         callbacks.append(tensorboard_callback(run.tensorboard_dir, params, record["trial_id"]))
     callbacks.append(saver)  # last: a checkpoint at an epoch's end holds what the others did at it
-    if not (state or strategy or model.run_eagerly):  # resumed: the restore builds it
+    # Resumed runs too: on JAX and PyTorch, `fit` of an unbuilt model reads a batch to build it and
+    # then starts the data anew, one iterator more than a built model's `fit` makes, so a resumed
+    # run's reshuffled data would not continue where the run before left it.
+    if not (strategy or model.run_eagerly):
         _build_before_fit(model, datasets["train"].element_spec)
     # (first epoch, last epoch, batches per epoch, data, restore) of each fit.
     fits = [(first_epoch, first_epoch + 1, steps - step, datasets), (first_epoch + 1, run.epochs, steps, None)] \
