@@ -59,7 +59,9 @@ def test_tuple_generator_is_made_endless_by_calling_the_callable_again():
 def test_signature_is_inferred_with_an_open_batch_dimension():
     x, y = next(batches(1))
     spec = infer_signature((x, y))
-    assert spec[0].shape == (None, 3) and spec[0].dtype == np.float32
+    assert spec[0].shape == (None, 3) and spec[0].dtype == "float32"
+    text = infer_signature((np.array(["a", "bc"]), np.array([b"x", b"y"]), np.zeros(2, "int64")))
+    assert [part.dtype for part in text] == ["string", "string", "int64"] and text[2].shape == (None,)
 
 
 def test_dict_generator_for_multi_input_multi_output_models():

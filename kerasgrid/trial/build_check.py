@@ -114,4 +114,4 @@ def _shape(part) -> str:
         return "{" + ", ".join(f"{key}: {_shape(value)}" for key, value in part.items()) + "}"
     if isinstance(part, (tuple, list)):
         return "(" + ", ".join(_shape(value) for value in part) + ")"
-    return f"{tuple(part.shape)} {part.dtype.name}"
+    return f"{tuple(part.shape)} {getattr(part.dtype, 'name', part.dtype)}"  # a Spec's, or a tf.TensorSpec's

@@ -9,13 +9,16 @@ from kerasgrid.errors import DataError
 
 class Spec:
     """One array of a batch as Keras builds for it: its shape with the batch dimension left open
-    (None: a source's last batch may be smaller), and its NumPy dtype. Keras reads `.shape` and
-    `.dtype` (Trainer._symbolic_build), as it reads a tf.TensorSpec's."""
+    (None: a source's last batch may be smaller), and its dtype's name as Keras spells it
+    ('float32', 'int64', 'string' for text of any length). Keras reads `.shape` and `.dtype`
+    (Trainer._symbolic_build), as it reads a tf.TensorSpec's."""
 
     __slots__ = ("shape", "dtype")
 
     def __init__(self, shape: tuple, dtype):
-        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        dtype = np.dtype(dtype) if not isinstance(dtype, str) or dtype != "string" else dtype
+        self.shape = tuple(shape)
+        self.dtype = "string" if dtype == "string" or dtype.kind in "SU" else dtype.name
 
     def __eq__(self, other):
         return isinstance(other, Spec) and (self.shape, self.dtype) == (other.shape, other.dtype)
@@ -24,7 +27,7 @@ class Spec:
         return hash((self.shape, self.dtype))
 
     def __repr__(self):
-        return f"Spec(shape={self.shape}, dtype={self.dtype.name})"
+        return f"Spec(shape={self.shape}, dtype={self.dtype})"
 
 
 def as_tuple(element):
