@@ -10,7 +10,7 @@ import numpy as np
 from kerasgrid import fraction as fractions
 from kerasgrid.errors import DataError
 from kerasgrid.trial.data.calling import is_dataset, not_data, whole_arrays
-from kerasgrid.trial.data.structure import as_tuple, flatten, infer_signature, map_structure
+from kerasgrid.trial.data.structure import as_tuple, infer_signature, map_structure
 
 
 class ArrayBatches:
@@ -125,7 +125,3 @@ def training_batches(source, restart, *, batch_size: int, seed: int, name: str):
         return GeneratorBatches(source, restart, name)
     raise not_data(source, name)
 
-
-def first_array(batch) -> np.ndarray:
-    """The first array of a batch's inputs (x): what tells how many examples it holds."""
-    return flatten(batch[0] if isinstance(batch, tuple) else batch)[0]

@@ -3,9 +3,6 @@ same batches in the same order, never shuffled by kerasgrid; all of it (`steps` 
 `steps` batches. NumPy batches, whatever the backend (kerasgrid.trial.data.forms hands them over)."""
 
 import itertools
-import math
-
-import numpy as np
 
 from kerasgrid.errors import ConfigError, DataError
 from kerasgrid.trial.data.calling import call_data_fn, is_dataset, not_data, whole_arrays
