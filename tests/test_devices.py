@@ -87,14 +87,14 @@ def test_resources_gpu_may_not_exceed_the_machines_gpus():
 
 def test_a_config_without_distribute_keeps_its_settings_and_so_its_trials():
     # Settings are the train rule's params, a rerun trigger: these are what every trial trained
-    # without distribute is recorded with (since TRAINING_VERSION 2, issue 29's validation).
+    # without distribute is recorded with (since TRAINING_VERSION 3, issue 31's NumPy shuffle).
     before = {
         "model": "examples/digits.py:build_model",
         "train": "examples/digits.py:train_data",
         "validation": "examples/digits.py:val_data",
         "budget": {"batch_size": 32, "epochs": 1, "steps_per_epoch": 2, "validation_steps": 1},
         "seed": 0,
-        "training_version": 2,
+        "training_version": 3,
     }
     assert sweep_from_config(full_config(), "my.yaml").settings() == before
     none = full_config(distribute={"strategy": "none", "cpu_devices": 4})

@@ -1,5 +1,6 @@
 """The data fraction: a seeded, stratified draw, what a trial records of it, and a sweep on one."""
 
+import itertools
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import tensorflow as tf
 
 from kerasgrid import fraction
 from kerasgrid.errors import ConfigError
-from kerasgrid.trial.data import as_fraction_dataset, call_data_fn
+from kerasgrid.trial.data import call_data_fn, fraction_batches
 
 
 def imbalanced(seed=0):
@@ -123,7 +124,7 @@ def test_the_module_imports_no_tensorflow():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
-# --- as_fraction_dataset: what a trial trains on --------------------------------------------------------------
+# --- fraction_batches: what a trial trains on -----------------------------------------------------------------
 
 
 def arrays():
@@ -131,19 +132,19 @@ def arrays():
     return np.arange(1000, dtype="float32").reshape(-1, 1), labels.astype("int64")
 
 
-def examples_seen(dataset, batches) -> set:
-    return {int(v) for x, _ in dataset.take(batches) for v in x.numpy().ravel()}
+def examples_seen(stream, batches) -> set:
+    return {int(v) for x, _ in itertools.islice(stream.numpy(), batches) for v in x.ravel()}
 
 
 def test_whole_arrays_train_on_the_drawn_fraction_only():
-    dataset, record = as_fraction_dataset(arrays, {}, 0.1, draw_seed=5, batch_size=10, seed=0)
+    dataset, record = fraction_batches(arrays, {}, 0.1, draw_seed=5, batch_size=10, seed=0)
     rows = fraction.indices(arrays()[1], 0.1, seed=5)
     assert examples_seen(dataset, 40) == set(rows.tolist())  # four passes over the 101 kept
     assert record["examples"] == 101 and record["drawn_by"] == "kerasgrid" and len(record["warnings"]) == 1
 
 
 def test_at_fraction_1_the_data_is_what_as_dataset_gives():
-    dataset, record = as_fraction_dataset(arrays, {}, 1.0, draw_seed=5, batch_size=100, seed=0)
+    dataset, record = fraction_batches(arrays, {}, 1.0, draw_seed=5, batch_size=100, seed=0)
     assert examples_seen(dataset, 10) == set(range(1000)) and record["examples"] == 1000 and record["warnings"] == []
 
 
@@ -158,7 +159,7 @@ def test_a_callable_with_a_fraction_parameter_draws_it_itself_and_its_draw_is_re
         for start in range(0, len(keep) - 9, 10):
             yield x[keep[start:start + 10]], y[keep[start:start + 10]]
 
-    dataset, record = as_fraction_dataset(train, {"lr": 1}, 0.1, draw_seed=0, batch_size=10, seed=0)
+    dataset, record = fraction_batches(train, {"lr": 1}, 0.1, draw_seed=0, batch_size=10, seed=0)
     assert received[0] == ({"lr": 1}, 0.1)
     assert examples_seen(dataset, 10) == set(fraction.indices(arrays()[1], 0.1, seed=2)[:100].tolist())
     assert record["drawn_by"] == "the data callable" and record["examples"] == 101 and record["whole_examples"] == 1000
@@ -169,7 +170,7 @@ def test_a_callable_that_draws_otherwise_is_recorded_without_counts():
         x, y = arrays()
         return tf.data.Dataset.from_tensor_slices((x[: int(1000 * fraction)], y[: int(1000 * fraction)])).batch(10)
 
-    dataset, record = as_fraction_dataset(train, {}, 0.1, draw_seed=0, batch_size=10, seed=0)
+    dataset, record = fraction_batches(train, {}, 0.1, draw_seed=0, batch_size=10, seed=0)
     assert examples_seen(dataset, 10) == set(range(100))
     assert record["drawn_by"] == "the data callable" and record["examples"] is None and record["strata"] == []
 
@@ -183,9 +184,9 @@ def test_a_generator_that_cannot_take_the_fraction_stops_the_sweep_with_the_fix(
             r"^my\.yaml: data\.fraction is 0\.1, but data\.train returned generator, which kerasgrid cannot cut a "
             r"fraction from\. Return whole \(x, y\) arrays, .* give the function a fraction parameter .*"
             r"kerasgrid\.fraction\.indices\(labels, fraction, seed=0\)\.$")):
-        as_fraction_dataset(train, {}, 0.1, draw_seed=0, batch_size=10, seed=0, name="data.train", source="my.yaml")
+        fraction_batches(train, {}, 0.1, draw_seed=0, batch_size=10, seed=0, name="data.train", source="my.yaml")
     # On all the data (a confirmation) there is nothing to cut.
-    dataset, record = as_fraction_dataset(train, {}, 1.0, draw_seed=0, batch_size=10, seed=0)
+    dataset, record = fraction_batches(train, {}, 1.0, draw_seed=0, batch_size=10, seed=0)
     assert record["examples"] is None and len(examples_seen(dataset, 3)) == 10
 
 

@@ -290,3 +290,40 @@ def test_building_before_fit_changes_no_result(tmp_path, monkeypatch, model, tra
     assert ours["status"] == keras_own["status"] == "ok"
     assert (tmp_path / "ours/history.csv").read_text() == (tmp_path / "keras/history.csv").read_text()
     assert (tmp_path / "ours/state.npz").read_bytes() == (tmp_path / "keras/state.npz").read_bytes()
+
+
+def on_jax(function: str, folder) -> dict:
+    """backend_trials.`function`(folder) in a process of its own on Keras' JAX backend: its JSON."""
+    import os
+
+    env = {**os.environ, "KERAS_BACKEND": "jax",
+           "PYTHONPATH": os.pathsep.join([str(MODELS.parent.parent), str(MODELS.parent), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", f"import backend_trials; backend_trials.{function}({str(folder)!r})"],
+                            cwd=MODELS.parent, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.splitlines()[-1])
+    assert found.pop("backend") == "jax"
+    return found
+
+
+def test_a_trial_on_jax_validates_as_evaluate_does_times_predictions_and_repeats_exactly(tmp_path):
+    """On JAX, fit receives NumPy batches: the trial trains, its val_loss is model.evaluate's on the
+    validation data (arrays, a generator, a Dataset: one pass every epoch), predict_ms is measured,
+    and a second run trains to the same history."""
+    for validation, found in on_jax("evaluated", tmp_path).items():
+        one, two = found["records"]
+        assert one["status"] == "ok", (validation, one["error"])
+        assert one["measures"]["predict_ms"] is not None and one["measures"]["predict_ms"] > 0
+        assert found["evaluate"] == pytest.approx(one["objective"]["value"], rel=1e-6, abs=0), validation
+        assert one["metrics"] == two["metrics"] and found["histories"][0] == found["histories"][1]
+
+
+def test_a_trial_on_jax_resumed_from_a_rung_or_a_checkpoint_ends_as_straight_through(tmp_path):
+    for kind, found in on_jax("resumed", tmp_path).items():
+        runs, histories = found["records"], found["histories"]
+        assert {run["status"] for run in runs.values()} == {"ok"}, kind
+        assert runs["rungs"]["resumed_from_epoch"] == 2 and runs["checkpoint"]["resumed_from_step"] == 3
+        assert runs["rungs"]["metrics"] == runs["straight"]["metrics"], kind
+        assert histories["rungs"] == histories["straight"]
+        assert runs["checkpoint"]["metrics"] == runs["unbroken"]["metrics"], kind
+        assert histories["checkpoint"] == histories["unbroken"]

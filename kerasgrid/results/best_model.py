@@ -75,18 +75,18 @@ def restore_winner(run_dir, params: dict, settings: dict, model_path, *, threads
     if state is None:
         return None
     backends.activate(backends.of(settings), threads)  # before anything imports Keras
-    from kerasgrid.trial.data import as_dataset
+    from kerasgrid.trial.data import train_batches
     from kerasgrid.trial.training import build_model, module_classes, save_model
 
     backends.configure(backends.of(settings), threads, settings["seed"], cpu_devices=devices.cpu_devices(settings))
     build = refs.load(refs.Ref(settings["model"], "model", source))
     model = build_model(build, params)
     train = refs.load(refs.Ref(settings["train"], "data.train", source))
-    # Only its element_spec is read: the shapes Keras builds the model and optimizer for.
-    data = as_dataset(train, params, batch_size=settings["budget"]["batch_size"], seed=settings["seed"],
-                      name="data.train")
+    # Only its spec is read: the shapes Keras builds the model and optimizer for.
+    data = train_batches(train, params, batch_size=settings["budget"]["batch_size"], seed=settings["seed"],
+                         name="data.train")
     try:
-        resume.assign(model, state, data.element_spec)
+        resume.assign(model, state, data.spec)
     except resume.ResumeMismatch as exc:
         print(f"kerasgrid: the state in {run_dir} does not fit the model ({exc}); training the winner again",
               flush=True)
@@ -261,7 +261,7 @@ def load_best_model(manifest_path="results/best_model.yaml"):
     """
     import keras
 
-    from kerasgrid.trial.data import as_dataset
+    from kerasgrid.trial.data import train_batches
     from kerasgrid.trial.training import build_model, module_classes
 
     manifest_path = Path(manifest_path)
@@ -273,7 +273,7 @@ def load_best_model(manifest_path="results/best_model.yaml"):
         return keras.models.load_model(path, custom_objects=module_classes(build))
     model = build_model(build, manifest["params"])
     data = refs.load(refs.Ref(manifest["data"], "data", source))
-    batch = next(iter(as_dataset(data, manifest["params"], batch_size=manifest["batch_size"], seed=manifest["seed"])))
+    batch = train_batches(data, manifest["params"], batch_size=manifest["batch_size"], seed=manifest["seed"]).first()
     model(batch[0])
     model.optimizer.build(model.trainable_variables)
     model.load_weights(path)

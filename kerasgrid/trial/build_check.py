@@ -25,7 +25,7 @@ def build_each_branch(sweep) -> list[tuple[str, str]]:
     combination, the exception, the user's file and line, and the fix."""
     import keras
 
-    from kerasgrid.trial import data, resume, training  # TensorFlow
+    from kerasgrid.trial import data, resume, training  # Keras
 
     combinations = representatives(sweep.space)
     settings = sweep.settings()
@@ -71,10 +71,10 @@ def _first_batch(sweep, settings: dict, params: dict, data):
     size = {"batch_size": settings["budget"]["batch_size"], "seed": settings["seed"], "name": sweep.train.key}
     try:
         if "fraction" in settings:  # data.fraction: what the tuning runs train on, as they read it
-            dataset, _ = data.as_fraction_dataset(fn, params, settings["fraction"], draw_seed=settings["draw_seed"],
-                                                  source=sweep.source, **size)
+            batches, _ = data.fraction_batches(fn, params, settings["fraction"], draw_seed=settings["draw_seed"],
+                                               source=sweep.source, **size)
         else:
-            dataset = data.as_dataset(fn, params, **size)
+            batches = data.train_batches(fn, params, **size)
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - the user's data function, in one paragraph
@@ -82,10 +82,10 @@ def _first_batch(sweep, settings: dict, params: dict, data):
                       sweep.train) from exc
 
     def first_batch() -> tuple:
-        batch = next(iter(dataset.take(1)))
+        batch = batches.first()
         return tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
 
-    return dataset.element_spec, first_batch
+    return batches.spec, first_batch
 
 
 def _failed(sweep, doing: str, exc: BaseException, ref) -> ConfigError:
@@ -114,4 +114,4 @@ def _shape(part) -> str:
         return "{" + ", ".join(f"{key}: {_shape(value)}" for key, value in part.items()) + "}"
     if isinstance(part, (tuple, list)):
         return "(" + ", ".join(_shape(value) for value in part) + ")"
-    return f"{tuple(part.shape)} {part.dtype.name}"
+    return f"{tuple(part.shape)} {getattr(part.dtype, 'name', part.dtype)}"  # a Spec's, or a tf.TensorSpec's

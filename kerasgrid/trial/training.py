@@ -323,7 +323,7 @@ def run_trial(
     """
     started = time.perf_counter()
     backends.activate(backends.of(settings), threads)  # before anything imports Keras
-    from kerasgrid.trial import data  # TensorFlow: a broken installation is no trial's failure
+    from kerasgrid.trial import data  # Keras and NumPy (TensorFlow for its backend): a broken one fails no trial
 
     objective = dict(objective or {"metric": "val_loss" if settings["validation"] else "loss"})
     source = objective.pop("source", "the config")
@@ -431,36 +431,43 @@ def _position(state: dict | None) -> tuple[int, int]:
 
 def _datasets(data, run: TrialRun, params: dict, settings: dict, record: dict, first_epoch: int, step: int,
               strategy, trains_on, model) -> dict:
-    """The training data as an endless dataset, and the validation data as passes of the same
-    batches with the batches of one pass (`validation_steps`; see kerasgrid.trial.data), positioned
-    where a resumed run's earlier epochs (`first_epoch` whole ones and `step` batches of the next)
-    left them, each checked to hold batches for `model`. `data`: the module kerasgrid.trial.data."""
+    """What `fit` takes, in the form of the trial's Keras backend (kerasgrid.trial.data.for_fit):
+    the training data as an endless stream, and the validation data as passes of the same batches
+    with the batches of one pass (`validation_steps`), positioned where a resumed run's earlier
+    epochs (`first_epoch` whole ones and `step` batches of the next) left them, each checked to
+    hold batches for `model`; and under "sources", the backend-neutral batches they come from
+    (their `spec` and `first()` batch, NumPy). `data`: the package kerasgrid.trial.data."""
+    import keras
+
     budget = settings["budget"]
-    datasets = {}
+    sources = {}
     for key in ("train", "validation"):
-        if settings[key]:
-            fn = refs.load(refs.Ref(settings[key], f"data.{key}", run.source))
-            size = {"batch_size": budget["batch_size"], "name": f"data.{key}"}
-            if key == "validation":  # in order, all of it or its first validation_steps batches
-                datasets[key], datasets["validation_steps"] = data.as_validation_dataset(
-                    fn, params, steps=budget.get("validation_steps"), ref=settings[key], source=run.source,
-                    passes_before=first_epoch, **size)
-            elif "fraction" in settings:  # data.fraction: validation stays whole
-                datasets[key], record["training_data"] = data.as_fraction_dataset(
-                    fn, params, settings["fraction"], draw_seed=settings["draw_seed"], source=run.source,
-                    seed=settings["seed"], **size)
-                for warning in record["training_data"]["warnings"]:
-                    print(f"kerasgrid: warning: the training fraction is off: {warning}", flush=True)
-            else:
-                datasets[key] = data.as_dataset(fn, params, seed=settings["seed"], **size)
-            data.check_batched(datasets[key], model, f"data.{key} = {settings[key]}", run.source)
-            if strategy:
-                datasets[key] = devices.split_evenly(datasets[key], len(trains_on), f"data.{key}")
-    # Resumed: the data must continue where the earlier epochs left it. Keras' training
-    # iterator carries on across epochs: skip the batches trained on. (Validation starts a new
-    # pass each epoch: as_validation_dataset makes the earlier epochs' passes where that matters.)
-    datasets["train"] = datasets["train"].skip(first_epoch * budget["steps_per_epoch"] + step)
-    return datasets
+        if not settings[key]:
+            continue
+        fn = refs.load(refs.Ref(settings[key], f"data.{key}", run.source))
+        size = {"batch_size": budget["batch_size"], "name": f"data.{key}"}
+        if key == "validation":  # in order, all of it or its first validation_steps batches
+            sources[key] = data.validation_passes(fn, params, steps=budget.get("validation_steps"), ref=settings[key],
+                                                  source=run.source, passes_before=first_epoch, **size)
+        elif "fraction" in settings:  # data.fraction: validation stays whole
+            sources[key], record["training_data"] = data.fraction_batches(
+                fn, params, settings["fraction"], draw_seed=settings["draw_seed"], source=run.source,
+                seed=settings["seed"], **size)
+            for warning in record["training_data"]["warnings"]:
+                print(f"kerasgrid: warning: the training fraction is off: {warning}", flush=True)
+        else:
+            sources[key] = data.train_batches(fn, params, seed=settings["seed"], **size)
+        data.check_batched(sources[key].spec, model, f"data.{key} = {settings[key]}", run.source)
+    # Resumed: the data must continue where the earlier epochs left it. Keras' training iterator
+    # carries on across epochs: the stream starts after the batches trained on. (Validation starts
+    # a new pass each epoch: validation_passes makes the earlier epochs' passes where that matters.)
+    given = data.for_fit(sources["train"], sources.get("validation"), keras.backend.backend(),
+                         start=first_epoch * budget["steps_per_epoch"] + step)
+    if strategy:  # mirrored: TensorFlow only
+        for key in ("train", "validation"):
+            if key in given:
+                given[key] = devices.split_evenly(given[key], len(trains_on), f"data.{key}")
+    return {**given, "sources": sources}
 
 
 def _user_callbacks(run: TrialRun, params: dict, settings: dict, state: dict | None):
@@ -529,12 +536,12 @@ def _fit(run: TrialRun, params: dict, settings: dict, record: dict, state, strat
     # then starts the data anew, one iterator more than a built model's `fit` makes, so a resumed
     # run's reshuffled data would not continue where the run before left it.
     if not (strategy or model.run_eagerly):
-        _build_before_fit(model, datasets["train"].element_spec)
+        _build_before_fit(model, datasets["sources"]["train"].spec)
     # (first epoch, last epoch, batches per epoch, data, restore) of each fit.
     fits = [(first_epoch, first_epoch + 1, steps - step, datasets), (first_epoch + 1, run.epochs, steps, None)] \
         if step else [(first_epoch, run.epochs, steps, datasets)]
     if state:
-        element_spec = datasets["train"].element_spec
+        element_spec = datasets["sources"]["train"].spec
         fits[0] += (restore(element_spec) if "step" in state else resume.restore_callback(state, element_spec),)
     history = {name: list(values) for name, values in (state["history"] if state else {}).items()}
     fit_started = time.perf_counter()
@@ -554,7 +561,7 @@ def _fit(run: TrialRun, params: dict, settings: dict, record: dict, state, strat
                 initial_epoch=begin,
                 steps_per_epoch=steps_per_epoch,
                 validation_data=data.get("validation"),
-                # One pass each epoch (kerasgrid.trial.data.as_validation_dataset): every epoch evaluates
+                # One pass each epoch (kerasgrid.trial.data.validation_passes): every epoch evaluates
                 # the same batches, as model.evaluate of the same data does.
                 validation_steps=data.get("validation_steps"),
                 callbacks=restoring + [csv_logger if c is None else c for c in callbacks],
@@ -582,7 +589,8 @@ def _measure(record: dict, model, datasets: dict) -> None:
                 "fit_seconds": record["fit_seconds"], "predict_ms": None}
     record["measures"] = measures
     try:
-        batch = next(iter(datasets.get("validation", datasets["train"])))
+        sources = datasets["sources"]
+        batch = sources["validation" if "validation" in sources else "train"].first()  # NumPy, on every backend
         inputs = batch[0] if isinstance(batch, tuple) else batch
         model.predict_on_batch(inputs)  # traces the predict function: not timed
         times = []
