@@ -32,9 +32,11 @@ def test_a_note_names_only_the_versions_that_differ():
     older = {**same, "keras": "3.7.0", "jax": "0.4.26"}
     assert versions.differences(older) == {"jax": ("0.4.26", versions.installed("jax")),
                                            "keras": ("3.7.0", keras.__version__)}
-    note = versions.warning({**same, "keras": "3.7.0", "no-such-package-here": "1.0"}, "abc")
-    assert note == (f"Note: the winner, trial abc, trained with keras 3.7.0, no-such-package-here 1.0; installed now: "
-                    f"keras {keras.__version__}, no-such-package-here (not installed). A finished trial is not "
+    # Where a backend is no longer installed, it says so; what is not a package's version is not compared.
+    torch = versions.installed("torch") or "(not installed)"
+    note = versions.warning({**same, "keras": "3.7.0", "torch": "2.1.0", "backend": "torch"}, "abc")
+    assert note == (f"Note: the winner, trial abc, trained with keras 3.7.0, torch 2.1.0; installed now: "
+                    f"keras {keras.__version__}, torch {torch}. A finished trial is not "
                     "trained again when versions change, so its result is what its own versions gave "
                     "(results/trials/<id>/metrics.json records them, for every trial). To train every trial with "
                     "the installed versions, run snakemake again with --forceall.")

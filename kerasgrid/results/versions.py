@@ -12,6 +12,10 @@ Snakemake process never loads TensorFlow, Keras or JAX.
 import importlib.metadata
 import platform
 
+# The names compared, as kerasgrid.trial.training.versions() records them (a record's other entries, such
+# as a setting, are not versions of anything installed).
+COMPARED = ("kerasgrid", "python", "keras", "tensorflow", "jax", "jaxlib", "torch", "numpy")
+
 # The distributions that can provide a recorded name (the first installed wins): TensorFlow's CPU-only
 # and macOS builds record themselves as tensorflow.
 DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tensorflow-intel")}
@@ -41,6 +45,8 @@ def differences(recorded: dict | None) -> dict[str, tuple[str, str | None]]:
     """name -> (recorded, installed now) for every recorded version that differs from the installed one."""
     found = {}
     for name, version in sorted((recorded or {}).items()):
+        if name not in COMPARED:
+            continue
         now = installed(name)
         if now != version:
             found[name] = (version, now)
