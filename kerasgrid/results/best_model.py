@@ -20,12 +20,14 @@ and how to load it; it is the step's declared output, because it exists whicheve
 import math
 import threading
 import shutil
+import warnings
 from pathlib import Path
 
 import yaml
 
 from kerasgrid import records
 from kerasgrid.errors import ModelError, NotReproducible, Status
+from kerasgrid.results import versions
 from kerasgrid.sweep import refs, runs
 from kerasgrid.trial import backends, devices, resume
 from kerasgrid.trial.training import TRIAL_MODEL, TRIAL_WEIGHTS, run_trial, weights_path
@@ -208,6 +210,8 @@ def save_best_model(
         batch_size=settings["budget"]["batch_size"],
         seed=settings["seed"],
     )
+    if winner.get("versions"):  # what it trained with: load_best_model says where the installed ones differ
+        manifest["versions"] = winner["versions"]
     records.write_text(manifest_path, yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True, width=100))
     remove_states(trials_dir, keep=run_dir)  # the winner's stays: the next run may restore it again
     return manifest
@@ -258,6 +262,7 @@ def load_best_model(manifest_path="results/best_model.yaml"):
     function's file defines (so custom layers need no registration). A model saved as its weights
     is built again with the model function and the winner's params, its variables created by
     calling it on one batch of the training data, and then its weights (and optimizer state) loaded.
+    Warns (`VersionsDiffer`) where the versions the winner trained with differ from the installed ones.
     """
     import keras
 
@@ -266,6 +271,9 @@ def load_best_model(manifest_path="results/best_model.yaml"):
 
     manifest_path = Path(manifest_path)
     manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
+    note = versions.warning(manifest.get("versions"), manifest["trial_id"])
+    if note:
+        warnings.warn(note, versions.VersionsDiffer, stacklevel=2)
     path = manifest_path.parent / Path(manifest["path"]).name  # the files sit beside the manifest
     source = str(manifest_path)
     build = refs.load(refs.Ref(manifest["model"], "model", source))

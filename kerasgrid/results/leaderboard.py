@@ -14,7 +14,7 @@ import yaml
 
 from kerasgrid import records
 from kerasgrid.errors import NoSuccessfulTrial, Status
-from kerasgrid.results import confirm
+from kerasgrid.results import confirm, versions
 from kerasgrid.results.ranking import by_front, epochs_target, metric_value, objective_value, objectives_of, rank
 from kerasgrid.sweep import runs
 from kerasgrid.trial import reasons
@@ -207,6 +207,8 @@ def best(leaderboard_path, objective: dict, source="the config", rungs=None, see
             for o in objectives_of(objective)]
         winner["pareto_rank"] = int(rows[0]["pareto_rank"])
         winner["chosen_by"] = objective.get("winner", "first")
+    if runs_[0].get("versions"):  # what it trained with: the end of a run says where the installed ones differ
+        winner["versions"] = runs_[0]["versions"]
     if finalists:
         ranks = [{"tuning_rank": int(row["tuning_rank"]), "rank": int(row["rank"]), "status": row["status"]}
                  for row in finalists]
@@ -231,11 +233,14 @@ def write_best(leaderboard_path, objective: dict, path, source="the config", run
 
 
 def winner_lines(best_params_path) -> list[str]:
-    """The console lines naming the winner, read back from best_params.yaml."""
+    """The console lines naming the winner, read back from best_params.yaml; first, where the versions
+    it trained with differ from the installed ones, a note saying so (kerasgrid.results.versions)."""
     path = Path(best_params_path)
     if not path.exists():
         return []
-    return format_winner(yaml.safe_load(path.read_text(encoding="utf-8")))
+    winner = yaml.safe_load(path.read_text(encoding="utf-8"))
+    note = versions.warning(winner.get("versions"), winner["trial_id"])
+    return [note] * bool(note) + format_winner(winner)
 
 
 def format_winner(winner: dict) -> list[str]:
