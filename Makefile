@@ -14,7 +14,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --constraint requirements.lock --editable '.[test,tensorflow,jax]'
+	$(BIN)/python -m pip install --quiet --constraint requirements.lock --editable '.[test,tensorflow,jax,torch]'
 	touch $@
 
 sweep: install

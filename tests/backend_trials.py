@@ -12,9 +12,17 @@ import keras
 
 from kerasgrid.trial import checkpoint
 from kerasgrid.trial.training import run_trial
-from test_training import MODELS, settings
+from test_training import MODELS
+from test_training import settings as tensorflow_settings
 
 VALIDATION = ("val_arrays", "val_generator", "val_dataset")
+
+
+def settings(**given) -> dict:
+    """test_training's settings, on the backend of $KERAS_BACKEND (the config's `backend`)."""
+    backend = os.environ["KERAS_BACKEND"]
+    made = tensorflow_settings(**given)
+    return made if backend == "tensorflow" else {**made, "backend": backend}
 
 
 def _history(out) -> str:

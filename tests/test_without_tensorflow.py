@@ -91,3 +91,14 @@ def test_a_sweep_with_backend_jax_runs_where_tensorflow_is_not_installed(jax_ven
         record = json.loads(sweep.path(f"results/trials/{row['trial_id']}/metrics.json").read_text())
         assert "jax" in record["versions"] and "tensorflow" not in record["versions"], record["versions"]
     assert yaml.safe_load(sweep.path("results/best_params.yaml").read_text())["trial_id"] == rows[0]["trial_id"]
+
+
+def test_a_sweep_on_tensorflow_where_it_is_not_installed_stops_before_training_in_one_paragraph(jax_venv, tmp_path):
+    sweep = copy_of_workflow(tmp_path / "sweep")
+    sweep.write_config(tiny_config())  # the default backend: tensorflow
+    result = run(jax_venv, "-m", "snakemake", "--cores", "2", "--configfile", "my.yaml", cwd=sweep.root)
+    assert result.returncode != 0
+    paragraph = next(line for line in result.output.splitlines() if "backend is tensorflow" in line)
+    assert "my.yaml: backend is tensorflow, but tensorflow is not installed in this Python" in paragraph
+    assert 'Install it: pip install "kerasgrid[tensorflow]", or set backend: jax (installed).' in paragraph
+    assert not sweep.path("results/trials").exists()

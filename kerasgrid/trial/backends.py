@@ -23,8 +23,8 @@ PACKAGES = {"tensorflow": ("tensorflow",), "jax": ("jax", "jaxlib"), "torch": ("
 INSTALL = {
     "tensorflow": 'pip install "kerasgrid[tensorflow]"',
     "jax": 'pip install "kerasgrid[jax]" (CPU; on a GPU machine, pip install "jax[cuda12]" of the same version)',
-    "torch": "pip install torch (the CPU-only build: pip install torch --index-url "
-             "https://download.pytorch.org/whl/cpu)",
+    "torch": 'pip install "kerasgrid[torch]" (without a GPU, the CPU-only build of torch is a fifth of the '
+             "size: pip install torch --index-url https://download.pytorch.org/whl/cpu first)",
 }
 
 

@@ -346,12 +346,22 @@ def run_trial(
         shutil.copyfile(Path(resume_from) / "history.csv", history_tmp)
     history, model, build, watch = {}, None, None, None
     try:
+        tensorflow_before = "tensorflow" in sys.modules
         build, model = _build(run, params, settings, strategy)
 
         def datasets_at(epoch: int, step: int = 0) -> dict:  # positioned after `epoch` epochs and `step` batches
             return _datasets(data, run, params, settings, record, epoch, step, strategy, trains_on, model)
 
         datasets = datasets_at(*_position(state))
+        if not tensorflow_before and "tensorflow" in sys.modules:
+            # Off its backend, TensorFlow is imported only when the user's code imports it, and seeded
+            # only if imported then (kerasgrid.trial.backends): the user's data function just did, to
+            # make a tf.data.Dataset. So set up again, as in every later trial of this process,
+            # where it is imported already: the same seeds, shuffles and batches in all of them.
+            backends.configure(backends.of(settings), threads, settings["seed"],
+                               cpu_devices=devices.cpu_devices(settings))
+            build, model = _build(run, params, settings, strategy)
+            datasets = datasets_at(*_position(state))
         theirs, watch = _user_callbacks(run, params, settings, state)
         history = _fit(run, params, settings, record, state, strategy, model, datasets, history_tmp, theirs,
                        watch, ident, datasets_at)
