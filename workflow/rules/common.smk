@@ -168,8 +168,9 @@ def cancel_scheduler_timers():
 
 
 def run_ended(leaderboard=None, best_params=None, best_model=None, training_data=None, mlflow_record=None):
+    DRAWERS.end()  # the drawers (workflow/rules/report.smk) end while the workers do
     WORKERS.close()  # the warm workers (workflow/rules/running.smk)
-    DRAWERS.close()  # and drawers (workflow/rules/report.smk)
+    DRAWERS.close()
     runlock.release()
     cancel_scheduler_timers()
     lines = summary_lines(training_data) if training_data else []
