@@ -1,6 +1,8 @@
 """Warm drawing processes (kerasgrid/running/drawing.py): they draw what the rule scripts drew,
 byte for byte, report a task's error and stay usable, and end when the run does."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from conftest import tiny_config
@@ -36,9 +38,12 @@ def test_a_warm_drawer_draws_what_this_process_draws_byte_for_byte(tiny_sweep, t
     drawers.start(2)
     (tmp_path / "drawn").mkdir()
     (tmp_path / "here").mkdir()
-    try:
-        drawers.run(plots_task(tiny_sweep, tmp_path / "drawn", tmp_path / "plots.log"))
-        drawers.run(importance_task(tiny_sweep, tmp_path / "drawn", tmp_path / "importance.log"))
+    try:  # side by side, as Snakemake runs the two jobs: each in a drawer of its own
+        with ThreadPoolExecutor(2) as pool:
+            drawn = [pool.submit(drawers.run, plots_task(tiny_sweep, tmp_path / "drawn", tmp_path / "plots.log")),
+                     pool.submit(drawers.run, importance_task(tiny_sweep, tmp_path / "drawn", tmp_path / "importance.log"))]
+            for future in drawn:
+                future.result()
     finally:
         drawers.close()
     args = plots_task(tiny_sweep, tmp_path / "here", tmp_path / "unused.log")["args"]
@@ -47,9 +52,10 @@ def test_a_warm_drawer_draws_what_this_process_draws_byte_for_byte(tiny_sweep, t
     write_importance(args.pop("leaderboard"), args.pop("objectives"), args.pop("space"), args.pop("seed"), **args)
     for name in ("learning_curves.png", "param_effects.png", "ranking.png", "importance.tsv", "importance.png"):
         assert (tmp_path / "drawn" / name).read_bytes() == (tmp_path / "here" / name).read_bytes(), name
-    # The jobs' logs hold only what drawing printed (nothing); the drawers' log, when each was ready.
+    # The jobs' logs hold only what drawing printed (nothing); the drawers' log, when each drawer
+    # that drew was ready (a task waits for its drawer's imports; one that never drew may not be).
     assert (tmp_path / "plots.log").read_text() == (tmp_path / "importance.log").read_text() == ""
-    assert (tmp_path / "drawers.log").read_text().count(" ready after ") == 2
+    assert 1 <= (tmp_path / "drawers.log").read_text().count(" ready after ") <= 2
 
 
 def test_a_failing_task_fails_its_job_with_the_error_and_the_drawer_draws_the_next(tiny_sweep, tmp_path):

@@ -96,30 +96,33 @@ def _objective_guard(checked: list[tuple[str, str]], source: str, first_epoch: i
 
 def _validation_timer():
     """A callback that times fit's validation passes, for predict_ms (`_measure`), which then costs
-    the trial nothing: `batch_ms`, the milliseconds per batch of the last pass, from its second
-    batch's start to the pass's end (the first batch's includes starting the data's iterator: the
-    user's data function runs again). None until a pass of two or more batches has run.
+    the trial nothing of its own: `batch_ms`, the median milliseconds of a batch of the last pass,
+    from the batch's start to its results, the first batch left out (its time includes starting
+    the data's iterator: the user's data function runs again). None until a pass of two or more
+    batches has run.
 
-    No batch-end hook: one would make Keras wait for every batch's results (its async dispatch);
-    the pass's end waits for them all, so that an asynchronous backend's work is inside the time."""
+    Its batch-end hook makes Keras hand each batch's results over as it ends (no asynchronous
+    dispatch of the test steps), so that a backend that dispatches asynchronously is timed to the
+    batch's end too."""
     import keras
 
     class ValidationTimer(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.batch_ms, self._batches, self._started = None, 0, None
+            self.batch_ms, self._times, self._started = None, [], None
 
         def on_test_begin(self, logs=None):
-            self._batches, self._started = 0, None
+            self._times = []
 
         def on_test_batch_begin(self, batch, logs=None):
-            self._batches += 1
-            if self._batches == 2:
-                self._started = time.perf_counter()
+            self._started = time.perf_counter()
+
+        def on_test_batch_end(self, batch, logs=None):
+            self._times.append(time.perf_counter() - self._started)
 
         def on_test_end(self, logs=None):
-            if self._started is not None:
-                self.batch_ms = round((time.perf_counter() - self._started) * 1000 / (self._batches - 1), 4)
+            if len(self._times) > 1:
+                self.batch_ms = round(statistics.median(self._times[1:]) * 1000, 4)
 
     return ValidationTimer()
 
@@ -619,10 +622,10 @@ def _fit(run: TrialRun, params: dict, settings: dict, record: dict, state, strat
 
 def _measure(record: dict, model, datasets: dict, timer=None) -> None:
     """What the trial measures besides its history (records.MEASURES): trainable parameters, fit
-    seconds, and predict_ms, the milliseconds a batch takes warm: with validation data, a batch of
-    the last epoch's validation pass (the model's forward pass, its loss and metrics: `timer`'s, at
-    no cost); without, or if that pass had a single batch, the median of 10 predictions of one
-    batch of training data, timed after training. A prediction that fails leaves predict_ms None:
+    seconds, and predict_ms, the milliseconds a batch takes warm: with validation data, the median
+    batch of the last epoch's validation pass (the model's forward pass, its loss and metrics:
+    `timer`'s, at no cost); without, or if that pass had a single batch, the median of 10
+    predictions of one batch, timed after training. A prediction that fails leaves predict_ms None:
     the trial trained, and is no worse for it."""
     import numpy as np
 
