@@ -219,7 +219,7 @@ def test_a_rungs_jobs_start_longest_first_by_what_their_trials_took_in_the_rung_
     # one. By rank (0.1 before 0.2), a paused one would come third.
     # (2 s, not less: with the other half of the suite beside it, a trial's tracing alone can take
     # half a second longer in one run than in another, and a 0.4 s pause was overtaken. The pause
-    # is in training only, so timing predict_ms, 11 predictions, adds none.)
+    # is in training only, so validating and timing predict_ms add none.)
     config = halving_config([])
     config["search"]["halving"]["eta"] = 2
     config["grid"] = {"q": [0.1, 0.2], "pause": [0.0, 2.0], "fault": ["none", "raise"]}

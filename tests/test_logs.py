@@ -2,7 +2,10 @@
 
 import os
 
-from kerasgrid.running.logs import tensorflow_start_hidden
+import pytest
+
+from kerasgrid.errors import NoSuccessfulTrial
+from kerasgrid.running.logs import error_log, tensorflow_start_hidden
 
 # What TensorFlow 2.21 wrote to stderr on its import here (lines 1 to 5), before absl's format
 # (6), and at level warning and error; then what must still reach the console: what the user's
@@ -52,3 +55,16 @@ def test_a_tf_cpp_min_log_level_of_the_users_lets_tensorflow_filter_alone(monkey
         write_to_fd_2(START_UP + KEPT)
     assert capfd.readouterr().err.splitlines() == START_UP + KEPT
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+
+
+def test_error_log_puts_a_blocks_error_in_the_jobs_log_and_lets_it_go_on(tmp_path):
+    log = tmp_path / "job.log"
+    with error_log(log):  # a job in snakemake's own process: nothing of the console is redirected
+        print("on the console")
+    assert log.read_text() == ""  # created, as Snakemake expects a job's log
+    with pytest.raises(NoSuccessfulTrial, match="no winner"), error_log(log):
+        raise NoSuccessfulTrial("All 2 trials failed, no winner")
+    assert log.read_text() == "kerasgrid: All 2 trials failed, no winner\n"  # the paragraph, no traceback
+    with pytest.raises(ZeroDivisionError), error_log(log):
+        1 / 0
+    assert "Traceback" in log.read_text() and log.read_text().endswith("ZeroDivisionError: division by zero\n")

@@ -67,6 +67,22 @@ def test_without_validation_the_objective_is_training_loss(tmp_path, model):
     assert record["objective"]["metric"] == "loss" and record["objective"]["value"] == record["metrics"]["loss"]["final"]
 
 
+def test_predict_ms_comes_from_the_last_validation_pass_at_no_cost_else_from_predictions(tmp_path, monkeypatch):
+    import keras
+
+    predictions = []
+    predict_on_batch = keras.Model.predict_on_batch
+    monkeypatch.setattr(keras.Model, "predict_on_batch", lambda model, x: predictions.append(1) or predict_on_batch(model, x))
+    record = run_trial({"lr": 0.01}, settings(validation_steps=3), tmp_path / "validated")
+    assert predictions == [] and 0 < record["measures"]["predict_ms"] < 1000  # timed as fit validated
+    # A pass of one batch (whose time includes starting the data) or no validation data: a trace
+    # and 10 timed predictions after training, as before.
+    for name, run in (("one", settings(validation_steps=1)), ("none", settings(validation=None))):
+        predictions.clear()
+        record = run_trial({"lr": 0.01}, run, tmp_path / name)
+        assert len(predictions) == 11 and 0 < record["measures"]["predict_ms"] < 1000
+
+
 def test_multi_input_multi_output_model_with_dict_batches(tmp_path):
     record = run_trial({}, settings(model="multi_io", train="multi_io_data", validation="multi_io_data"), tmp_path / "t")
     assert record["status"] == "ok", record["error"]

@@ -1,6 +1,10 @@
 """The real workflow, run with the real snakemake on tiny sweeps."""
 
 import json
+import os
+import re
+import subprocess
+import sys
 
 import yaml
 
@@ -30,6 +34,27 @@ def test_a_sweep_trains_every_combination_and_names_the_winner(workflow):
 
     again = workflow.sweep(config)
     assert "Nothing to be done" in again.output
+
+
+def test_the_winner_is_on_the_console_before_the_figures_are_drawn_and_again_last(workflow):
+    # stdout (the winner's lines) and stderr (Snakemake's jobs) in one pipe, in the order printed.
+    path = workflow.write_config(tiny_config())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE")}
+    console = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(path)],
+                             cwd=workflow.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             timeout=600, check=True).stdout.splitlines()
+    best = yaml.safe_load(workflow.path("results/best_params.yaml").read_text())
+    winner = [n for n, line in enumerate(console) if line == f"Best params found: {best['params']}"]
+    finished = {rule: n for n, line in enumerate(console)
+                if (rule := re.fullmatch(r"Finished jobid: \d+ \(Rule: (\w+)\)", line)) and (rule := rule[1])}
+    # Once by best_params, as soon as it is written: before the figures and the winner's model are
+    # done; then again as the run's last word, after its leaderboard.
+    assert len(winner) == 2
+    assert winner[0] < finished["best_params"] < min(finished["plots"], finished["importance"], finished["best_model"])
+    assert winner[1] > finished["all"] and console[winner[1] - 1].startswith("Best trial: ")
+    # The drawers drew; each job's log holds only what drawing printed, nothing.
+    assert workflow.path("logs/plots.log").read_text() == workflow.path("logs/importance.log").read_text() == ""
+    assert "ready after" in workflow.path("logs/drawers.log").read_text()
 
 
 def test_a_users_config_alone_defines_the_sweep(workflow):

@@ -69,6 +69,26 @@ def job_log(path):
                 handle.close()
 
 
+@contextlib.contextmanager
+def error_log(path):
+    """The block's error, if any, in the job's log `path` (created, empty, if none); the error goes on.
+
+    For a job whose run block runs in the main snakemake process: its file descriptors are the
+    console's and every other job's, not the job's to redirect as job_log does. A KerasgridError is
+    its one paragraph, any other error its traceback."""
+    with open(path, "a", encoding="utf-8"):
+        pass
+    try:
+        yield
+    except BaseException as exc:
+        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as log:
+            if isinstance(exc, KerasgridError):
+                print(f"kerasgrid: {exc}", file=log)
+            else:
+                traceback.print_exception(exc, file=log)
+        raise
+
+
 # A line of TensorFlow's C++ logging, as absl writes it ("I0000 00:00:1796624147.218632    7586
 # port.cc:153] oneDNN custom operations are on...") or as TensorFlow's own logger did before it
 # ("2024-01-11 05:40:05.061907: I tensorflow/core/platform/cpu_feature_guard.cc:182] ..."), of

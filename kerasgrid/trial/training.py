@@ -77,6 +77,39 @@ def _objective_guard(checked: list[tuple[str, str]], source: str, first_epoch: i
     return ObjectiveGuard()
 
 
+def _validation_timer():
+    """A callback that times fit's validation passes, for predict_ms (`_measure`), which then costs
+    the trial nothing of its own: `batch_ms`, the median milliseconds of a batch of the last pass,
+    from the batch's start to its results, the first batch left out (its time includes starting
+    the data's iterator: the user's data function runs again). None until a pass of two or more
+    batches has run.
+
+    Its batch-end hook makes Keras hand each batch's results over as it ends (no asynchronous
+    dispatch of the test steps), so that a backend that dispatches asynchronously is timed to the
+    batch's end too."""
+    import keras
+
+    class ValidationTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.batch_ms, self._times, self._started = None, [], None
+
+        def on_test_begin(self, logs=None):
+            self._times = []
+
+        def on_test_batch_begin(self, batch, logs=None):
+            self._started = time.perf_counter()
+
+        def on_test_batch_end(self, batch, logs=None):
+            self._times.append(time.perf_counter() - self._started)
+
+        def on_test_end(self, logs=None):
+            if len(self._times) > 1:
+                self.batch_ms = round(statistics.median(self._times[1:]) * 1000, 4)
+
+    return ValidationTimer()
+
+
 def _build_before_fit(model, element_spec) -> None:
     """resume.build: `fit` then traces its train step once instead of twice. A model that cannot
     be built symbolically is left for `fit` to build at its first step, as it would have been."""
@@ -363,10 +396,11 @@ def run_trial(
             build, model = _build(run, params, settings, strategy)
             datasets = datasets_at(*_position(state))
         theirs, watch = _user_callbacks(run, params, settings, state)
+        timer = _validation_timer()
         history = _fit(run, params, settings, record, state, strategy, model, datasets, history_tmp, theirs,
-                       watch, ident, datasets_at)
+                       watch, ident, datasets_at, timer)
         _stopped_early(run, record, watch)
-        _measure(record, model, datasets)
+        _measure(record, model, datasets, timer)
     except (ConfigError, MemoryError, checkpoint.Interrupted):
         history_tmp.unlink(missing_ok=True)
         # A wrong config stops the sweep; memory exhaustion is for Snakemake's retries, and a trial
@@ -516,10 +550,11 @@ def _stopped_early(run: TrialRun, record: dict, watch) -> None:
 
 
 def _fit(run: TrialRun, params: dict, settings: dict, record: dict, state, strategy, model, datasets: dict,
-         history_tmp: Path, theirs: list, watch, ident: dict, datasets_at) -> dict:
+         history_tmp: Path, theirs: list, watch, ident: dict, datasets_at, timer=None) -> dict:
     """Train to `run.epochs`, logging each epoch to `history_tmp`, with the user's callbacks
     (`theirs`, their `watch`) after kerasgrid's and the checkpoints' Saver last; the whole history
     (a resumed run's earlier epochs first). Records the seconds fit took, even if it raises.
+    `timer` (`_validation_timer`) times the validation passes, for predict_ms.
 
     Resumed from a checkpoint saved mid-epoch, the rest of that epoch is one `fit` of its remaining
     batches (Keras starts a `fit` at an epoch's first batch), with the metrics' running values of
@@ -541,6 +576,8 @@ def _fit(run: TrialRun, params: dict, settings: dict, record: dict, state, strat
         from kerasgrid.trial.tensorboard_logs import tensorboard_callback
 
         callbacks.append(tensorboard_callback(run.tensorboard_dir, params, record["trial_id"]))
+    if timer is not None:
+        callbacks.append(timer)
     callbacks.append(saver)  # last: a checkpoint at an epoch's end holds what the others did at it
     # Resumed runs too: on JAX and PyTorch, `fit` of an unbuilt model reads a batch to build it and
     # then starts the data anew, one iterator more than a built model's `fit` makes, so a resumed
@@ -588,16 +625,21 @@ def _fit(run: TrialRun, params: dict, settings: dict, record: dict, state, strat
             csv_logger.csv_file.close()  # Keras closes it only when training ends normally
 
 
-def _measure(record: dict, model, datasets: dict) -> None:
+def _measure(record: dict, model, datasets: dict, timer=None) -> None:
     """What the trial measures besides its history (records.MEASURES): trainable parameters, fit
-    seconds, and the median of 10 predictions of one batch of validation data (training data
-    without), warm, in milliseconds. A prediction that fails leaves predict_ms None: the trial
-    trained, and is no worse for it."""
+    seconds, and predict_ms, the milliseconds a batch takes warm: with validation data, the median
+    batch of the last epoch's validation pass (the model's forward pass, its loss and metrics:
+    `timer`'s, at no cost); without, or if that pass had a single batch, the median of 10
+    predictions of one batch, timed after training. A prediction that fails leaves predict_ms None:
+    the trial trained, and is no worse for it."""
     import numpy as np
 
     measures = {"params_count": int(sum(np.prod(v.shape, dtype=np.int64) for v in model.trainable_weights)),
                 "fit_seconds": record["fit_seconds"], "predict_ms": None}
     record["measures"] = measures
+    if timer is not None and timer.batch_ms is not None:
+        measures["predict_ms"] = timer.batch_ms
+        return
     try:
         sources = datasets["sources"]
         batch = sources["validation" if "validation" in sources else "train"].first()  # NumPy, on every backend

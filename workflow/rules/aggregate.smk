@@ -3,6 +3,10 @@
 # Seconds of work on files already here: on a cluster they run where snakemake runs, not as jobs.
 localrules: search_plan, leaderboard, best_params, training_data
 
+from kerasgrid.results.leaderboard import write_best, write_leaderboard
+from kerasgrid.search.hyperband import trial_brackets
+from kerasgrid.search.rounds import trial_rounds
+
 
 # How the sweep finds and trains its candidates, as a file the leaderboard reads. With halving,
 # Snakemake judges a leaderboard that waits on a promotions checkpoint only by whether it exists:
@@ -46,8 +50,13 @@ rule leaderboard:
         repeats=SWEEP.repeats,
         confirm=bool(SWEEP.confirm),
         source=config_file,
-    script:
-        "../../scripts/leaderboard.py"
+    # A run block, not a script: ranking reads the trials' records with kerasgrid.results, which this
+    # process has loaded; no script's Python to start after the last trial.
+    run:
+        here(log, write_leaderboard, input.metrics, params.objective, params.grid_keys, output.leaderboard,
+             source=params.source, rungs=params.rungs, rounds=trial_rounds(input.rounds) or None,
+             brackets=trial_brackets(params.brackets, input.metrics, input.promotions, input.rounds),
+             repeats=params.repeats, confirmed_paths=input.confirmed if params.confirm else None)
 
 
 # A rule of its own, so that a sweep with no successful trial keeps its leaderboard.
@@ -59,14 +68,21 @@ rule best_params:
     log:
         "logs/best_params.log",
     retries: 0  # as leaderboard
+    # Before the figures, which wait for the same leaderboard: the winner is on the console first.
+    priority: 3
     params:
         objective=ranking_objective,
         rungs=rungs,
         seeds=seeds,
         fraction=SWEEP.fraction,
         source=config_file,
-    script:
-        "../../scripts/best_params.py"
+    # A run block, in this process as leaderboard's: the winner is on the console as soon as it is
+    # known, before the figures are drawn (and again at the end of the run, as its last line).
+    run:
+        here(log, write_best, input.leaderboard, params.objective, output.best, source=params.source,
+             rungs=params.rungs, seeds=params.seeds, fraction=params.fraction)
+        for line in winner_lines(output.best):
+            print(line, flush=True)
 
 
 # With data.fraction: what the tuning runs trained on, for the report and the console.

@@ -16,6 +16,7 @@ from kerasgrid.results.leaderboard import winner_lines
 from kerasgrid.results.tables import leaderboard_failures, leaderboard_lines
 from kerasgrid.results.tracking import summary_lines as mlflow_lines
 from kerasgrid.running import attempts, runlock
+from kerasgrid.running.logs import error_log, job_log
 from kerasgrid.search import describe_space
 from kerasgrid.sweep import runs
 
@@ -137,10 +138,22 @@ def front_files(wildcards):
     return ["results/pareto.tsv", "results/plots/pareto.png"] if SWEEP.several_objectives else []
 
 
+def here(log, function, *args, **kwargs):
+    """A light job's work (a few files read and written, with modules this process has loaded) in
+    the process that runs its run block: snakemake's own, whose output is not the job's to redirect,
+    so only an error goes to the job's log; or, without force-use-threads, the job's own snakemake."""
+    if not workflow.is_main_process:
+        with job_log(log[0]):
+            return function(*args, **kwargs)
+    with error_log(log[0]):
+        return function(*args, **kwargs)
+
+
 def run_started():
     runlock.claim()
     attempts.forget()  # errors of earlier runs: the user may have fixed their cause
     announce_size()  # the trials to train, the time left, a big sweep's warning (workflow/rules/running.smk)
+    start_drawers()  # they import while the trials train (workflow/rules/report.smk)
 
 
 def cancel_scheduler_timers():
@@ -155,7 +168,9 @@ def cancel_scheduler_timers():
 
 
 def run_ended(leaderboard=None, best_params=None, best_model=None, training_data=None, mlflow_record=None):
+    DRAWERS.end()  # the drawers (workflow/rules/report.smk) end while the workers do
     WORKERS.close()  # the warm workers (workflow/rules/running.smk)
+    DRAWERS.close()
     runlock.release()
     cancel_scheduler_timers()
     lines = summary_lines(training_data) if training_data else []

@@ -18,6 +18,7 @@ rule importance:
     log:
         "logs/importance.log",
     retries: 0  # as plots: drawing from files already here
+    priority: 1  # after best_params and plots (report.smk), beside plots in a drawer of its own
     params:
         objectives=importance_objectives,
         space=grid_space,
@@ -25,5 +26,9 @@ rule importance:
         seeds=seeds,
         seed=SWEEP.seed,  # fANOVA's random forest: the same trials give the same importances
         confirm=bool(SWEEP.confirm),
-    script:
-        "../../scripts/importance.py"
+    # A run block, not a script: a warm drawer, which imported Optuna while the trials trained,
+    # computes and draws (draw, workflow/rules/report.smk).
+    run:
+        draw("importance", log, leaderboard=input.leaderboard, objectives=params.objectives, space=params.space,
+             seed=params.seed, table=output.table, plot=output.plot, rungs=params.rungs, seeds=params.seeds,
+             confirmed=params.confirm)

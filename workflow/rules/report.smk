@@ -5,6 +5,37 @@
 # (best_model may train, so it goes wherever train goes.)
 localrules: plots, leaderboard_page
 
+from kerasgrid.results.tables import write_page
+from kerasgrid.running import drawing
+
+
+# The figures are drawn by warm processes that imported Matplotlib and Optuna's fANOVA while the
+# trials trained (kerasgrid/running/drawing.py): the run's last seconds are drawing, not importing.
+DRAWERS = drawing.Drawers()
+DRAWING_RULES = {"plots", "importance"}
+
+
+def start_drawers():
+    """Before the first job (onstart): as many drawers as the run has figure jobs to run side by
+    side. Only where the rules' run blocks run in this process (the default profile's
+    force-use-threads; a cluster's local rules); a run without spawns a snakemake per job, which draws itself."""
+    if not workflow.use_threads:
+        return
+    try:
+        count = sum(job.rule.name in DRAWING_RULES for job in workflow.dag.needrun_jobs())
+    except AttributeError:  # a Snakemake whose DAG has another shape: drawers start as jobs need them
+        return
+    DRAWERS.start(min(count, run_cores()[0] if TRAINS_HERE else 2))
+
+
+def draw(kind, log, **args):
+    """A figure job's work (kerasgrid.running.drawing.TASKS[kind]), in a warm drawer."""
+    task = {"kind": kind, "args": args, "log": log[0]}
+    if workflow.is_main_process:
+        DRAWERS.run(task)
+    else:
+        drawing.run_task(task)
+
 
 # The declared output is best_model.yaml, written last: which file holds the winner and how to load
 # it. The model is results/best_model.keras, or results/best_model.weights.h5 for one that cannot be
@@ -52,14 +83,18 @@ rule plots:
         "logs/plots.log",
     # Drawing from files already here: a failure would only happen again.
     retries: 0
+    priority: 2  # the longest of the jobs after the leaderboard: started first, so that it ends first
     params:
         objective=ranking_objective,
         grid_keys=grid_keys,
         rungs=rungs,
         seeds=seeds,
         space=grid_space,  # which keys are ranges, and log: their axes
-    script:
-        "../../scripts/plots.py"
+    # A run block, not a script: a warm drawer draws (see draw above).
+    run:
+        draw("plots", log, leaderboard=input.leaderboard, objective=params.objective, grid_keys=params.grid_keys,
+             learning_curves_png=output.learning_curves, param_effects_png=output.param_effects,
+             ranking_png=output.ranking, rungs=params.rungs, seeds=params.seeds, space=params.space)
 
 
 # Snakemake's report offers a .tsv only as a download; this page shows the leaderboard in it.
@@ -79,8 +114,11 @@ rule leaderboard_page:
     params:
         objective=ranking_objective,
         fraction=SWEEP.fraction,
-    script:
-        "../../scripts/leaderboard_page.py"
+    # Milliseconds of work with kerasgrid.results.tables, which this process has loaded: no script's
+    # Python to start.
+    run:
+        here(log, write_page, input.leaderboard, params.objective, output.page,
+             training_data=input.training_data or None, fraction=params.fraction)
 
 
 if SWEEP.adaptive:
