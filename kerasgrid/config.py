@@ -257,6 +257,10 @@ class Sweep:
     # checkpoint.minutes: how often a trial saves its state as it trains (kerasgrid.trial.checkpoint).
     # Not among the settings: where a trial resumes changes no result, so changing it retrains nothing.
     checkpoint_minutes: float = 10
+    # gpus: how many trials share a GPU, and each one's memory cap. Not among the settings either: a
+    # trial's numbers do not depend on its neighbours (kerasgrid.running.workers).
+    trials_per_gpu: int = 1
+    gpu_memory_limit_mb: int | None = None
 
     def round_settings(self, index: int) -> dict:
         """What round `index` of an adaptive search proposes from besides the rounds before it:
@@ -385,6 +389,8 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         round_brackets=round_brackets,
         tensorboard=config.get("tensorboard", False),
         checkpoint_minutes=(config.get("checkpoint") or {}).get("minutes", 10),
+        trials_per_gpu=(config.get("gpus") or {}).get("trials_per_gpu", 1),
+        gpu_memory_limit_mb=(config.get("gpus") or {}).get("memory_limit_mb"),
         round_sizes=sizes,
         space=space,
         fraction=fraction,
