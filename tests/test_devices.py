@@ -85,7 +85,8 @@ def test_a_trial_that_must_train_alone_waits_for_a_gpu_to_empty_and_takes_all_of
     assert slots.try_take(1) == ("0",)  # new workers go elsewhere, even to a fuller GPU
     assert slots.try_take(1) is None  # "0" is full and "1" reserved
     slots.give_back(("1",))
-    assert slots.try_take(1, alone=True) == ("1",) and slots.loads == {"0": 3, "1": 3}
+    assert slots.try_take(1, alone=True) is None  # empty, but reserved for another trial
+    assert slots.try_take(1, alone=True, mine=("1",)) == ("1",) and slots.loads == {"0": 3, "1": 3}
     assert slots.reserved() == frozenset() and slots.try_take(1) is None
     slots.share(("1",))  # its trial done: one place of three, as any worker
     assert slots.loads == {"0": 3, "1": 1} and slots.try_take(1) == ("1",)

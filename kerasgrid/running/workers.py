@@ -247,6 +247,7 @@ class WorkerPool:
         key = (threads, count, cpu_devices)
         slots = self.gpus
         slots.check(count, rule="best_model" if "best_params" in task else "train")
+        wanted = ()  # with `alone`: the GPUs reserved for it, to empty
         while True:
             with self._changed:
                 # Not one on a GPU that a trial waits to have alone: that GPU must empty.
@@ -260,15 +261,17 @@ class WorkerPool:
                     break
                 # A job that asks for no GPU gets none (an empty CUDA_VISIBLE_DEVICES), so that it
                 # cannot take GPU memory from the others.
-                taken = slots.try_take(count, alone=alone)
+                taken = slots.try_take(count, alone=alone, mine=wanted)
                 if taken is not None:
+                    slots.unreserve(set(wanted) - set(taken))  # it found others empty first
                     break
                 # Idle workers of another kind may hold the GPUs (and busy ones too, when no
                 # `--resources gpu=N` keeps Snakemake from starting more GPU jobs than GPUs);
-                # to have GPUs alone, every idle worker on them goes.
-                wanted = set(slots.reserve(count) if alone else ())
+                # to have GPUs alone, every idle worker on the GPUs reserved for it goes.
+                if alone and len(wanted) < count:  # kept until taken; more if others held them
+                    wanted = (*wanted, *slots.reserve(count - len(wanted)))
                 holder = next((w for workers in self._idle.values() for w in workers
-                               if w.gpus and (not alone or wanted.intersection(w.gpus))), None)
+                               if w.gpus and (not alone or set(wanted).intersection(w.gpus))), None)
                 if holder is None:
                     self._changed.wait()  # until a worker goes idle or ends
                     continue

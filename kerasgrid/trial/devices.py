@@ -163,12 +163,14 @@ class GpuSlots:
             f"{', or 0 to train on the CPU' if have else ''}. {UNSEEN_GPUS_FIX}"
         )
 
-    def try_take(self, count: int, alone: bool = False) -> tuple[str, ...] | None:
+    def try_take(self, count: int, alone: bool = False, mine=()) -> tuple[str, ...] | None:
         """A place on each of `count` GPUs, the least loaded first, now the caller's; with `alone`,
-        `count` empty GPUs whole (every place on them). None if there are not enough."""
+        `count` empty GPUs whole (every place on them), not reserved for another (`mine`: those
+        reserved for the caller). None if there are not enough."""
         with self._lock:
             if alone:
-                open_ = [gpu for gpu, load in self._load.items() if load == 0]
+                open_ = [gpu for gpu, load in self._load.items()
+                         if load == 0 and (gpu not in self._reserved or gpu in mine)]
             else:
                 open_ = [gpu for gpu, load in self._load.items() if load < self.per_gpu and gpu not in self._reserved]
             if len(open_) < count:
@@ -188,6 +190,10 @@ class GpuSlots:
             chosen = sorted(open_, key=lambda gpu: (self._load[gpu], self.gpus.ids.index(gpu)))[:count]
             self._reserved.update(chosen)
             return tuple(chosen)
+
+    def unreserve(self, ids) -> None:
+        with self._lock:
+            self._reserved.difference_update(ids)
 
     def reserved(self) -> frozenset[str]:
         with self._lock:
