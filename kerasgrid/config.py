@@ -79,6 +79,20 @@ def yaml_error(path, text: str, exc: yaml.YAMLError) -> str:
     )
 
 
+def gpus_from_command_line(config: dict) -> dict:
+    """`config` with the values under `gpus` that Snakemake's --config read as text made numbers
+    again, in place: it reads a nested value as text (`--config 'gpus={trials_per_gpu: 4}'` gives
+    '4'), and gpus is the machine's to set there or in a profile (`config:`)."""
+    gpus = config.get("gpus")
+    if isinstance(gpus, dict):
+        for key, value in gpus.items():
+            if isinstance(value, str) and value.strip().isdigit():
+                gpus[key] = int(value)
+            elif isinstance(value, str) and value.strip() in ("null", "~", ""):
+                gpus[key] = None
+    return config
+
+
 def fill_defaults(config: dict, schema: dict) -> dict:
     """`config` (schema-valid) with the schema's defaults filled in, in place, as the workflow's
     snakemake.utils.validate fills them: the recipe from jsonschema's FAQ, a default set wherever a
