@@ -96,7 +96,8 @@ def comparable(leaderboard: str) -> list[dict]:
     """A leaderboard's rows without its timing columns."""
     lines = leaderboard.splitlines()
     header = lines[0].split("\t")
-    return [{key: value for key, value in zip(header, line.split("\t")) if not TIMINGS.search(key)} for line in lines[1:]]
+    return [{key: value for key, value in zip(header, line.split("\t")) if not TIMINGS.search(key)}
+            for line in lines[1:]]
 
 
 def most_at_once(spans: list[tuple[float, float]]) -> int:
@@ -146,7 +147,7 @@ def run_one(space: str, per_gpu: int, backend: str | None, scratch: Path, env: d
     command = [sys.executable, "-m", "snakemake", "--configfile", "bench.yaml", "--cores", str(max(per_gpu, 1)),
                "--resources", f"gpu={per_gpu}", "--config", f"gpus={{trials_per_gpu: {per_gpu}}}"]
     sampler = subprocess.Popen(["nvidia-smi", "-i", gpu, "--query-gpu=utilization.gpu,memory.used", "--format=csv",
-                                f"-lms", str(SAMPLE_MS)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                "-lms", str(SAMPLE_MS)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     started = time.perf_counter()
     try:
         result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
@@ -203,7 +204,8 @@ def main(argv=None) -> int:
                 else:
                     run["same"] = None if baseline is None else comparable(run["leaderboard"]) == baseline
                 (args.out / f"leaderboard-{space}-{k}.tsv").write_text(run["leaderboard"])
-                print(f"{space} at {k}/GPU: {run['wall']:.1f} s, {run['trials']} trials, util mean {run['util_mean']} %, "
+                print(f"{space} at {k}/GPU: {run['wall']:.1f} s, {run['trials']} trials, "
+                      f"util mean {run['util_mean']} %, "
                       f"at most {run['at_once']} at once, statuses {run['statuses']}", flush=True)
                 runs.append(run)
     text = f"# Several trials per GPU\n\n{heading}\n\n{table(runs)}"

@@ -14,9 +14,9 @@ started with its own CUDA_VISIBLE_DEVICES, taken from the pool's `GpuSlots` (ker
 and kept for the worker's life (none for a job that asks for 0, so that it trains on the CPU
 without taking GPU memory); they return to the pool when the worker ends. With
 `gpus.trials_per_gpu` k, up to k live workers share a GPU, each new one on the least-loaded GPU;
-a trial that runs out of GPU memory there is not failed but trained again on a GPU alone. A worker also keeps the
-number of logical CPU devices it started with (TensorFlow fixes its devices at start), so idle
-workers are kept by thread count, GPU count and CPU devices.
+a trial that runs out of GPU memory there is not failed but trained again on a GPU alone. A
+worker also keeps the number of logical CPU devices it started with (TensorFlow fixes its devices
+at start), so idle workers are kept by thread count, GPU count and CPU devices.
 
 Protocol: one JSON task per line on the worker's stdin; one JSON reply per line on a pipe whose
 fd is given on the command line (stdout and stderr belong to the trial's log).
@@ -170,7 +170,8 @@ class WorkerPool:
         worker = self._worker_for(task)
         while True:
             # In a cluster's group job, the task says so itself (workflow/rules/running.smk).
-            shared = task.get("gpu_shared", False) or (self.gpus.per_gpu > 1 and bool(worker.gpus) and not worker.alone)
+            shared = task.get("gpu_shared", False) or (
+                self.gpus.per_gpu > 1 and bool(worker.gpus) and not worker.alone)
             try:
                 reply = self._run_in(worker, {**task, "gpu_shared": True} if shared else task)
             except devices.SharedGpuOutOfMemory as exc:

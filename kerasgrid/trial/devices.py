@@ -1,12 +1,15 @@
-"""Which devices a trial trains on: one GPU per warm worker, and mirrored training across devices.
+"""Which devices a trial trains on: a GPU per warm worker (or a place on one), and mirrored
+training across devices.
 
 Two halves. The first runs in the `snakemake` process, which must never import TensorFlow:
 `visible_gpus` finds this machine's GPUs (CUDA_VISIBLE_DEVICES, else `nvidia-smi -L`, else the
 NVIDIA driver's /proc entries), and `GpuSlots` hands them to warm workers, each of which keeps its
-GPUs for its life; a GPU is given to at most `gpus.trials_per_gpu` live workers (one by default). The second runs in a trial's process:
-memory growth, logical CPU devices, the MirroredStrategy, and the names of the devices a trial
-trained on. Logical devices can only be configured before TensorFlow initialises its devices,
-which is why a worker is started with its device layout and keeps it.
+GPUs for its life; a GPU is given to at most `gpus.trials_per_gpu` live workers (one by default),
+and `out_of_memory` tells a GPU out-of-memory error of any Keras backend by name. The second runs
+in a trial's process: memory growth (or a memory cap), logical CPU devices, the MirroredStrategy,
+and the names of the devices a trial trained on. Logical devices can only be configured before
+TensorFlow initialises its devices, which is why a worker is started with its device layout and
+keeps it.
 """
 
 import functools
