@@ -83,6 +83,20 @@ def yaml_error(path, text: str, exc: yaml.YAMLError) -> str:
     )
 
 
+def gpus_from_command_line(config: dict) -> dict:
+    """`config` with the values under `gpus` that Snakemake's --config read as text made numbers
+    again, in place: it reads a nested value as text (`--config 'gpus={trials_per_gpu: 4}'` gives
+    '4'), and gpus is the machine's to set there or in a profile (`config:`)."""
+    gpus = config.get("gpus")
+    if isinstance(gpus, dict):
+        for key, value in gpus.items():
+            if isinstance(value, str) and value.strip().isdigit():
+                gpus[key] = int(value)
+            elif isinstance(value, str) and value.strip() in ("null", "~", ""):
+                gpus[key] = None
+    return config
+
+
 def fill_defaults(config: dict, schema: dict) -> dict:
     """`config` (schema-valid) with the schema's defaults filled in, in place, as the workflow's
     snakemake.utils.validate fills them: the recipe from jsonschema's FAQ, a default set wherever a
@@ -263,6 +277,10 @@ class Sweep:
     # checkpoint.minutes: how often a trial saves its state as it trains (kerasgrid.trial.checkpoint).
     # Not among the settings: where a trial resumes changes no result, so changing it retrains nothing.
     checkpoint_minutes: float = 10
+    # gpus: how many trials share a GPU, and each one's memory cap. Not among the settings either: a
+    # trial's numbers do not depend on its neighbours (kerasgrid.running.workers).
+    trials_per_gpu: int = 1
+    gpu_memory_limit_mb: int | None = None
 
     def round_settings(self, index: int) -> dict:
         """What round `index` of an adaptive search proposes from besides the rounds before it:
@@ -395,6 +413,8 @@ def sweep_from_config(config: dict, source: str) -> Sweep:
         round_brackets=round_brackets,
         tensorboard=config.get("tensorboard", False),
         checkpoint_minutes=(config.get("checkpoint") or {}).get("minutes", 10),
+        trials_per_gpu=(config.get("gpus") or {}).get("trials_per_gpu", 1),
+        gpu_memory_limit_mb=(config.get("gpus") or {}).get("memory_limit_mb"),
         round_sizes=sizes,
         space=space,
         fraction=fraction,

@@ -9,7 +9,8 @@ import pytest
 
 from kerasgrid.config import check, sweep_from_config
 from kerasgrid.errors import ConfigError
-from kerasgrid.trial.devices import Gpus, GpuSlots, check_gpu_limit, check_mirrored, cpu_devices, find_gpus
+from kerasgrid.trial.devices import (Gpus, GpuSlots, check_gpu_limit, check_mirrored, check_packing, cpu_devices, find_gpus,
+                                     gpu_memory_mb, memory_fraction, out_of_memory)
 from test_config import SCHEMA, full_config, in_repo  # noqa: F401 - in_repo: the config tests' cwd
 
 NO_PROC = Path("/nonexistent/driver/gpus")
@@ -61,6 +62,81 @@ def test_slots_hand_out_each_gpu_once_and_take_it_back():
     slots.give_back(("1", "2"))
     assert slots.free == ("1", "2", "3") and slots.try_take(0) == ()
     assert slots.try_take(3) == ("1", "2", "3") and slots.free == ()
+
+
+def test_with_trials_per_gpu_each_gpu_takes_that_many_the_least_loaded_first():
+    slots = GpuSlots(Gpus(("0", "1", "2"), "test"), per_gpu=2)
+    taken = [slots.try_take(1) for _ in range(6)]
+    assert taken == [("0",), ("1",), ("2",), ("0",), ("1",), ("2",)]  # spread evenly
+    assert slots.try_take(1) is None and slots.loads == {"0": 2, "1": 2, "2": 2}
+    slots.give_back(("1",))
+    assert slots.try_take(1) == ("1",)  # the one place free
+    slots.give_back(("2",))
+    slots.give_back(("2",))
+    assert slots.free == ("2",) and slots.try_take(1) == ("2",)
+
+
+def test_a_trial_that_must_train_alone_waits_for_a_gpu_to_empty_and_takes_all_of_it():
+    slots = GpuSlots(Gpus(("0", "1"), "test"), per_gpu=3)
+    for _ in range(3):
+        slots.try_take(1)  # 0, 1, 0
+    assert slots.try_take(1, alone=True) is None
+    assert slots.reserve(1) == ("1",)  # the least loaded, to empty
+    assert slots.try_take(1) == ("0",)  # new workers go elsewhere, even to a fuller GPU
+    assert slots.try_take(1) is None  # "0" is full and "1" reserved
+    slots.give_back(("1",))
+    assert slots.try_take(1, alone=True) is None  # empty, but reserved for another trial
+    assert slots.try_take(1, alone=True, mine=("1",)) == ("1",) and slots.loads == {"0": 3, "1": 3}
+    assert slots.reserved() == frozenset() and slots.try_take(1) is None
+    slots.share(("1",))  # its trial done: one place of three, as any worker
+    assert slots.loads == {"0": 3, "1": 1} and slots.try_take(1) == ("1",)
+    slots.give_back(("1",), 2)
+    assert slots.loads["1"] == 0
+
+
+def test_packing_is_for_one_gpu_trials():
+    slots = GpuSlots(Gpus(("0", "1"), "nvidia-smi -L"), per_gpu=4)
+    slots.check(1)
+    with pytest.raises(ConfigError, match=r"^each train job asks for 2 GPUs .*but with gpus\.trials_per_gpu 4 a job's `gpu` counts places on one GPU, and a trial takes one\. Ask for gpu=1"):
+        slots.check(2)
+    check_packing(None, 4, "my.yaml")
+    check_packing({"strategy": "mirrored", "cpu_devices": 1}, 1, "my.yaml")
+    with pytest.raises(ConfigError, match=r"^my\.yaml: gpus\.trials_per_gpu is 4, but distribute\.strategy is 'mirrored'"):
+        check_packing({"strategy": "mirrored", "cpu_devices": 1}, 4, "my.yaml")
+
+
+def test_resources_gpu_counts_places_with_trials_per_gpu():
+    gpus = Gpus(("0", "1"), "CUDA_VISIBLE_DEVICES='0,1'")
+    check_gpu_limit(8, gpus, per_gpu=4)
+    with pytest.raises(ConfigError, match=r"^--resources gpu=9 .*lets Snakemake train 9 trials on GPUs at once, but with gpus\.trials_per_gpu 4 the 2 GPUs kerasgrid sees \(CUDA_VISIBLE_DEVICES='0,1'\) hold 8\. Set gpu=8 or less"):
+        check_gpu_limit(9, gpus, per_gpu=4)
+
+
+def test_out_of_memory_errors_of_each_backend_are_told_by_name():
+    import tensorflow as tf
+
+    assert out_of_memory(tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor"))
+    XlaRuntimeError = type("XlaRuntimeError", (RuntimeError,), {})  # jaxlib's, without jaxlib
+    assert out_of_memory(XlaRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1.00GiB"))
+    assert not out_of_memory(XlaRuntimeError("INVALID_ARGUMENT: wrong shape"))
+    OutOfMemoryError = type("OutOfMemoryError", (RuntimeError,), {})  # torch.OutOfMemoryError's name
+    assert out_of_memory(OutOfMemoryError("CUDA out of memory"))
+    try:
+        try:
+            raise OutOfMemoryError("CUDA out of memory")
+        except RuntimeError as exc:
+            raise ValueError("wrapped by the user's code") from exc
+    except ValueError as wrapped:
+        assert out_of_memory(wrapped)
+    assert not out_of_memory(ValueError("no")) and not out_of_memory(MemoryError())
+
+
+def test_a_memory_cap_for_jax_is_a_fraction_of_the_gpu(tmp_path):
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho 81559\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    assert gpu_memory_mb("0", nvidia_smi=str(fake)) == 81559 and gpu_memory_mb("0", nvidia_smi="") is None
+    assert memory_fraction(8000, 81559) == "0.0981" and memory_fraction(90000, 81559) == "1.0000"
 
 
 @pytest.mark.parametrize(

@@ -117,6 +117,90 @@ def test_eight_trials_on_four_gpus_never_share_one_and_a_dead_workers_gpu_is_fre
     assert pool.gpus.free == GPUS and LiveWorkers.now() == {}
 
 
+def gpu_loads(snapshot: dict) -> dict:
+    loads = {}
+    for gpus in snapshot.values():
+        loads[gpus] = loads.get(gpus, 0) + 1
+    return loads
+
+
+def test_two_trials_per_gpu_fill_both_gpus_never_more_and_train_as_they_would_alone(tmp_path):
+    pool = WorkerPool(gpus=GPUS[:2], trials_per_gpu=2, log_path=str(tmp_path / "workers.log"))
+    jobs = ThreadPoolExecutor(10)
+    barrier = str(tmp_path / "barrier")
+    try:
+        # Four trials that only finish once all four train at the same time: both GPUs full, none
+        # idle while a trial waits; six more behind them, each waiting for a place.
+        together = [gpu_task(tmp_path, f"together{i}", {"barrier": barrier, "parties": 4, "name": str(i)}) for i in range(4)]
+        behind = [gpu_task(tmp_path, f"behind{i}", {"sleep": 0.2, "lr": 0.01 * (i + 1)}) for i in range(6)]
+        with LiveWorkers() as seen:
+            for job in [jobs.submit(pool.run, t) for t in together + behind]:
+                job.result()
+        records = [metrics(t) for t in together + behind]
+        assert {r["status"] for r in records} == {"ok"}
+        assert sorted(metrics(t)["cuda_visible_devices"] for t in together) == ["0", "0", "1", "1"]
+        assert {r["cuda_visible_devices"] for r in records} == {"0", "1"}
+        for snapshot in seen.snapshots:
+            assert set(snapshot.values()) <= {"0", "1"}, f"a live worker without a GPU of the pool: {snapshot}"
+            assert max(gpu_loads(snapshot).values(), default=0) <= 2, f"more than two live workers on a GPU: {snapshot}"
+        assert any(gpu_loads(snapshot) == {"0": 2, "1": 2} for snapshot in seen.snapshots)
+    finally:
+        pool.close()
+        jobs.shutdown()
+    assert pool.gpus.free == ("0", "1") and LiveWorkers.now() == {}
+
+    # The same trials, each alone on its GPU: the same numbers, to the last bit.
+    alone = WorkerPool(gpus=GPUS[:1], log_path=str(tmp_path / "alone.log"))
+    try:
+        for t in behind + together[:1]:
+            again = {**t, "out_dir": t["out_dir"] + "-alone", "log": t["log"] + "-alone"}
+            alone.run(again)
+            assert metrics(again)["metrics"] == metrics(t)["metrics"] and metrics(again)["cuda_visible_devices"] == "0"
+    finally:
+        alone.close()
+
+
+def test_a_trial_out_of_gpu_memory_beside_others_trains_again_alone_and_is_not_failed(tmp_path):
+    pool = WorkerPool(gpus=GPUS[:2], trials_per_gpu=2, log_path=str(tmp_path / "workers.log"))
+    jobs = ThreadPoolExecutor(4)
+    barrier = str(tmp_path / "barrier")
+    try:
+        # Four at once, two on each GPU: the first of each pair to look sees its neighbour and runs
+        # out of memory (the second too, unless the first's worker has gone by then); each such
+        # trial trains again with a GPU to itself.
+        greedy = [gpu_task(tmp_path, f"greedy{i}", {"barrier": barrier, "parties": 4, "name": str(i)},
+                           model="oom_beside_a_neighbour") for i in range(4)]
+        with LiveWorkers() as seen:
+            notes = [job.result() for job in [jobs.submit(pool.run, t) for t in greedy]]
+        for snapshot in seen.snapshots:
+            assert max(gpu_loads(snapshot).values(), default=0) <= 2, f"more than two live workers on a GPU: {snapshot}"
+        assert [metrics(t)["status"] for t in greedy] == ["ok"] * 4
+        retried = [(t, said) for t, said in zip(greedy, notes) if said]
+        assert 2 <= len(retried) <= 4 and all(len(said) <= 1 for said in notes)
+        for t, said in retried:
+            assert re.fullmatch(
+                rf"greedy\d: the trial ran out of GPU memory beside other trials on its GPU \(ResourceExhaustedError: "
+                rf"OOM when allocating tensor .*\); training it again alone on a GPU \(see {re.escape(t['log'])}\)", said[0]), said
+            assert "kerasgrid: the trial ran out of GPU memory beside other trials on its GPU" in Path(t["log"]).read_text()
+        assert not [t for t in greedy if "trial failed" in Path(t["log"]).read_text()]
+        assert Path(pool.log_path).read_text().count("training it again alone on a GPU") == len(retried)
+        assert pool.gpus.loads == {"0": 1, "1": 1}  # the last two alone workers, idle, share again
+    finally:
+        pool.close()
+        jobs.shutdown()
+    assert pool.gpus.free == ("0", "1") and LiveWorkers.now() == {}
+
+    # Its result is the one it gets alone.
+    alone = WorkerPool(gpus=GPUS[:1], log_path=str(tmp_path / "alone.log"))
+    try:
+        for t in greedy:
+            again = {**gpu_task(tmp_path, f"alone-{Path(t['out_dir']).name}", t["params"]), "settings": t["settings"]}
+            alone.run(again)
+            assert metrics(again)["status"] == "ok" and metrics(again)["metrics"] == metrics(t)["metrics"]
+    finally:
+        alone.close()
+
+
 def test_what_each_worker_sees(tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")  # the snakemake process's own
     pool = WorkerPool(gpus=("0", "1"))
@@ -200,3 +284,18 @@ def test_without_gpus_a_trial_asks_for_none_and_asking_for_one_is_an_error(workf
     assert asked.returncode != 0 and len(list(workflow.root.glob("results/trials/*/metrics.json"))) == 1
     assert ("each train job asks for 1 GPU (its `gpu` resource: `set-resources` in a profile or on the command line), "
             "but kerasgrid sees 0 on this machine (CUDA_VISIBLE_DEVICES='')") in asked.output
+
+
+def test_trials_per_gpu_from_the_command_line_counts_places_on_the_gpus(workflow, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    config = tiny_config()
+    packed = ("--config", "gpus={trials_per_gpu: 2, memory_limit_mb: null}")
+    planned = plan_resources(workflow.sweep(config, "--dry-run", "--resources", "gpu=4", *packed).output)
+    assert planned["best_model"] == {"tmpdir=/tmp, gpu=1"}  # one place on a GPU
+    too_many = workflow.sweep(config, "--dry-run", "--resources", "gpu=5", *packed, check=False)
+    assert too_many.returncode != 0
+    assert ("--resources gpu=5 (on the command line or under `resources:` in a profile) lets Snakemake train 5 trials "
+            "on GPUs at once, but with gpus.trials_per_gpu 2 the 2 GPUs kerasgrid sees (CUDA_VISIBLE_DEVICES='0,1') "
+            "hold 4. Set gpu=4 or less") in too_many.output
+    mirrored = workflow.sweep({**config, "distribute": {"strategy": "mirrored"}}, "--dry-run", *packed, check=False)
+    assert mirrored.returncode != 0 and "gpus.trials_per_gpu is 2, but distribute.strategy is 'mirrored'" in mirrored.output

@@ -331,3 +331,40 @@ class SignalsItself(keras.callbacks.Callback):
 
 def signals_itself(params, trial_dir):
     return [SignalsItself(params["signal"], trial_dir / "signalled")]
+
+
+def live_neighbours() -> list[int]:
+    """The other live worker processes of this pool (children of our parent) that see the same
+    CUDA_VISIBLE_DEVICES as this one, read from /proc."""
+    import os
+    from pathlib import Path
+
+    ours = os.environ.get("CUDA_VISIBLE_DEVICES")
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            after_name = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if after_name[0] == "Z" or int(after_name[1]) != os.getppid():
+                continue
+            if b"kerasgrid.running.workers" not in (entry / "cmdline").read_bytes():
+                continue
+            env = dict(item.split(b"=", 1) for item in (entry / "environ").read_bytes().split(b"\0") if b"=" in item)
+        except (OSError, ValueError, IndexError):
+            continue
+        if env.get(b"CUDA_VISIBLE_DEVICES", b"").decode() == ours:
+            found.append(int(entry.name))
+    return found
+
+
+def oom_beside_a_neighbour(params):
+    """`waits`, then TensorFlow's out-of-memory error if another live worker shares this one's GPU:
+    a model too big for a GPU shared, small enough for one alone."""
+    import tensorflow as tf
+
+    model = waits(params)
+    if neighbours := live_neighbours():
+        raise tf.errors.ResourceExhaustedError(
+            None, None, f"OOM when allocating tensor with shape[4096,4096] (beside workers {neighbours})")
+    return model

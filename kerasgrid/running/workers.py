@@ -12,11 +12,13 @@ kerasgrid.running.attempts); Snakemake still decides what runs, so every caching
 GPUs: a task asks for `gpus` (the job's `gpu` resource). On a machine with GPUs each worker is
 started with its own CUDA_VISIBLE_DEVICES, taken from the pool's `GpuSlots` (kerasgrid/trial/devices.py)
 and kept for the worker's life (none for a job that asks for 0, so that it trains on the CPU
-without taking GPU memory); they return to the pool when the worker ends. A worker also keeps the
-number of logical CPU devices it started with (TensorFlow fixes its devices at start), and its
-Keras backend (kerasgrid.trial.backends: Keras reads it once, at its import), with that
-backend's environment (its threads, its GPU memory); so idle workers are kept by thread count,
-GPU count, CPU devices and backend.
+without taking GPU memory); they return to the pool when the worker ends. With
+`gpus.trials_per_gpu` k, up to k live workers share a GPU, each new one on the least-loaded GPU;
+a trial that runs out of GPU memory there is not failed but trained again on a GPU alone. A
+worker also keeps the number of logical CPU devices it started with (TensorFlow fixes its devices
+at start), and its Keras backend (kerasgrid.trial.backends: Keras reads it once, at its import),
+with that backend's environment (its threads, its GPU memory); so idle workers are kept by thread
+count, GPU count, CPU devices and backend.
 
 Protocol: one JSON task per line on the worker's stdin; one JSON reply per line on a pipe whose
 fd is given on the command line (stdout and stderr belong to the trial's log).
@@ -66,19 +68,21 @@ class TrialInterrupted(TrialProcessError):
 
 class Worker:
     """One warm process. `gpus`: its CUDA_VISIBLE_DEVICES entries, or None to inherit ours;
-    `backend`: the Keras backend it trains with, for life."""
+    `backend`: the Keras backend it trains with, for life; `alone`: it holds its GPUs alone (every
+    place on them); `env`: more environment for it."""
 
     def __init__(self, threads: int, log_path: str, gpus: tuple[str, ...] | None = None, cpu_devices: int = 1,
-                 backend: str = backends.DEFAULT):
+                 backend: str = backends.DEFAULT, alone: bool = False, env: dict | None = None):
         self.threads = threads
         self.gpus = gpus
         self.cpu_devices = cpu_devices
         self.backend = backend
+        self.alone = alone
         self.trials = 0
         self.grown = 0  # bytes of peak memory since TensorFlow started in it, as of its last reply
         read_fd, write_fd = os.pipe()
         os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
-        env = {**os.environ, **backends.environment(backend, threads)}
+        env = {**os.environ, **backends.environment(backend, threads), **(env or {})}
         if gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
         # Between trials (TensorFlow's start-up chatter) a worker writes to its own log, not to
@@ -145,14 +149,18 @@ class WorkerPool:
     that ran at once.
 
     `gpus`: the GPUs to hand out, a devices.Gpus or CUDA_VISIBLE_DEVICES entries; with none,
-    workers inherit this process's environment.
+    workers inherit this process's environment. `trials_per_gpu`: live workers a GPU takes at
+    most (gpus.trials_per_gpu); `memory_limit_mb`: each worker's cap on its GPU's memory
+    (gpus.memory_limit_mb), None for none.
     """
 
-    def __init__(self, log_path: str = "logs/workers.log", gpus=()):
+    def __init__(self, log_path: str = "logs/workers.log", gpus=(), trials_per_gpu: int = 1,
+                 memory_limit_mb: int | None = None):
         self.log_path = log_path
         if not isinstance(gpus, devices.Gpus):
             gpus = devices.Gpus(tuple(gpus), "the worker pool's gpus")
-        self.gpus = devices.GpuSlots(gpus)
+        self.gpus = devices.GpuSlots(gpus, trials_per_gpu)
+        self.memory_limit_mb = memory_limit_mb
         self._idle: dict[tuple, list[Worker]] = {}
         self._deaths: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -160,8 +168,30 @@ class WorkerPool:
         self._changed = threading.Condition(self._lock)
 
     def run(self, task: dict) -> list[str]:
-        """Run the task in a worker; the paragraphs it noted for the console (see `run_task`)."""
+        """Run the task in a worker; the paragraphs it noted for the console (see `run_task`).
+
+        A trial that runs out of GPU memory beside other trials on its GPU is trained again alone on
+        a GPU, as it would have trained without neighbours (its numbers do not depend on them), and
+        a note says so."""
+        notes = []
         worker = self._worker_for(task)
+        while True:
+            # In a cluster's group job, the task says so itself (workflow/rules/running.smk).
+            shared = task.get("gpu_shared", False) or (
+                self.gpus.per_gpu > 1 and bool(worker.gpus) and not worker.alone)
+            try:
+                reply = self._run_in(worker, {**task, "gpu_shared": True} if shared else task)
+            except devices.SharedGpuOutOfMemory as exc:
+                note = (f"{task.get('trial_id') or os.path.basename(task.get('out_dir', ''))}: {exc}; "
+                        f"training it again alone on a GPU (see {task['log']})")
+                with open(self.log_path, "a", encoding="utf-8") as log:
+                    log.write(f"kerasgrid: {note}\n")
+                notes.append(note)
+                worker = self._worker_for(task, alone=True)
+                continue
+            return notes + reply
+
+    def _run_in(self, worker: "Worker", task: dict) -> list[str]:
         try:
             reply = worker.run(task)
         except TrialKilled as exc:
@@ -176,7 +206,19 @@ class WorkerPool:
         except BaseException:
             self._retire(worker, kill=True)
             raise
+        if worker.alone:  # its trial, which needed the GPU alone, is done: the GPU is shared again
+            self.gpus.share(worker.gpus)
+            worker.alone = False
         if not reply["ok"]:
+            if reply.get("out_of_memory"):
+                # Its process may hold GPU memory it cannot give back: it goes, and the retry's
+                # worker holds a GPU alone (until its trial ends).
+                self._retire(worker, kill=True)
+                if not self.gpus.gpus.ids:  # a cluster job's: the GPU is its SLURM job's to share
+                    raise TrialProcessError(
+                        f"{reply['error']}; its job fails and trains it again on its next attempt, "
+                        "with fewer trials beside it (docs/gpus.md, on SLURM)")
+                raise devices.SharedGpuOutOfMemory(reply["error"])
             if reply.get("interrupted"):  # the worker is sound: it stopped a trial on request
                 self._keep(worker)
                 raise TrialInterrupted(reply["error"])
@@ -205,41 +247,62 @@ class WorkerPool:
     def _key(worker: Worker) -> tuple:
         return worker.threads, len(worker.gpus or ()), worker.cpu_devices, worker.backend
 
-    def _worker_for(self, task: dict) -> Worker:
-        """An idle worker that fits the task, or a new one on GPUs of its own."""
+    def _worker_for(self, task: dict, alone: bool = False) -> Worker:
+        """An idle worker that fits the task, or a new one on GPUs of its own (shared with at most
+        trials_per_gpu - 1 others); with `alone`, a new one on GPUs no other live worker holds."""
         threads, count = task["threads"], task.get("gpus", 0)
         cpu_devices = devices.cpu_devices(task["settings"])
         backend = backends.of(task["settings"])
         key = (threads, count, cpu_devices, backend)
         slots = self.gpus
         slots.check(count, rule="best_model" if "best_params" in task else "train")
+        wanted = ()  # with `alone`: the GPUs reserved for it, to empty
         while True:
             with self._changed:
-                idle = self._idle.setdefault(key, [])
-                if idle:
-                    return idle.pop()
+                # Not one on a GPU that a trial waits to have alone: that GPU must empty.
+                reserved = slots.reserved()
+                idle = [w for w in self._idle.setdefault(key, []) if not reserved.intersection(w.gpus or ())]
+                if idle and not alone:
+                    self._idle[key].remove(idle[-1])
+                    return idle[-1]
                 if not slots.gpus.ids:
                     taken = None  # no GPUs to share out: the worker's environment is ours
                     break
                 # A job that asks for no GPU gets none (an empty CUDA_VISIBLE_DEVICES), so that it
                 # cannot take GPU memory from the others.
-                taken = slots.try_take(count)
+                taken = slots.try_take(count, alone=alone, mine=wanted)
                 if taken is not None:
+                    slots.unreserve(set(wanted) - set(taken))  # it found others empty first
                     break
                 # Idle workers of another kind may hold the GPUs (and busy ones too, when no
-                # `--resources gpu=N` keeps Snakemake from starting more GPU jobs than GPUs).
-                holder = next((w for workers in self._idle.values() for w in workers if w.gpus), None)
+                # `--resources gpu=N` keeps Snakemake from starting more GPU jobs than GPUs);
+                # to have GPUs alone, every idle worker on the GPUs reserved for it goes.
+                if alone and len(wanted) < count:  # kept until taken; more if others held them
+                    wanted = (*wanted, *slots.reserve(count - len(wanted)))
+                holder = next((w for workers in self._idle.values() for w in workers
+                               if w.gpus and (not alone or set(wanted).intersection(w.gpus))), None)
                 if holder is None:
                     self._changed.wait()  # until a worker goes idle or ends
                     continue
                 self._idle[self._key(holder)].remove(holder)
             self._retire(holder)
         try:
-            return Worker(threads, self.log_path, taken, cpu_devices, backend)
+            return Worker(threads, self.log_path, taken, cpu_devices, backend, alone=alone,
+                          env=self._memory_env(taken))
         except BaseException:
             if taken:
-                slots.give_back(taken)
+                slots.give_back(taken, slots.per_gpu if alone else 1)
             raise
+
+    def _memory_env(self, gpus) -> dict:
+        """A worker's memory cap on its GPU (gpus.memory_limit_mb), for TensorFlow and for JAX."""
+        if not gpus or self.memory_limit_mb is None:
+            return {}
+        env = {devices.MEMORY_LIMIT_ENV: str(self.memory_limit_mb)}
+        total = devices.gpu_memory_mb(gpus[0])
+        if total:  # JAX caps its allocator by a fraction of the GPU
+            env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = devices.memory_fraction(self.memory_limit_mb, total)
+        return env
 
     def _replace(self, worker: Worker) -> None:
         """Retire a spent worker, saying why in the workers' log; the next task starts a new one."""
@@ -253,7 +316,7 @@ class WorkerPool:
             worker.kill() if kill else worker.close()
         finally:
             if worker.gpus:
-                self.gpus.give_back(worker.gpus)
+                self.gpus.give_back(worker.gpus, self.gpus.per_gpu if worker.alone else 1)
             with self._changed:
                 self._changed.notify_all()
 
@@ -309,10 +372,11 @@ def run_task(task: dict) -> list[str]:
             attempts.raise_if_failed_before(task["log"])
             try:
                 notes = _run(task)
-            except checkpoint.Interrupted as exc:
-                # Asked to stop (kerasgrid.running.interruptions): no error, so one line in the log
-                # and none of job_log's traceback; nor is it remembered as an error of this run,
-                # since the job's next attempt continues from the checkpoint.
+            except (checkpoint.Interrupted, devices.SharedGpuOutOfMemory) as exc:
+                # Asked to stop (kerasgrid.running.interruptions), or out of GPU memory beside other
+                # trials: no error of the trial's, so one line in the log and none of job_log's
+                # traceback; nor is it remembered as an error of this run, since the job's next
+                # attempt continues from the checkpoint, or the pool trains it again alone.
                 print(f"kerasgrid: {exc}", flush=True)
                 stopped = exc
             else:
@@ -343,7 +407,8 @@ def _run(task: dict) -> list[str]:
               objective=task["objective"], model_path=model_path, tensorboard_dir=task.get("tensorboard_dir"),
               epochs=task.get("epochs"), resume_from=task.get("resume_from"),
               save_state_to=task.get("save_state_to"), trial_id=task.get("trial_id"),
-              halving=task.get("halving", False), checkpoint_minutes=task.get("checkpoint_minutes", 0))
+              halving=task.get("halving", False), checkpoint_minutes=task.get("checkpoint_minutes", 0),
+              gpu_shared=task.get("gpu_shared", False))
     if task.get("resume_from") and not task.get("keep_states"):
         from kerasgrid.trial.resume import remove_state
 
@@ -386,6 +451,8 @@ def serve(threads: int, reply_fd: int, cpu_devices: int = 1, backend: str = back
             reply = {"ok": False, "error": str(exc.error), "kerasgrid_error": True}
         except checkpoint.Interrupted as exc:  # saved and stopped on request, already in the log
             reply = {"ok": False, "error": str(exc), "interrupted": True}
+        except devices.SharedGpuOutOfMemory as exc:  # beside other trials: the pool retries it alone
+            reply = {"ok": False, "error": str(exc), "out_of_memory": True}
         except BaseException as exc:  # noqa: BLE001 - reported to the job, which fails
             reply = {"ok": False, "error": "".join(traceback.format_exception(exc))}
         # A request that came as the trial finished was for that trial, not the next.

@@ -326,6 +326,7 @@ def run_trial(
     tensorboard_dir=None,
     halving: bool = False,
     checkpoint_minutes: float = 0,
+    gpu_shared: bool = False,
 ) -> dict:
     """Train one combination and write params.json, history.csv and metrics.json to `out_dir`.
 
@@ -347,6 +348,9 @@ def run_trial(
     `checkpoint.request_save_and_stop`). A run that finds a whole checkpoint of the same trial,
     params, settings, epochs and code continues from it, to the same result as unbroken; the
     checkpoint is removed once the record is written.
+    `gpu_shared`: other trials train on the same GPU (gpus.trials_per_gpu); running out of GPU
+    memory is then no failure of the trial's: it raises devices.SharedGpuOutOfMemory, recording
+    nothing, and the worker pool trains it again alone.
     Returns the record written to metrics.json; raises checkpoint.Interrupted, recording nothing,
     where asked to save and stop.
 
@@ -413,6 +417,12 @@ def run_trial(
         if error := storage_error(exc, within=(run.out_dir, tensorboard_dir), where=run.out_dir):
             history_tmp.unlink(missing_ok=True)
             raise error
+        if gpu_shared and devices.out_of_memory(exc):
+            history_tmp.unlink(missing_ok=True)
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise devices.SharedGpuOutOfMemory(
+                f"the trial ran out of GPU memory beside other trials on its GPU ({type(exc).__name__}: {first[:300]})"
+            ) from exc
         _record_failure(record, exc)
     _judge(run, record, history)
     return _write(run, record, history, history_tmp, model, build, started, watch)

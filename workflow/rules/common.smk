@@ -7,7 +7,7 @@ import threading
 
 from snakemake.utils import validate
 
-from kerasgrid.config import check, config_source, load_schema, sweep_from_config
+from kerasgrid.config import check, config_source, gpus_from_command_line, load_schema, sweep_from_config
 from kerasgrid.errors import exit_with_paragraph
 from kerasgrid.fraction import summary_lines
 from kerasgrid.records import check_writable
@@ -33,7 +33,7 @@ with exit_with_paragraph():
     SCHEMA = load_schema(workflow.source_path(SCHEMA_FILE))
     CONFIG_SOURCE = config_source(workflow.overwrite_configfiles)
 
-    check(config, SCHEMA, CONFIG_SOURCE)
+    check(gpus_from_command_line(config), SCHEMA, CONFIG_SOURCE)
     validate(config, SCHEMA_FILE)  # fills in the schema's defaults
     SWEEP = sweep_from_config(config, CONFIG_SOURCE)
 

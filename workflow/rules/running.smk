@@ -108,9 +108,10 @@ TRAINS_HERE = workflow.is_main_process and workflow.nodes is None
 GPUS = devices.visible_gpus() if TRAINS_HERE else devices.Gpus((), "not shared out here")
 if TRAINS_HERE:
     with exit_with_paragraph():  # common.smk
-        devices.check_gpu_limit(workflow.global_resources.get("gpu").value, GPUS)
+        devices.check_gpu_limit(workflow.global_resources.get("gpu").value, GPUS, SWEEP.trials_per_gpu)
         devices.check_mirrored(SWEEP.distribute, GPUS, CONFIG_SOURCE)
-WORKERS = workers.WorkerPool(gpus=GPUS)
+        devices.check_packing(SWEEP.distribute, SWEEP.trials_per_gpu, CONFIG_SOURCE)
+WORKERS = workers.WorkerPool(gpus=GPUS, trials_per_gpu=SWEEP.trials_per_gpu, memory_limit_mb=SWEEP.gpu_memory_limit_mb)
 # A SLURM job's own snakemake gets the warning before the job's time limit (SIGUSR1) too, which is
 # its trial's worker's to answer; by default it would end this process, and the worker with it.
 # (So does a whole sweep run inside one SLURM job, whose warm workers answer it.)
@@ -232,6 +233,10 @@ def train(wildcards, params, output, threads, resources, log, confirm=False):
         "mlflow": {**SWEEP.mlflow, "results": "results", "source": CONFIG_SOURCE} if SWEEP.mlflow else None,
         "log": log[0],
     }
+    if not TRAINS_HERE and SWEEP.trials_per_gpu > 1:
+        # On a cluster, trials_per_gpu says that a group job's trials share its GPU: one that runs
+        # out of memory fails its job, unrecorded, and trains again on the job's next attempt.
+        task["gpu_shared"] = True
     if not SWEEP.tensorboard:
         shutil.rmtree(tensorboard_dir, ignore_errors=True)
     run_task(task)
