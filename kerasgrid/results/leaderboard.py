@@ -232,14 +232,15 @@ def write_best(leaderboard_path, objective: dict, path, source="the config", run
     return winner
 
 
-def winner_lines(best_params_path) -> list[str]:
-    """The console lines naming the winner, read back from best_params.yaml; first, where the versions
-    it trained with differ from the installed ones, a note saying so (kerasgrid.results.versions)."""
+def winner_lines(best_params_path, note: bool = True) -> list[str]:
+    """The console lines naming the winner, read back from best_params.yaml; first (with `note`: the
+    run's last lines, not the early ones), where the versions it trained with differ from the
+    installed ones, a note saying so (kerasgrid.results.versions)."""
     path = Path(best_params_path)
     if not path.exists():
         return []
     winner = yaml.safe_load(path.read_text(encoding="utf-8"))
-    note = versions.warning(winner.get("versions"), winner["trial_id"])
+    note = note and versions.warning(winner.get("versions"), winner["trial_id"])
     return [note] * bool(note) + format_winner(winner)
 
 

@@ -292,13 +292,9 @@ def strategy(settings: dict, source: str = "the config"):
     it trains on, as tf.config.list_logical_devices gives them.
 
     Mirrored training uses every GPU the process sees, else its logical CPU devices. Raises
-    ConfigError if that is a single device. On JAX and PyTorch (no strategy: the config refuses
-    mirrored there), the device by the backend's name for it, and TensorFlow is not imported.
+    ConfigError if that is a single device. TensorFlow's only: on JAX and PyTorch a trial has no
+    strategy (the config refuses mirrored there) and kerasgrid.trial.backends.devices names its device.
     """
-    from kerasgrid.trial import backends
-
-    if backends.of(settings) != "tensorflow":
-        return None, backends.devices(backends.of(settings))
     import tensorflow as tf
 
     gpus = [device.name for device in tf.config.list_logical_devices("GPU")]

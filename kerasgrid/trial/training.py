@@ -372,7 +372,9 @@ def run_trial(
     ident = checkpoint.identity(trial_id or run.out_dir.name, params, settings, run.epochs)
     state = _prepare(run, params, ident)
     backends.configure(backends.of(settings), threads, settings["seed"], cpu_devices=devices.cpu_devices(settings))
-    strategy, trains_on = devices.strategy(settings, source)
+    backend = backends.of(settings)
+    strategy, trains_on = (devices.strategy(settings, source) if backend == "tensorflow"
+                           else (None, backends.devices(backend)))
     record = _started_record(run, params, settings, state, trains_on)
     history_tmp = run.out_dir / f".history.csv.{os.getpid()}.tmp"
     if state and "step" in state:  # a checkpoint's: its rows so far

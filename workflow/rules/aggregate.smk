@@ -81,7 +81,7 @@ rule best_params:
     run:
         here(log, write_best, input.leaderboard, params.objective, output.best, source=params.source,
              rungs=params.rungs, seeds=params.seeds, fraction=params.fraction)
-        for line in winner_lines(output.best):
+        for line in winner_lines(output.best, note=False):  # the versions' note comes once, at the end
             print(line, flush=True)
 
 
