@@ -27,7 +27,8 @@ from kerasgrid.trial import backends
 # then every trial reruns; edits that change no result (comments, refactors) rerun nothing.
 # 2: validation in order, all of it by default (issue 29). 3: whole training arrays shuffled by a
 # seeded NumPy permutation per pass (the same batches on every Keras backend) instead of tf.data's
-# shuffle, on TensorFlow too: each trial on whole arrays would see other batches (issue 31).
+# shuffle, on TensorFlow too: each trial on whole arrays would see other batches; and predict_ms
+# timed on the last validation pass (issue 31).
 TRAINING_VERSION = 3
 
 

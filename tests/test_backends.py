@@ -84,7 +84,7 @@ def test_kerasgrid_check_builds_the_models_on_the_configs_backend(workflow):
 # save and load the model, record versions and devices. Nothing of it imports TensorFlow.
 ON_JAX = """
 import json, sys
-from kerasgrid.trial import backends, devices
+from kerasgrid.trial import backends
 backends.configure("jax", 1, seed=0)
 import keras, numpy as np
 sys.path.insert(0, "examples")
@@ -97,7 +97,7 @@ fitted = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
 saved = save_model(model, sys.argv[1])
 keras.models.load_model(saved["path"])
 print(json.dumps({"backend": keras.backend.backend(), "loss": fitted.history["loss"], "saved": saved["format"],
-                  "versions": versions("jax"), "devices": devices.strategy({"backend": "jax"})[1],
+                  "versions": versions("jax"), "devices": backends.devices("jax"),
                   "tensorflow": "tensorflow" in sys.modules}))
 """
 
