@@ -50,6 +50,7 @@ if SWEEP.several_objectives:
     include: "workflow/rules/pareto.smk"
 
 
+include: "workflow/rules/drawing.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/importance.smk"
 

@@ -4,7 +4,7 @@ imported Matplotlib and Optuna's fANOVA while the trials trained.
 Those imports cost about 2 s of CPU (scikit-learn and SciPy alone, for fANOVA's forest, about
 1 s), and a rule script pays them after the last trial, when nothing else is left to do, as does
 the Python and Snakemake start of every script job: the sweep's tail. So when a run will draw
-(rule plots or importance, workflow/rules/report.smk), the main `snakemake` process starts these
+(rule plots or importance; workflow/rules/drawing.smk), the main `snakemake` process starts these
 processes before its first job; each imports at the lowest priority (nice 19, in a thread of its
 own on Linux), taking the CPU that the trials leave idle, and then waits. The rules' `run:` blocks
 hand them their work, one task at a time each, and wait for its reply; the files and logs are

@@ -153,7 +153,7 @@ def run_started():
     runlock.claim()
     attempts.forget()  # errors of earlier runs: the user may have fixed their cause
     announce_size()  # the trials to train, the time left, a big sweep's warning (workflow/rules/running.smk)
-    start_drawers()  # they import while the trials train (workflow/rules/report.smk)
+    start_drawers()  # they import while the trials train (workflow/rules/drawing.smk)
 
 
 def cancel_scheduler_timers():
@@ -168,7 +168,7 @@ def cancel_scheduler_timers():
 
 
 def run_ended(leaderboard=None, best_params=None, best_model=None, training_data=None, mlflow_record=None):
-    DRAWERS.end()  # the drawers (workflow/rules/report.smk) end while the workers do
+    DRAWERS.end()  # the drawers (workflow/rules/drawing.smk) end while the workers do
     WORKERS.close()  # the warm workers (workflow/rules/running.smk)
     DRAWERS.close()
     runlock.release()

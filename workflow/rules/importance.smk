@@ -27,7 +27,7 @@ rule importance:
         seed=SWEEP.seed,  # fANOVA's random forest: the same trials give the same importances
         confirm=bool(SWEEP.confirm),
     # A run block, not a script: a warm drawer, which imported Optuna while the trials trained,
-    # computes and draws (draw, workflow/rules/report.smk).
+    # computes and draws (draw, workflow/rules/drawing.smk).
     run:
         draw("importance", log, leaderboard=input.leaderboard, objectives=params.objectives, space=params.space,
              seed=params.seed, table=output.table, plot=output.plot, rungs=params.rungs, seeds=params.seeds,
